@@ -1,0 +1,69 @@
+# neudep: reproducibility study of "Neural Dependencies Emerging from Learning Massive Categories".
+# `make test` and `make book` each set up their own virtualenv (.venv) on a fresh machine.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= default
+NEUDEP_DATA ?= $(abspath ../shared/data)
+NEUDEP_CACHE ?= $(abspath cache)
+OUTPUT_DIR ?= $(abspath outputs/$(PROFILE))
+PYTEST_ARGS ?=
+export NEUDEP_DATA NEUDEP_CACHE
+
+.PHONY: help setup test test-slow test-all lint hooks logits notebooks book book-test bench clean
+
+help:
+	@echo "make test            fast test suite (sets up .venv)"
+	@echo "make test-slow       slow tests (real models on more images)"
+	@echo "make logits          extract every logit cache the notebooks need (PROFILE=$(PROFILE))"
+	@echo "make notebooks       execute the notebooks with papermill (PROFILE=$(PROFILE))"
+	@echo "make book            logits + notebooks + jupyter-book -> book/_build/html"
+	@echo "make book PROFILE=smoke   quick preview"
+	@echo "make bench           benchmarks (extraction and CovLasso)"
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: python3.11 not found"; exit 1; }
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "neudep needs Python 3.11, got " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (neudep)" >/dev/null
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -m "slow" $(PYTEST_ARGS)
+
+test-all: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+hooks:
+	git config core.hooksPath .githooks
+
+logits: setup
+	$(PY) -m neudep_utils logits --profile $(PROFILE)
+
+notebooks: logits
+	$(PY) scripts/run_notebooks.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR)
+
+book: notebooks
+	$(PY) scripts/build_book.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR)
+
+book-test: setup
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/bench_extract.py
+	$(PY) benchmarks/bench_covlasso.py
+
+clean:
+	rm -rf book/_build book/executed book/generated outputs

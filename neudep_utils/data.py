@@ -1,0 +1,358 @@
+"""ImageNet-format image folders: discovery, manifests, labels and views.
+
+A folder holds ``<class>/<image>`` files. In ``"wnid"`` label mode the class folder is an ImageNet-1k
+WordNet id (``n01818515`` = macaw) and the label is its ImageNet-1k class index; in ``"folder"``
+mode (e.g. the 16 cue-conflict categories) the label is the index of the sorted folder name.
+
+Views: view 0 is the model's evaluation view (resize + centre crop); views ``1..K`` are seeded
+augmented views (random resized crop + horizontal flip), used only to enlarge *fit* sets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+SUBSETS = ("imagenet-val", "imagenet-sample", "cue-conflict")
+#: Folders with at most this many images have every file's bytes hashed into the manifest digest.
+CONTENT_HASH_LIMIT = 20_000
+
+
+class DataError(ValueError):
+    """A data folder or image is missing, malformed or mislabelled; the message says how to fix it."""
+
+
+# --------------------------------------------------------------------------------------------
+# ImageNet-1k class information
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageNetClasses:
+    """The 1000 ImageNet-1k classes in logit order: index, wnid and readable name."""
+
+    wnids: tuple[str, ...]
+    names: tuple[str, ...]
+
+    def index(self, wnid: str) -> int:
+        """Logit index of ``wnid``; raises :class:`DataError` when it is not an ImageNet-1k class."""
+        try:
+            return self._lookup()[wnid]
+        except KeyError:
+            raise DataError(
+                f"{wnid!r} is not an ImageNet-1k wnid; expected one of the 1000 synsets "
+                "(e.g. 'n01818515' = macaw)"
+            ) from None
+
+    def _lookup(self) -> dict[str, int]:
+        return _wnid_lookup(self.wnids)
+
+    def short_name(self, idx: int) -> str:
+        """First synonym of a class name (``'macaw'`` rather than the full synonym list)."""
+        return self.names[idx].split(",")[0].strip()
+
+    def __len__(self) -> int:
+        return len(self.wnids)
+
+
+@lru_cache(maxsize=4)
+def _wnid_lookup(wnids: tuple[str, ...]) -> dict[str, int]:
+    return {w: i for i, w in enumerate(wnids)}
+
+
+@lru_cache(maxsize=1)
+def imagenet_classes() -> ImageNetClasses:
+    """ImageNet-1k synsets as shipped by timm (``timm.data.ImageNetInfo``), in logit order."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo("imagenet-1k")
+    wnids = tuple(info.label_names())
+    names = tuple(info.index_to_description(i) for i in range(len(wnids)))
+    if len(wnids) != 1000:
+        raise RuntimeError(f"timm's ImageNet-1k info has {len(wnids)} classes, expected 1000")
+    return ImageNetClasses(wnids=wnids, names=names)
+
+
+# --------------------------------------------------------------------------------------------
+# Data root and folders
+# --------------------------------------------------------------------------------------------
+
+
+def default_data_root() -> Path:
+    """``$NEUDEP_DATA`` if set, else ``../shared/data`` beside the repository checkout."""
+    env = os.environ.get("NEUDEP_DATA")
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def data_root(path: str | os.PathLike[str] | None = None, require: Sequence[str] = ()) -> Path:
+    """Resolve and validate the data root (a folder holding imagenet-val/, imagenet-sample/, ...).
+
+    ``require`` lists subfolders that must exist (default: none beyond the root itself).
+    """
+    root = Path(path).expanduser() if path is not None else default_data_root()
+    hint = (
+        "set NEUDEP_DATA (or pass data_root) to a folder holding "
+        + ", ".join(f"{s}/" for s in SUBSETS)
+        + ", e.g. NEUDEP_DATA=../shared/data"
+    )
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist; {hint}")
+    missing = [s for s in require if not (root / s).is_dir()]
+    if missing:
+        raise DataError(f"data root {root} has no {', '.join(m + '/' for m in missing)}; {hint}")
+    return root.resolve()
+
+
+def resolve_folder(folder: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
+    """A folder given as a path, or as a name under the data root (``"imagenet-val"``)."""
+    p = Path(folder).expanduser()
+    if p.is_dir():
+        return p.resolve()
+    if not p.is_absolute():
+        base = data_root(root)
+        if (base / p).is_dir():
+            return (base / p).resolve()
+        raise DataError(
+            f"data folder {folder!r} not found as a path nor under the data root {base}; "
+            "expected an ImageNet-format folder <wnid>/<image> or one of "
+            + ", ".join(sorted(d.name for d in base.iterdir() if d.is_dir()))
+        )
+    raise DataError(f"data folder {p} does not exist; expected an ImageNet-format folder <wnid>/<image>")
+
+
+# --------------------------------------------------------------------------------------------
+# Manifests
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A deterministic list of the images of a folder (sorted relative paths) with their labels."""
+
+    root: Path
+    relpaths: tuple[str, ...]
+    labels: np.ndarray  # int64, class index (ImageNet logit index in wnid mode)
+    label_mode: str
+    class_names: tuple[str, ...]  # folder names, in label order for "folder" mode
+    digest: str  # sha256 over label mode, paths, labels, sizes (and contents for small folders)
+    skipped: tuple[tuple[str, str], ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.relpaths)
+
+    def path(self, i: int) -> Path:
+        """Absolute path of image ``i``."""
+        return self.root / self.relpaths[i]
+
+    @property
+    def image_ids(self) -> tuple[str, ...]:
+        """Image identifiers: the relative paths (``<class>/<file>``)."""
+        return self.relpaths
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> Manifest:
+        """A manifest with only the given images (in the given order), digest recomputed."""
+        idx = np.asarray(indices, dtype=np.int64)
+        rel = tuple(self.relpaths[i] for i in idx)
+        labels = self.labels[idx]
+        h = hashlib.sha256(self.digest.encode())
+        h.update(np.ascontiguousarray(idx).tobytes())
+        return Manifest(self.root, rel, labels, self.label_mode, self.class_names,
+                        h.hexdigest(), self.skipped)
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def scan_folder(
+    folder: str | os.PathLike[str],
+    label_mode: str = "wnid",
+    content_hash: bool | None = None,
+    verify: bool | None = None,
+) -> Manifest:
+    """Scan an ImageNet-format folder ``<class>/<image>`` into a :class:`Manifest`.
+
+    ``label_mode``: ``"wnid"`` (class folders are ImageNet-1k wnids; label = logit index) or
+    ``"folder"`` (label = index of the sorted class-folder name). ``content_hash`` hashes every
+    file's bytes into the digest (default: when the folder has at most ``CONTENT_HASH_LIMIT``
+    images); otherwise paths and sizes are hashed. ``verify`` opens each image header and skips
+    (with a warning) files PIL cannot identify (default: same rule as ``content_hash``).
+    Empty class folders and non-image files are skipped and reported in ``Manifest.skipped``.
+    """
+    if label_mode not in ("wnid", "folder"):
+        raise ValueError(f"label_mode must be 'wnid' or 'folder', got {label_mode!r}")
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DataError(
+            f"data folder {root} does not exist; expected an ImageNet-format folder <wnid>/<image>"
+        )
+    root = root.resolve()
+    class_dirs = sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise DataError(f"data folder {root} has no class subfolders; expected <wnid>/<image>")
+    classes = imagenet_classes() if label_mode == "wnid" else None
+    if classes is not None:
+        unknown = [c for c in class_dirs if c not in classes._lookup()]
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            raise DataError(
+                f"data folder {root} has {len(unknown)} class folder(s) that are not ImageNet-1k "
+                f"wnids ({shown}); expected <wnid>/<image> with wnids such as n01818515, or use "
+                "label_mode='folder' for other categories"
+            )
+    entries: list[tuple[str, int, int]] = []
+    skipped: list[tuple[str, str]] = []
+    for ci, cname in enumerate(class_dirs):
+        label = classes.index(cname) if classes is not None else ci
+        files = sorted(f.name for f in os.scandir(root / cname) if f.is_file())
+        images = [f for f in files if _is_image(f)]
+        skipped.extend((f"{cname}/{f}", "not an image file") for f in files if not _is_image(f))
+        if not images:
+            skipped.append((cname + "/", "empty class folder"))
+            continue
+        for f in images:
+            rel = f"{cname}/{f}"
+            entries.append((rel, label, (root / rel).stat().st_size))
+    if not entries:
+        raise DataError(f"data folder {root} has class subfolders but no images; expected <wnid>/<image>")
+    small = len(entries) <= CONTENT_HASH_LIMIT
+    do_hash = small if content_hash is None else content_hash
+    do_verify = small if verify is None else verify
+    if do_verify:
+        entries, bad = _verify_images(root, entries)
+        skipped.extend(bad)
+    if skipped:
+        warnings.warn(
+            f"{root}: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'}: "
+            + "; ".join(f"{p} ({why})" for p, why in skipped[:5])
+            + (" ..." if len(skipped) > 5 else ""),
+            stacklevel=2,
+        )
+    h = hashlib.sha256(f"neudep-manifest-v1|{label_mode}|hash={do_hash}\n".encode())
+    for rel, label, size in entries:
+        h.update(f"{rel}\t{label}\t{size}\n".encode())
+        if do_hash:
+            h.update(hashlib.sha256((root / rel).read_bytes()).digest())
+    return Manifest(
+        root=root,
+        relpaths=tuple(e[0] for e in entries),
+        labels=np.asarray([e[1] for e in entries], dtype=np.int64),
+        label_mode=label_mode,
+        class_names=tuple(class_dirs),
+        digest=h.hexdigest(),
+        skipped=tuple(skipped),
+    )
+
+
+def _verify_images(
+    root: Path, entries: list[tuple[str, int, int]]
+) -> tuple[list[tuple[str, int, int]], list[tuple[str, str]]]:
+    from PIL import Image
+
+    good, bad = [], []
+    for e in entries:
+        try:
+            with Image.open(root / e[0]) as im:
+                im.verify()
+        except Exception as exc:  # noqa: BLE001 - any decoder failure means unreadable
+            bad.append((e[0], f"unreadable image: {type(exc).__name__}"))
+        else:
+            good.append(e)
+    return good, bad
+
+
+# --------------------------------------------------------------------------------------------
+# Views and datasets
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """View 0 is the evaluation (centre-crop) view; ``n_aug`` seeded augmented views follow."""
+
+    n_aug: int = 0
+    seed: int = 0
+    scale: tuple[float, float] = (0.25, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n_aug < 0:
+            raise ValueError(f"n_aug must be >= 0, got {self.n_aug}")
+
+    @property
+    def n_views(self) -> int:
+        """Total number of views per image (centre view included)."""
+        return 1 + self.n_aug
+
+    def describe(self) -> dict:
+        """JSON-able description (part of the cache key)."""
+        if self.n_aug == 0:
+            return {"n_aug": 0}
+        return {"n_aug": self.n_aug, "seed": self.seed, "scale": list(self.scale),
+                "ratio": list(self.ratio), "hflip": self.hflip,
+                "kind": "RandomResizedCrop+HorizontalFlip"}
+
+
+def view_seed(base_seed: int, image_index: int, view_index: int) -> int:
+    """Deterministic per-(image, view) seed, independent of worker scheduling."""
+    h = hashlib.blake2b(f"{base_seed}:{image_index}:{view_index}".encode(), digest_size=8)
+    return int.from_bytes(h.digest(), "little") & 0x7FFF_FFFF
+
+
+PilFn = Callable[["object", int], "object"]
+
+
+class ViewDataset:
+    """Torch-style dataset of ``(tensor, image_index, view_index)`` for every (image, view).
+
+    ``preprocess`` is a :class:`neudep_utils.models.Preprocess`. ``pil_fn(img, seed)`` (optional)
+    is applied to each view after its geometric transform and before normalisation, e.g. an
+    ImageNet-C corruption of the 224x224 centre crop.
+    """
+
+    def __init__(self, manifest: Manifest, preprocess, views: ViewSpec = ViewSpec(),
+                 pil_fn: PilFn | None = None, indices: Sequence[int] | None = None):
+        self.manifest = manifest
+        self.preprocess = preprocess
+        self.views = views
+        self.pil_fn = pil_fn
+        self.indices = np.arange(len(manifest)) if indices is None else np.asarray(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices) * self.views.n_views
+
+    def __getitem__(self, k: int):
+        import torch
+        from PIL import Image
+
+        img_i = int(self.indices[k // self.views.n_views])
+        view_i = k % self.views.n_views
+        path = self.manifest.path(img_i)
+        try:
+            with Image.open(path) as im:
+                img = im.convert("RGB")
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(
+                f"cannot read image {path}: {type(exc).__name__}: {exc}; remove or replace the "
+                "file (scan_folder(verify=True) skips unreadable images)"
+            ) from exc
+        seed = view_seed(self.views.seed, img_i, view_i)
+        if view_i == 0:
+            img = self.preprocess.eval_geometric(img)
+        else:
+            torch.manual_seed(seed)
+            img = self.preprocess.aug_geometric(self.views)(img)
+        if self.pil_fn is not None:
+            img = self.pil_fn(img, seed)
+        return self.preprocess.to_tensor(img), img_i, view_i

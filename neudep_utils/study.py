@@ -1,0 +1,72 @@
+"""Study profiles: which models, folders and views each profile of the notebooks reads.
+
+``smoke``: Lite0 only, centre views, for CI. ``default``: the full embedded study (three
+EfficientNet-Lite models, one augmented view per image for fit sets). ``full``: hub models on a full
+ImageNet-format folder given by ``$NEUDEP_IMAGENET`` (needs internet once for the weights).
+
+``make logits PROFILE=...`` (``python -m neudep_utils logits --profile ...``) extracts everything a
+profile needs, so notebooks only read the cache.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """One cache entry a profile needs."""
+
+    model: str
+    folder: str  # a path, or a subset name under the data root
+    views: int = 0
+    label_mode: str = "wnid"
+    mode: str = "full"
+
+    def kwargs(self) -> dict:
+        """Keyword arguments for :func:`neudep_utils.cache.extract`."""
+        return {"model": self.model, "folder": self.folder, "views": self.views,
+                "label_mode": self.label_mode, "mode": self.mode}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Models, folders and views of one study profile."""
+
+    name: str
+    models: tuple[str, ...]
+    folders: tuple[str, ...]
+    fit_views: int
+    extra: tuple[Extraction, ...] = field(default=())
+
+    def extractions(self) -> list[Extraction]:
+        """Every cache entry the notebooks of this profile read."""
+        out = [Extraction(m, f, self.fit_views) for m in self.models for f in self.folders]
+        return out + list(self.extra)
+
+
+CUE_CONFLICT_SETS = ("cue-conflict/cue-conflict", "cue-conflict/edges", "cue-conflict/silhouettes")
+
+
+def get_profile(name: str) -> Profile:
+    """The named profile (``smoke``, ``default`` or ``full``)."""
+    if name == "smoke":
+        return Profile("smoke", ("efficientnet_lite0",), ("imagenet-val", "imagenet-sample"), 0)
+    if name == "default":
+        cue = tuple(Extraction("efficientnet_lite0", s, 0, label_mode="folder")
+                    for s in CUE_CONFLICT_SETS)
+        return Profile("default", EMBEDDED_MODELS, ("imagenet-val", "imagenet-sample"), 1, cue)
+    if name == "full":
+        root = os.environ.get("NEUDEP_IMAGENET")
+        if not root:
+            raise ValueError("profile 'full' needs NEUDEP_IMAGENET=/path/to/imagenet (a folder "
+                             "with train/ and val/ in <wnid>/<image> layout)")
+        models = tuple(os.environ.get("NEUDEP_MODELS", "resnet50,swin_tiny_patch4_window7_224")
+                       .split(","))
+        return Profile("full", models, (os.path.join(root, "val"),), 0,
+                       tuple(Extraction(m, os.path.join(root, "train"), 0, mode="moments")
+                             for m in models))
+    raise ValueError(f"unknown profile {name!r}; expected 'smoke', 'default' or 'full'")

@@ -1,0 +1,50 @@
+"""Shared fixtures: the real shared data (../shared/data or $NEUDEP_DATA) and small copies of it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_root() -> Path:
+    root = Path(os.environ.get("NEUDEP_DATA", REPO.parent / "shared" / "data"))
+    if not (root / "imagenet-val").is_dir():
+        pytest.fail(f"shared data not found at {root}: set NEUDEP_DATA to the folder holding "
+                    "imagenet-val/, imagenet-sample/, cue-conflict/ (e.g. ../shared/data)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The shared data folder (read-only)."""
+    return _data_root()
+
+
+def copy_images(src_root: Path, dst: Path, n_classes: int, per_class: int = 2) -> Path:
+    """Copy the first ``n_classes`` class folders (``per_class`` images each) into ``dst``."""
+    classes = [p for p in sorted(src_root.iterdir())
+               if p.is_dir() and len(list(p.iterdir())) >= per_class][:n_classes]
+    for c in classes:
+        (dst / c.name).mkdir(parents=True, exist_ok=True)
+        for f in sorted(c.iterdir())[:per_class]:
+            shutil.copy(f, dst / c.name / f.name)
+    return dst
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path, data_root: Path) -> Path:
+    """A writable ImageNet-format folder of 10 real validation images (5 classes x 2)."""
+    return copy_images(data_root / "imagenet-val", tmp_path / "tiny", n_classes=5)
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """The embedded EfficientNet-Lite0, loaded once per session."""
+    from neudep_utils.models import load_model
+
+    return load_model("efficientnet_lite0")
