@@ -19,6 +19,7 @@ checksum, truncated zip, wrong key) is detected on load and rebuilt with a warni
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -229,6 +230,14 @@ def shard_indices(n_images: int, shard: tuple[int, int] | None) -> np.ndarray:
     return np.arange(n_images * k // n, n_images * (k + 1) // n)
 
 
+@functools.lru_cache(maxsize=3)
+def _load_model_cached(name: str):
+    """Load a model once per process (extraction of several folders reuses it)."""
+    from .models import load_model
+
+    return load_model(name)
+
+
 def best_device() -> str:
     """``cuda`` when a GPU is present, else ``cpu``."""
     import torch
@@ -386,7 +395,7 @@ def extract(
     ``mode="moments"`` keeps only the streamed moments (count, sum f, sum f f^T) for huge folders.
     ``on_chunk(i)`` is called after each chunk is saved (used by tests to simulate interruptions).
     """
-    from .models import canonical_name, load_model
+    from .models import canonical_name
 
     if isinstance(views, int):
         views = ViewSpec(n_aug=views, seed=seed)
@@ -396,7 +405,7 @@ def extract(
     spec = ExtractSpec(model=canonical_name(model), folder=folder_path, views=views,
                        label_mode=label_mode, corruption=corruption, pil_fn=pil_fn,
                        shard=parse_shard(shard), mode=mode, features=features)
-    loaded = load_model(spec.model)
+    loaded = _load_model_cached(spec.model)
     key = make_key(spec, manifest, loaded=loaded)
     edir = entry_dir(key, Path(cache_dir) if cache_dir else None)
     cached = _read_entry(key, edir, manifest)
@@ -531,13 +540,13 @@ def merge_shards(model: str, folder: str | os.PathLike[str], n_shards: int,
     The merged moments are the sums of the shards' moments; per-image arrays are concatenated in
     manifest order. Raises :class:`CacheError` naming the missing shards.
     """
-    from .models import canonical_name, load_model
+    from .models import canonical_name
 
     if isinstance(views, int):
         views = ViewSpec(n_aug=views, seed=seed)
     folder_path = resolve_folder(folder)
     manifest = scan_folder(folder_path, label_mode=label_mode)
-    loaded = load_model(model)
+    loaded = _load_model_cached(canonical_name(model))
     base = ExtractSpec(model=canonical_name(model), folder=folder_path, views=views,
                        label_mode=label_mode, corruption=corruption, mode=mode, features=features)
     cdir = Path(cache_dir) if cache_dir else None
