@@ -55,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     pm = sub.add_parser("merge", help="merge shards 0/N..N-1/N into one cache entry")
     _common(pm)
     pm.add_argument("--shards", type=int, required=True)
+    pc = sub.add_parser("covariance", help="write a model's logit second moment S (.npy) from the cache")
+    pc.add_argument("--model", required=True)
+    pc.add_argument("--data", nargs="+", required=True, help="one or more folders (pooled)")
+    pc.add_argument("--views", type=int, default=0)
+    pc.add_argument("--center", action="store_true", help="centred covariance instead of E[f f^T]")
+    pc.add_argument("--out", required=True, help="output .npy path")
+    pc.add_argument("--cache-dir", default=None)
     pl = sub.add_parser("logits", help="extract everything a study profile needs")
     pl.add_argument("--profile", default="default", help="smoke, default or full")
     pl.add_argument("--cache-dir", default=None)
@@ -74,6 +81,18 @@ def main(argv: list[str] | None = None) -> int:
                               label_mode=args.label_mode, mode=args.mode,
                               features=not args.no_features, cache_dir=args.cache_dir)
             _report(ls, time.perf_counter() - t0)
+        elif args.cmd == "covariance":
+            import numpy as np
+
+            mom = None
+            for d in args.data:
+                ls = extract(args.model, d, args.views, cache_dir=args.cache_dir, progress=True)
+                mom = ls.moments if mom is None else mom + ls.moments
+            S = mom.second_moment(center=args.center)
+            np.save(args.out, S)
+            print(f"wrote {args.out}: {S.shape[0]}x{S.shape[1]} "
+                  f"{'centred covariance' if args.center else 'second moment'} from "
+                  f"{mom.count} logit vectors")
         elif args.cmd == "logits":
             from .study import get_profile
 
