@@ -25,11 +25,19 @@ class Extraction:
     views: int = 0
     label_mode: str = "wnid"
     mode: str = "full"
+    corruption: str | None = None  # e.g. "imagecorruptions:gaussian_noise:3" (robustness.py)
+    subset: int | None = None  # a seeded subset of this many images (robustness.subset_indices)
 
     def kwargs(self) -> dict:
         """Keyword arguments for :func:`neudep_utils.cache.extract`."""
-        return {"model": self.model, "folder": self.folder, "views": self.views,
-                "label_mode": self.label_mode, "mode": self.mode}
+        out = {"model": self.model, "folder": self.folder, "views": self.views,
+               "label_mode": self.label_mode, "mode": self.mode}
+        if self.corruption is not None or self.subset is not None:
+            from .robustness import extraction_kwargs
+
+            out.update(extraction_kwargs(self.folder, self.label_mode, self.corruption,
+                                         self.subset))
+        return out
 
 
 @dataclass(frozen=True)
@@ -51,14 +59,26 @@ class Profile:
 CUE_CONFLICT_SETS = ("cue-conflict/cue-conflict", "cue-conflict/edges", "cue-conflict/silhouettes")
 
 
+def _robustness_extractions(profile: str) -> tuple[Extraction, ...]:
+    """Notebook 04: Lite0 on the cue-conflict sets and on corrupted copies of a seeded subset of
+    the held-out eval images (see :mod:`neudep_utils.robustness`)."""
+    from .robustness import EVAL_FOLDER, N_EVAL, corruption_grid
+
+    cue = tuple(Extraction("efficientnet_lite0", s, 0, label_mode="folder")
+                for s in CUE_CONFLICT_SETS)
+    corr = tuple(Extraction("efficientnet_lite0", EVAL_FOLDER, 0, corruption=c,
+                            subset=N_EVAL[profile]) for c in corruption_grid(profile))
+    return cue + corr
+
+
 def get_profile(name: str) -> Profile:
     """The named profile (``smoke``, ``default`` or ``full``)."""
     if name == "smoke":
-        return Profile("smoke", ("efficientnet_lite0",), ("imagenet-val", "imagenet-sample"), 0)
+        return Profile("smoke", ("efficientnet_lite0",), ("imagenet-val", "imagenet-sample"), 0,
+                       _robustness_extractions("smoke"))
     if name == "default":
-        cue = tuple(Extraction("efficientnet_lite0", s, 0, label_mode="folder")
-                    for s in CUE_CONFLICT_SETS)
-        return Profile("default", EMBEDDED_MODELS, ("imagenet-val", "imagenet-sample"), 1, cue)
+        return Profile("default", EMBEDDED_MODELS, ("imagenet-val", "imagenet-sample"), 1,
+                       _robustness_extractions("default"))
     if name == "full":
         root = os.environ.get("NEUDEP_IMAGENET")
         if not root:

@@ -1,0 +1,73 @@
+"""Tests of corruptions, 16-category decisions, shape bias and head fine-tuning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from neudep_utils import robustness as RB
+
+
+def test_corruption_names_and_determinism() -> None:
+    name = RB.corruption_name("gaussian_noise", 3)
+    assert RB.parse_corruption(name) == ("gaussian_noise", 3)
+    with pytest.raises(ValueError):
+        RB.parse_corruption("gaussian_noise:3")
+    with pytest.raises(ValueError):
+        RB.corruption_fn("imagecorruptions:not_a_corruption:2")
+    fn = RB.corruption_fn(name)
+    img = Image.fromarray(np.full((224, 224, 3), 128, np.uint8))
+    a, b, c = (np.asarray(fn(img, s)) for s in (7, 7, 8))
+    assert a.shape == (224, 224, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert len(RB.corruption_grid("default")) >= 18
+    assert len({RB.parse_corruption(n)[0] for n in RB.corruption_grid("default")}) >= 6
+
+
+def test_subset_indices_and_extraction_kwargs(data_root) -> None:
+    idx = RB.subset_indices(1000, 100)
+    assert len(idx) == 100 and np.array_equal(idx, RB.subset_indices(1000, 100))
+    kw = RB.extraction_kwargs("imagenet-val", "wnid", RB.corruption_name("contrast", 1), 100)
+    man, pos = RB.subset_manifest("imagenet-val", 100)
+    assert kw["manifest"].digest == man.digest and len(man) == 100
+    assert kw["corruption"] == "imagecorruptions:contrast:1"
+
+
+def test_decisions_and_shape_bias() -> None:
+    idx = [np.array([0, 1]), np.array([2])]
+    logits = np.full((3, 5), -10.0)
+    logits[0, 0] = 5  # category 0
+    logits[1, 2] = 5  # category 1
+    logits[2, 1] = 5
+    np.testing.assert_array_equal(RB.decisions16(logits, idx), [0, 1, 0])
+    names = ["cat", "dog"]
+    shape, tex = RB.cue_conflict_labels(["cat/cat1-dog2.png", "dog/dog1-cat3.png",
+                                         "cat/cat2-cat1.png"], names)
+    np.testing.assert_array_equal(shape, [0, 1, 0])
+    sb = RB.shape_bias(np.array([0, 0, 1]), shape, tex)  # shape hit, texture hit; 3rd excluded
+    assert sb["n_images"] == 2 and sb["shape_bias"] == pytest.approx(0.5)
+
+
+def test_categories16_map_to_imagenet(data_root) -> None:
+    names, idx = RB.category_index_map(RB.load_categories16(data_root / "cue-conflict" /
+                                                            "categories16.json"))
+    assert len(names) == 16 and all(len(i) >= 1 for i in idx)
+
+
+@pytest.mark.parametrize("kind", RB.REGULARIZERS)
+def test_finetune_head_runs_and_is_deterministic(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    n, d = 6, 8
+    W0, b0 = rng.normal(size=(n, d)), rng.normal(size=n)
+    H = rng.normal(size=(40, 2, d)).astype(np.float32)
+    y = rng.integers(0, n, 40)
+    F = H.reshape(-1, d) @ W0.T + b0
+    theta = RB.dependency_matrix(F, 0.3)
+    assert theta.shape == (n, n) and np.all(np.diag(theta) == 0)
+    ctx = RB.RegContext(W0, b0, theta, F.var(0))
+    a = RB.finetune_head(H, y, ctx, kind, 1.0, steps=5, lr=1e-2, batch=16, seed=1)
+    b = RB.finetune_head(H, y, ctx, kind, 1.0, steps=5, lr=1e-2, batch=16, seed=1)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.allclose(a[0], W0)
+    assert RB.top1(H[:, 0], y, *a).shape == (40,)
