@@ -52,14 +52,22 @@ hooks:
 logits: setup
 	$(PY) -m neudep_utils logits --profile $(PROFILE)
 
+# NOTEBOOK_ARGS, e.g. "--only 01 --force" or "-p seed 1"; unchanged notebooks are skipped.
 notebooks: logits
-	$(PY) scripts/run_notebooks.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR)
+	$(PY) scripts/run_notebooks.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR) $(NOTEBOOK_ARGS)
 
+# Sphinx warnings are errors (BOOK_ARGS=--no-strict relaxes that); HTML in book/_build/html.
 book: notebooks
-	$(PY) scripts/build_book.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR)
+	$(PY) scripts/build_book.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR) $(BOOK_ARGS)
 
-book-test: setup
-	$(PY) -m pytest -m browser $(PYTEST_ARGS)
+# Opens every page of the built book in headless chromium (Debian's package, installed here when
+# missing and running as root); saves book/_build/html/claims-screenshot.png.
+book-test: book
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "book-test: chromium missing; run: sudo apt-get install -y chromium"; fi; }
+	$(PY) -m pytest -m browser tests/test_book_browser.py $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/bench_extract.py

@@ -1,0 +1,248 @@
+"""Execute the study's notebooks with papermill; executed copies go to ``book/executed/``.
+
+Every ``notebooks/NN_*.ipynb`` is run with cwd ``notebooks/``, the ``python3`` kernel (the
+virtualenv's own interpreter) and the parameters ``profile`` and ``output_dir`` (plus any given
+with ``-p``). Each notebook writes ``<output_dir>/<stem>.json``; this script records the wall time
+of each run in ``<output_dir>/runtimes.json``.
+
+A notebook whose fingerprint (its source, the profile and parameters, the source of
+``neudep_utils``, the data manifest and the installed package versions) is unchanged since its last
+successful run, and whose executed copy and JSON result are still there, is not run again (its
+executed copy is restored from ``<output_dir>/executed/``); ``--force`` runs it anyway.
+
+Examples::
+
+    python scripts/run_notebooks.py --profile smoke --output-dir outputs/smoke
+    python scripts/run_notebooks.py --only 01 -p lam_rel 0.05 --output-dir outputs/lam005
+
+Exit status 1 when a cell fails; the message names the notebook and the cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+EXECUTED = REPO / "book" / "executed"
+RUNTIMES = "runtimes.json"
+
+
+def discover(notebook_dir: Path = NOTEBOOKS, only: list[str] | None = None) -> list[Path]:
+    """The study notebooks ``NN_*.ipynb`` in order; ``only`` keeps those matching a prefix/stem."""
+    found = sorted(notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not only:
+        return found
+    keep = [p for p in found if any(p.stem == o or p.stem.startswith(o) or p.name == o
+                                    for o in only)]
+    missing = [o for o in only if not any(p.stem.startswith(o) or p.name == o for p in found)]
+    if missing:
+        raise SystemExit(f"error: no notebook matches {missing} in {notebook_dir} "
+                         f"(have: {[p.stem for p in found]})")
+    return keep
+
+
+def parse_value(text: str) -> Any:
+    """A parameter value from the command line: a Python literal, else the string itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _hash_tree(h: Any, root: Path, pattern: str) -> None:
+    for p in sorted(root.rglob(pattern)):
+        if "__pycache__" in p.parts:
+            continue
+        h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+
+
+def data_fingerprint() -> str:
+    """sha256 of the data folder's MANIFEST.sha256 (or of its file listing when absent)."""
+    root = Path(os.environ.get("NEUDEP_DATA", REPO.parent / "shared" / "data"))
+    manifest = root / "MANIFEST.sha256"
+    h = hashlib.sha256(str(root.resolve()).encode())
+    if manifest.is_file():
+        h.update(manifest.read_bytes())
+    elif root.is_dir():
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                h.update(f"{p.relative_to(root)}\t{p.stat().st_size}\n".encode())
+    return h.hexdigest()
+
+
+def environment_fingerprint() -> str:
+    """sha256 of the installed distributions (name==version), the python version and env vars."""
+    h = hashlib.sha256(sys.version.encode())
+    dists = sorted(f"{d.metadata['Name']}=={d.version}"
+                   for d in importlib.metadata.distributions() if d.metadata["Name"])
+    h.update("\n".join(dists).encode())
+    for var in ("NEUDEP_IMAGENET", "NEUDEP_MODELS", "NEUDEP_CACHE", "HF_HUB_OFFLINE"):
+        h.update(f"{var}={os.environ.get(var, '')}\n".encode())
+    return h.hexdigest()
+
+
+def fingerprint(notebook: Path, parameters: dict[str, Any], shared: str) -> str:
+    """What a notebook's run depends on: its bytes, the parameters and ``shared`` (code, data, env)."""
+    h = hashlib.sha256(notebook.read_bytes())
+    h.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+    h.update(shared.encode())
+    return h.hexdigest()
+
+
+def shared_fingerprint() -> str:
+    """Fingerprint of everything every notebook depends on besides its own source."""
+    import importlib.util
+
+    h = hashlib.sha256()
+    spec = importlib.util.find_spec("neudep_utils")  # the copy the kernel imports
+    pkg = Path(spec.origin).parent if spec and spec.origin else REPO / "neudep_utils"
+    _hash_tree(h, pkg, "*.py")
+    h.update(data_fingerprint().encode())
+    h.update(environment_fingerprint().encode())
+    return h.hexdigest()
+
+
+def load_runtimes(output_dir: Path) -> dict[str, Any]:
+    """``<output_dir>/runtimes.json`` (empty when absent or unreadable)."""
+    try:
+        return json.loads((output_dir / RUNTIMES).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def save_runtimes(output_dir: Path, runtimes: dict[str, Any]) -> None:
+    """Write ``runtimes.json`` atomically."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir / f".{RUNTIMES}.tmp"
+    tmp.write_text(json.dumps(runtimes, indent=1, sort_keys=True))
+    os.replace(tmp, output_dir / RUNTIMES)
+
+
+def check_kernel() -> None:
+    """Fail early when the ``python3`` kernel would not run this interpreter's environment."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    exe = spec.argv[0]
+    if exe in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
+        return  # jupyter_client substitutes sys.executable for a bare "python"
+    if Path(exe).resolve() != Path(sys.executable).resolve():
+        raise SystemExit(f"error: the 'python3' kernel ({spec.resource_dir}) runs {exe}, not this "
+                         f"environment's {sys.executable}; reinstall it with `{sys.executable} -m "
+                         "ipykernel install --sys-prefix --name python3`")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """'cell N (execution count M): Error: message' for a papermill execution error."""
+    cell = getattr(exc, "cell_index", None)
+    count = getattr(exc, "exec_count", None)
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc))
+    where = f"cell {cell} of the executed copy" if cell is not None else "a cell"
+    if count is not None:
+        where += f" (execution count {count})"
+    return f"{where}: {ename}: {str(evalue).strip().splitlines()[0] if evalue else ''}"
+
+
+def run_one(nb: Path, executed: Path, parameters: dict[str, Any], timeout: int | None) -> None:
+    """Execute ``nb`` into ``executed`` (raises papermill's error when a cell fails)."""
+    import papermill as pm
+
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(str(nb), str(executed), parameters=parameters, cwd=str(nb.parent),
+                        kernel_name="python3", progress_bar=False, log_output=False,
+                        execution_timeout=timeout, report_mode=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="default", help="smoke, default or full")
+    ap.add_argument("--output-dir", default=None, help="default: outputs/<profile>")
+    ap.add_argument("--only", nargs="+", default=None,
+                    help="run only these notebooks (number prefix or stem, e.g. 01 03)")
+    ap.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                    metavar=("NAME", "VALUE"), help="extra notebook parameter (Python literal)")
+    ap.add_argument("--force", action="store_true", help="run even when unchanged")
+    ap.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    ap.add_argument("--notebook-dir", default=str(NOTEBOOKS), help=argparse.SUPPRESS)
+    ap.add_argument("--executed-dir", default=str(EXECUTED), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    output_dir = Path(args.output_dir or REPO / "outputs" / args.profile).resolve()
+    executed_dir = Path(args.executed_dir).resolve()
+    notebooks = discover(Path(args.notebook_dir), args.only)
+    if not notebooks:
+        print(f"error: no notebooks NN_*.ipynb in {args.notebook_dir}", file=sys.stderr)
+        return 1
+    check_kernel()
+    parameters = {"profile": args.profile, "output_dir": str(output_dir)}
+    parameters.update({k: parse_value(v) for k, v in args.param})
+    shared = shared_fingerprint()
+    runtimes = load_runtimes(output_dir)
+    if args.only is None:  # drop executed copies of notebooks that no longer exist
+        stems = {p.stem for p in notebooks}
+        for stale in executed_dir.glob("*.ipynb"):
+            if stale.stem not in stems:
+                stale.unlink()
+    failures: list[str] = []
+    for nb in notebooks:
+        stem = nb.stem
+        fp = fingerprint(nb, parameters, shared)
+        keep = output_dir / "executed" / nb.name
+        prev = runtimes.get(stem, {})
+        unchanged = (prev.get("fingerprint") == fp and prev.get("status") == "ok"
+                     and keep.is_file() and (output_dir / f"{stem}.json").is_file())
+        if unchanged and not args.force:
+            executed_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(keep, executed_dir / nb.name)
+            print(f"== {stem}: unchanged since its run of {prev.get('finished', '?')} "
+                  f"({prev.get('runtime_s', 0):.0f} s); skipped (--force to rerun)", flush=True)
+            continue
+        print(f"== {stem}: running (profile {args.profile})", flush=True)
+        (output_dir / f"{stem}.json").unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        status, message = "ok", ""
+        try:
+            run_one(nb, keep, parameters, args.timeout)
+        except Exception as exc:  # papermill's PapermillExecutionError, or a kernel death
+            status, message = "failed", describe_failure(exc)
+        seconds = time.perf_counter() - t0
+        if status == "ok" and not (output_dir / f"{stem}.json").is_file():
+            status, message = "failed", (f"it ran but wrote no {output_dir / (stem + '.json')} "
+                                         "(call neudep_utils.report.write_results at its end)")
+        if keep.is_file():
+            executed_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(keep, executed_dir / nb.name)
+        runtimes[stem] = {"runtime_s": round(seconds, 2), "status": status, "fingerprint": fp,
+                          "profile": args.profile, "parameters": parameters,
+                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        save_runtimes(output_dir, runtimes)
+        if status == "ok":
+            print(f"   {stem}: done in {seconds:.1f} s", flush=True)
+        else:
+            msg = f"notebook {nb.relative_to(nb.parent.parent)} failed at {message}"
+            print(f"error: {msg}\n   executed copy with the traceback: {keep}", file=sys.stderr,
+                  flush=True)
+            failures.append(msg)
+    if failures:
+        print(f"error: {len(failures)} notebook(s) failed:\n  " + "\n  ".join(failures),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
