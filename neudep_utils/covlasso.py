@@ -810,15 +810,59 @@ def _residual_raw(S: np.ndarray, coef: np.ndarray, targets: np.ndarray) -> np.nd
     return np.maximum(sii - 2.0 * ts + tq, 0.0)
 
 
+def _lstsq_batched(S: np.ndarray, targets: np.ndarray, allowed: np.ndarray, coef: np.ndarray,
+                   rcond: float = 1e-10) -> np.ndarray:
+    """Least squares for groups of targets sharing one allowed block, one factorization a group.
+
+    Targets whose allowed set plus themselves is a shared set ``C`` use the inverse of ``S_CC``
+    (``theta = -P[:, i] / P_ii``); targets sharing the allowed set itself (cross-model blocks) use
+    one eigen-solve of ``S_CC`` for all their right-hand sides. Only well-conditioned blocks
+    (``lambda_min > rcond * lambda_max``) are handled; returns the mask of targets solved.
+    """
+    T, n = allowed.shape
+    done = np.zeros(T, dtype=bool)
+    with_t = allowed.copy()
+    with_t[np.arange(T), targets] = True
+    for keys, include_target in ((with_t, True), (allowed, False)):
+        groups: dict[bytes, list[int]] = {}
+        for t in np.flatnonzero(~done):
+            groups.setdefault(np.packbits(keys[t]).tobytes(), []).append(int(t))
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            C = np.flatnonzero(keys[members[0]])
+            if C.size == 0:
+                continue
+            w, V = np.linalg.eigh(S[np.ix_(C, C)])
+            if not (w[0] > rcond * max(w[-1], 0.0) > 0):
+                continue
+            m = np.asarray(members)
+            if include_target:
+                P = (V / w) @ V.T  # inverse of S_CC
+                pos = np.searchsorted(C, targets[m])
+                sol = -P[:, pos] / P[pos, pos]  # (|C|, len(m))
+                sol[pos, np.arange(m.size)] = 0.0
+            else:
+                sol = (V / w) @ (V.T @ S[np.ix_(C, targets[m])])
+            coef[np.ix_(m, C)] = sol.T
+            done[m] = True
+    return done
+
+
 def _lstsq_targets(
     S: np.ndarray, targets: np.ndarray, allowed: np.ndarray, coef: np.ndarray
 ) -> None:
     """Min-norm least squares per target on its allowed block, through a factor of S."""
+    todo = ~_lstsq_batched(S, targets, allowed, coef)
+    if not todo.any():
+        return
     w, V = np.linalg.eigh(S)
     cut = max(w.max(), 0.0) * S.shape[0] * _EPS
     keep = w > cut
     X = np.sqrt(w[keep])[:, None] * V[:, keep].T  # (r, n), S ~= X^T X
     for t, i in enumerate(targets):
+        if not todo[t]:
+            continue
         a = np.flatnonzero(allowed[t])
         if a.size == 0 or X.shape[0] == 0:
             continue

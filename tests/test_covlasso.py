@@ -291,3 +291,24 @@ def test_kkt_property(prob):
         assert np.all(np.abs(g[t, off]) <= lam[t] + tol)
         assert np.allclose(g[t, on], -lam[t] * np.sign(res.coef[t, on]), atol=tol)
         assert res.gap[t] <= 1e-6 * res.objective[t] + 1e-12 * scale
+
+
+def test_lam0_batched_matches_per_target_lstsq():
+    """All-target lam = 0 (one factorization per shared block) equals per-target least squares."""
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((400, 60))
+    S = A.T @ A / 400
+    w, V = np.linalg.eigh(S)
+    X = np.sqrt(w)[:, None] * V.T
+    res = cl.solve(S, 0.0)
+    cand = np.zeros(60, dtype=bool)
+    cand[30:] = True
+    cross = cl.solve(S, 0.0, np.arange(30), cand)
+    for i in (0, 17, 59):
+        a = np.setdiff1d(np.arange(60), [i])
+        ref = np.linalg.lstsq(X[:, a], X[:, i], rcond=None)[0]
+        np.testing.assert_allclose(res.coef[i, a], ref, rtol=1e-8, atol=1e-10)
+        assert res.coef[i, i] == 0.0
+    ref = np.linalg.lstsq(X[:, 30:], X[:, 5], rcond=None)[0]
+    np.testing.assert_allclose(cross.coef[5, 30:], ref, rtol=1e-8, atol=1e-10)
+    assert np.all(cross.coef[:, :30] == 0.0)
