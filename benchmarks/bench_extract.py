@@ -54,7 +54,7 @@ def cached_path(model_name: str, folder, manifest, batch_size: int, workers: int
 
 
 def main() -> None:
-    """Run both paths (cached path first and again last, to even out warm-up) and print ratios."""
+    """Run both paths twice, interleaved, and print images/second and the ratio of the best runs."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="efficientnet_lite0")
     ap.add_argument("--data", default="imagenet-val")
@@ -76,16 +76,19 @@ def main() -> None:
     load_model(args.model)  # warm the file cache / imports for both
     print(f"model {args.model}, {len(paths)} images from {folder}, batch {args.batch_size}, "
           f"torch threads {torch.get_num_threads()}")
+    # interleaved, two runs each, best of each: warm-up and background load hit both alike
+    p1, lp = plain_loop(args.model, paths, args.batch_size)
     c1, lc = cached_path(args.model, folder, manifest, args.batch_size, args.workers)
-    p, lp = plain_loop(args.model, paths, args.batch_size)
+    p2, _ = plain_loop(args.model, paths, args.batch_size)
     c2, _ = cached_path(args.model, folder, manifest, args.batch_size, args.workers)
-    cached = max(c1, c2)
+    cached, p = max(c1, c2), max(p1, p2)
     agree = float((lc.argmax(1) == lp.argmax(1)).mean())
     print(f"{'path':<34}{'images/s':>10}")
-    print(f"{'plain timm loop (1 process)':<34}{p:>10.1f}")
+    print(f"{'plain timm loop (run 1)':<34}{p1:>10.1f}")
+    print(f"{'plain timm loop (run 2)':<34}{p2:>10.1f}")
     print(f"{'neudep cached extraction (run 1)':<34}{c1:>10.1f}")
     print(f"{'neudep cached extraction (run 2)':<34}{c2:>10.1f}")
-    print(f"ratio cached/plain: {cached / p:.2f}x (goal >= 1.3x); top-1 predictions agree on "
+    print(f"ratio cached/plain (best of two each): {cached / p:.2f}x (goal >= 1.3x); top-1 predictions agree on "
           f"{agree:.3f} of images; max |logit diff| {np.abs(lc - lp).max():.2e}")
 
 
