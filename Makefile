@@ -12,7 +12,7 @@ OUTPUT_DIR ?= $(abspath outputs/$(PROFILE))
 PYTEST_ARGS ?=
 export NEUDEP_DATA NEUDEP_CACHE
 
-.PHONY: help setup test test-slow test-all lint hooks logits notebooks book book-test bench clean
+.PHONY: help system-deps setup test test-slow test-all lint hooks logits notebooks book book-test bench clean
 
 help:
 	@echo "make test            fast test suite (sets up .venv)"
@@ -22,6 +22,14 @@ help:
 	@echo "make book            logits + notebooks + jupyter-book -> book/_build/html"
 	@echo "make book PROFILE=smoke   quick preview"
 	@echo "make bench           benchmarks (extraction and CovLasso)"
+
+# Debian packages (root): WordNet 3.0 for notebook 01's semantic families (it falls back to coarse
+# ImageNet groups without it, and says so) and chromium for the browser test of the book.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends wordnet-base chromium >/dev/null; \
+	else echo "system-deps: run as root (or: sudo apt-get install wordnet-base chromium)"; fi
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: python3.11 not found"; exit 1; }

@@ -1,8 +1,9 @@
 """Study profiles: which models, folders and views each profile of the notebooks reads.
 
-``smoke``: Lite0 only, centre views, for CI. ``default``: the full embedded study (three
-EfficientNet-Lite models, one augmented view per image for fit sets). ``full``: hub models on a full
-ImageNet-format folder given by ``$NEUDEP_IMAGENET`` (needs internet once for the weights).
+``smoke``: Lite0, centre views, for CI (plus Lite1 on imagenet-val for notebook 02).
+``default``: the full embedded study (three EfficientNet-Lite models, one augmented view per image
+for fit sets). ``full``: hub models on a full ImageNet-format folder given by ``$NEUDEP_IMAGENET``
+(needs internet once for the weights).
 
 ``make logits PROFILE=...`` (``python -m neudep_utils logits --profile ...``) extracts everything a
 profile needs, so notebooks only read the cache.
@@ -74,8 +75,10 @@ def _robustness_extractions(profile: str) -> tuple[Extraction, ...]:
 def get_profile(name: str) -> Profile:
     """The named profile (``smoke``, ``default`` or ``full``)."""
     if name == "smoke":
+        # notebook 02 (cross-model) needs a second model: Lite1 on imagenet-val, centre views
         return Profile("smoke", ("efficientnet_lite0",), ("imagenet-val", "imagenet-sample"), 0,
-                       _robustness_extractions("smoke"))
+                       (Extraction("efficientnet_lite1", "imagenet-val", 0),)
+                       + _robustness_extractions("smoke"))
     if name == "default":
         return Profile("default", EMBEDDED_MODELS, ("imagenet-val", "imagenet-sample"), 1,
                        _robustness_extractions("default"))
