@@ -92,14 +92,6 @@ def load_npz_checked(path: Path, sha256: str | None = None) -> dict[str, np.ndar
         return None
 
 
-def _sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 # --------------------------------------------------------------------------------------------
 # Keys, moments, results
 # --------------------------------------------------------------------------------------------

