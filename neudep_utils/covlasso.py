@@ -427,30 +427,8 @@ def _polish(G, sA, sii, lam, th, qA):  # pragma: no cover - numba
     ridge = 1e-12 * dm
     for a in range(m):
         L[a, a] += ridge
-    piv_tol = 1e-15 * dm
-    for a in range(m):
-        v = L[a, a]
-        for p in range(a):
-            v -= L[a, p] * L[a, p]
-        if not v > piv_tol:
-            return 0
-        v = math.sqrt(v)
-        L[a, a] = v
-        for r in range(a + 1, m):
-            w = L[r, a]
-            for p in range(a):
-                w -= L[r, p] * L[a, p]
-            L[r, a] = w / v
-    for a in range(m):
-        w = b[a]
-        for p in range(a):
-            w -= L[a, p] * b[p]
-        b[a] = w / L[a, a]
-    for a in range(m - 1, -1, -1):
-        w = b[a]
-        for p in range(a + 1, m):
-            w -= L[p, a] * b[p]
-        b[a] = w / L[a, a]
+    if not _cholesky_solve(L, b, 1e-15 * dm):
+        return 0
     step = 1.0
     cross = -1
     for a in range(m):
@@ -487,11 +465,21 @@ def _small_spd_solve(M, rhs):  # pragma: no cover - numba
         return False
     for a in range(m):
         M[a, a] += 1e-10 * tr / m
+    return _cholesky_solve(M, rhs, 1e-14 * tr)
+
+
+@njit(cache=True, nogil=True, fastmath=_FM)
+def _cholesky_solve(M, rhs, piv_tol):  # pragma: no cover - numba
+    """Factor the SPD matrix M = L L^T in place (lower triangle) and solve M x = rhs in place.
+
+    Returns False (M and rhs then partly overwritten) when a pivot is not above ``piv_tol``.
+    """
+    m = M.shape[0]
     for a in range(m):
         v = M[a, a]
         for p in range(a):
             v -= M[a, p] * M[a, p]
-        if v <= 1e-14 * tr:
+        if not v > piv_tol:
             return False
         v = math.sqrt(v)
         M[a, a] = v
