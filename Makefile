@@ -64,9 +64,13 @@ logits: setup
 notebooks: logits
 	$(PY) scripts/run_notebooks.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR) $(NOTEBOOK_ARGS)
 
-# Sphinx warnings are errors (BOOK_ARGS=--no-strict relaxes that); HTML in book/_build/html.
+# The summary pages come from the notebooks' result files; then Sphinx renders the book with
+# warnings as errors (BOOK_ARGS="" relaxes that); HTML in book/_build/html.
+BOOK_ARGS ?= -W -n --keep-going
 book: notebooks
-	$(PY) scripts/build_book.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR) $(BOOK_ARGS)
+	$(PY) scripts/book_pages.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR)
+	$(VENV)/bin/jupyter-book build book --builder html $(BOOK_ARGS)
+	@echo "book: book/_build/html/index.html"
 
 # Opens every page of the built book in headless chromium (Debian's package, installed here when
 # missing and running as root); saves book/_build/html/claims-screenshot.png.

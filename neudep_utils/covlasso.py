@@ -43,6 +43,7 @@ from numba import njit, prange
 __all__ = [
     "CovLassoPath",
     "CovLassoResult",
+    "allowed_mask",
     "duality_gap",
     "lam_max",
     "objective",
@@ -214,6 +215,24 @@ def _allowed_masks(S: np.ndarray, targets: np.ndarray, cand: np.ndarray) -> np.n
     allowed[np.arange(targets.size), targets] = False
     allowed &= (np.diag(S) > 0)[None, :]
     return np.ascontiguousarray(allowed)
+
+
+def allowed_mask(
+    S: np.ndarray, targets: Sequence[int] | np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+) -> np.ndarray:
+    """The partners each target may use: (T, n) bool, ``True`` where column ``j`` is a candidate,
+    is not the target itself and has ``S_jj > 0``.
+
+    Parameters
+    ----------
+    S : (n, n) array, the moment matrix (only its diagonal is read).
+    targets : (T,) int indices, default all ``n``.
+    candidates : (n,) or (T, n) bool mask, default every column.
+    """
+    d = np.diag(np.asarray(S, dtype=np.float64))
+    t = _check_targets(targets, d.size)
+    return _allowed_masks(S, t, _check_candidates(candidates, d.size, t.size))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,21 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from . import covlasso
+from .moments import second_moment
+
 _EPS = np.finfo(np.float64).eps
 
 
 # --------------------------------------------------------------------------------------------
 # Spectra
 # --------------------------------------------------------------------------------------------
-
-
-def covariance(X: np.ndarray, center: bool = True) -> np.ndarray:
-    """Centred covariance (or uncentred second moment) of the rows of ``X`` (float64)."""
-    X = np.asarray(X, dtype=np.float64)
-    if center:
-        X = X - X.mean(axis=0)
-    S = X.T @ X / X.shape[0]
-    return (S + S.T) / 2
 
 
 def spectrum(S: np.ndarray) -> np.ndarray:
@@ -122,13 +116,6 @@ def all_target_coef(S: np.ndarray, ridge: float = 0.0) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def split_images(n_images: int, frac_fit: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint (fit, eval) image indices, seeded."""
-    perm = np.random.default_rng(seed).permutation(n_images)
-    n_fit = int(round(frac_fit * n_images))
-    return np.sort(perm[:n_fit]), np.sort(perm[n_fit:])
-
-
 def oos_relative_residual(coef: np.ndarray, targets: np.ndarray, mu_fit: np.ndarray,
                           X_eval: np.ndarray) -> np.ndarray:
     """Out-of-sample ``1 - R^2`` of ``f_i ~ mu_i + theta^T (f - mu)`` (intercept from the fit mean)
@@ -156,8 +143,6 @@ def lasso_path_fidelity(C: np.ndarray, mu: np.ndarray, X_eval: np.ndarray, targe
     refits, ``rr_lasso`` (L, T) of the raw lasso coefficients, and ``gap`` (L, T) relative duality
     gaps.
     """
-    from . import covlasso
-
     p = covlasso.path(C, targets=targets, lam_ratios=np.asarray(lam_ratios), tol=tol, warn=False)
     L = p.coefs.shape[0]
     k = p.support_size
@@ -225,7 +210,7 @@ def subset_experiment(X_fit: np.ndarray, X_eval: np.ndarray, targets: np.ndarray
 
     n = X_fit.shape[1]
     mu_all = X_fit.mean(axis=0)
-    C_all = covariance(X_fit)
+    C_all = second_moment(X_fit, center=True)
     T = len(targets)
     rows: dict[str, list] = {f: [] for f in SubsetResult.__dataclass_fields__}
     tpos = np.arange(T)
@@ -287,10 +272,8 @@ def bootstrap_supports(logits: np.ndarray, targets: np.ndarray, lam_ratio: float
     """
     from tqdm.auto import tqdm
 
-    from . import covlasso
-
     n_img, _, n = logits.shape
-    C = covariance(logits.reshape(-1, n))
+    C = second_moment(logits.reshape(-1, n), center=True)
     full = covlasso.solve(C, covlasso.relative_lams(C, lam_ratio, targets)[0], targets,
                           tol=1e-6, warn=False).coef != 0
     rng = np.random.default_rng(seed)
@@ -298,7 +281,7 @@ def bootstrap_supports(logits: np.ndarray, targets: np.ndarray, lam_ratio: float
     jac = np.zeros((n_boot, len(targets)))
     for b in tqdm(range(n_boot), disable=not progress, desc="bootstrap"):
         draw = rng.integers(0, n_img, n_img)
-        Cb = covariance(logits[draw].reshape(-1, n))
+        Cb = second_moment(logits[draw].reshape(-1, n), center=True)
         sb = covlasso.solve(Cb, covlasso.relative_lams(Cb, lam_ratio, targets)[0], targets,
                             tol=1e-6, warn=False).coef != 0
         freq += sb

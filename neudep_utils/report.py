@@ -7,11 +7,13 @@ Each notebook calls :func:`write_results` once at its end; the file
       "notebook": "01_single_model", "title": "...", "profile": "default",
       "claim": "C1, C6a",                     # the claims tested, comma separated
       "verdict": "partly reproduced",         # overall verdict of the notebook
-      "claims": {"C1": {"verdict": "...", "summary": "one sentence",
-                        "headline": "name of the headline number"}, ...},
+      "claims": {"C1": {"verdict": "...", "summary": "one sentence", "rule": "...",
+                        "why": "...", "headline": "name of the headline number",
+                        "tested_on": ["efficientnet_lite0", ...], "label": "verdict-01"}, ...},
       "numbers": {"name": {"value": 0.12, "ci": [0.10, 0.14] | null,
                            "definition": "what it measures, on which images"}, ...},
-      "parameters": {...}, "runtime_s": 12.3, "created": "..."
+      "parameters": {...}, "runtime_s": 12.3, "created": "...",
+      "provenance": {"cache_entries": [...]}   # what the notebook read (logits.entries_read)
     }
 """
 
@@ -21,11 +23,11 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-VERDICTS = ("reproduced", "partly reproduced", "not reproduced", "not testable here")
-CLAIMS = ("C1", "C2", "C3", "C4", "C5", "C6a", "C6b", "C6c")
+from .verdicts import CLAIMS, LEVELS, Verdict, notebook_verdict
 
 
 def number(value: float, definition: str, ci: tuple[float, float] | None = None,
@@ -40,31 +42,40 @@ def number(value: float, definition: str, ci: tuple[float, float] | None = None,
     return out
 
 
-def claim(verdict: str, summary: str, headline: str | None = None) -> dict[str, Any]:
-    """A claim's verdict, a one-sentence summary, and the key of its headline number."""
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
-    return {"verdict": verdict, "summary": summary, "headline": headline}
+def claim(verdict: Verdict, summary: str, headline: str | None = None,
+          tested_on: Sequence[str] = (), label: str | None = None) -> dict[str, Any]:
+    """A claim's result: its :class:`~neudep_utils.verdicts.Verdict`, a one-sentence summary,
+    the key of its headline number, the models it was tested on and the label of the notebook
+    section holding its verdict (linked from the claims page)."""
+    return {"verdict": verdict.level, "summary": summary, "rule": verdict.rule,
+            "why": verdict.why, "headline": headline, "tested_on": list(tested_on),
+            "label": label}
 
 
 def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,
                   claims: dict[str, dict[str, Any]], numbers: dict[str, dict[str, Any]],
-                  verdict: str, parameters: dict[str, Any] | None = None,
-                  runtime_s: float | None = None, profile: str | None = None) -> Path:
-    """Validate and write ``<output_dir>/<stem>.json``; returns its path."""
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+                  parameters: dict[str, Any] | None = None, runtime_s: float | None = None,
+                  profile: str | None = None) -> Path:
+    """Validate and write ``<output_dir>/<stem>.json``; returns its path.
+
+    The notebook's overall verdict is :func:`neudep_utils.verdicts.notebook_verdict` of its
+    claims. The cache entries the notebook read (:func:`neudep_utils.logits.entries_read`) are
+    recorded under ``provenance``.
+    """
+    from .logits import entries_read
+
     for cid, c in claims.items():
         if cid not in CLAIMS:
-            raise ValueError(f"unknown claim id {cid!r}; expected one of {CLAIMS}")
-        if c.get("verdict") not in VERDICTS:
-            raise ValueError(f"claim {cid}: verdict must be one of {VERDICTS}")
+            raise ValueError(f"unknown claim id {cid!r}; expected one of {tuple(CLAIMS)}")
+        if c.get("verdict") not in LEVELS:
+            raise ValueError(f"claim {cid}: verdict must be one of {LEVELS}")
         if c.get("headline") is not None and c["headline"] not in numbers:
             raise ValueError(f"claim {cid}: headline {c['headline']!r} is not in numbers")
     out = {"notebook": stem, "title": title, "profile": profile, "claim": ", ".join(claims),
-           "verdict": verdict, "claims": claims, "numbers": numbers,
-           "parameters": parameters or {}, "runtime_s": runtime_s,
-           "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+           "verdict": notebook_verdict(c["verdict"] for c in claims.values()), "claims": claims,
+           "numbers": numbers, "parameters": parameters or {}, "runtime_s": runtime_s,
+           "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+           "provenance": {"cache_entries": entries_read()}}
     path = Path(output_dir) / f"{stem}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -92,3 +103,20 @@ def read_results(output_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]
     """All notebook result files in ``output_dir``, keyed by notebook stem."""
     return {p.stem: json.loads(p.read_text()) for p in sorted(Path(output_dir).glob("*.json"))
             if not p.name.startswith(".")}
+
+
+def fmt_ci(value: float, ci: tuple[float, float] | None, scale: float = 100,
+           digits: int = 1) -> str:
+    """``value [lo, hi]`` scaled (default: fractions as percentages), e.g. ``12.3 [10.1, 14.0]``."""
+    f = f"{{:.{digits}f}}"
+    if ci is None:
+        return f.format(value * scale)
+    return f"{f.format(value * scale)} [{f.format(ci[0] * scale)}, {f.format(ci[1] * scale)}]"
+
+
+def verdict_markdown(verdict: Verdict, summary: str = "") -> str:
+    """A verdict for the page: level, what decided it, the one-sentence summary and the rule."""
+    out = f"**{verdict.claim}: {verdict.level}.** {verdict.why[:1].upper()}{verdict.why[1:]}."
+    if summary:
+        out += f" {summary}"
+    return out + f"\n\n*Rule:* {verdict.rule}"

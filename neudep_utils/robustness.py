@@ -22,8 +22,12 @@ import types
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .study import RobustnessSettings
 
 CORRUPTION_PREFIX = "imagecorruptions"
 
@@ -111,23 +115,7 @@ def corruption_fn(name: str) -> Corruption:
     return Corruption(kind, severity)
 
 
-# Fast types spanning the four ImageNet-C families (noise, blur, weather, digital). glass_blur is
-# very slow and fog/frost break on numpy 2 in imagecorruptions 1.1.2.
-CORRUPTIONS_DEFAULT = ("gaussian_noise", "defocus_blur", "motion_blur", "brightness", "contrast",
-                       "jpeg_compression")
-SEVERITIES_DEFAULT = (1, 3, 5)
-CORRUPTIONS_SMOKE = ("gaussian_noise", "contrast")
-SEVERITIES_SMOKE = (3,)
-EVAL_FOLDER = "imagenet-val"
 EVAL_SUBSET_SEED = 0
-N_EVAL = {"smoke": 100, "default": 300}
-
-
-def corruption_grid(profile: str) -> list[str]:
-    """Corruption names a profile evaluates (types x severities)."""
-    kinds, sev = ((CORRUPTIONS_SMOKE, SEVERITIES_SMOKE) if profile == "smoke"
-                  else (CORRUPTIONS_DEFAULT, SEVERITIES_DEFAULT))
-    return [corruption_name(k, s) for k in kinds for s in sev]
 
 
 def subset_indices(n_total: int, n: int, seed: int = EVAL_SUBSET_SEED) -> np.ndarray:
@@ -163,14 +151,15 @@ def extraction_kwargs(folder: str, label_mode: str, corruption: str | None,
     return out
 
 
-def corrupted_features(model: str, profile: str, **kw) -> dict[str, object]:
-    """LogitSets of the eval subset under every corruption of a profile, by corruption name."""
-    from .cache import extract
+def corrupted_features(settings: RobustnessSettings, **kw) -> dict[str, object]:
+    """LogitSets of the eval subset under every corruption of a profile's robustness settings,
+    by corruption name (same images, same order as the clean eval subset)."""
+    from .logits import read_entry
 
     out = {}
-    for name in corruption_grid(profile):
-        extra = extraction_kwargs(EVAL_FOLDER, "wnid", name, N_EVAL[profile])
-        out[name] = extract(model, EVAL_FOLDER, 0, **extra, **kw)
+    for name in settings.corruption_names():
+        extra = extraction_kwargs(settings.eval_folder, "wnid", name, settings.n_eval)
+        out[name] = read_entry(settings.model, settings.eval_folder, 0, **extra, **kw)
     return out
 
 
@@ -330,6 +319,6 @@ def finetune_head(H: np.ndarray, y: np.ndarray, ctx: RegContext, kind: str = "no
     return W.detach().double().numpy(), b.detach().double().numpy()
 
 
-def top1(H: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+def correct(H: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-row correctness (bool) of the head ``W, b`` on features ``H`` (rows, d)."""
     return (np.asarray(H, dtype=np.float64) @ W.T + b).argmax(axis=1) == np.asarray(y)

@@ -1,12 +1,18 @@
-"""Study profiles: which models, folders and views each profile of the notebooks reads.
+"""Study profiles: which models, folders and views each profile reads, and every per-profile default
+of the notebooks.
 
-``smoke``: Lite0, centre views, for CI (plus Lite1 on imagenet-val for notebook 02).
+``smoke``: Lite0 (plus Lite1 for the cross-model notebook), centre views, small grids, for CI.
 ``default``: the full embedded study (three EfficientNet-Lite models, one augmented view per image
-for fit sets). ``full``: hub models on a full ImageNet-format folder given by ``$NEUDEP_IMAGENET``
-(needs internet once for the weights).
+for fit sets). ``full``: hub models (or any model names) on a full ImageNet-format folder given by
+``$NEUDEP_IMAGENET`` (needs internet once for hub weights).
+
+A notebook parameter left at ``None`` takes the profile's default::
+
+    prof = study.get_profile("default")
+    ks = ks or prof.single.ks
 
 ``make logits PROFILE=...`` (``python -m neudep_utils logits --profile ...``) extracts everything a
-profile needs, so notebooks only read the cache.
+profile needs (:meth:`Profile.extractions`), so notebooks only read the cache.
 """
 
 from __future__ import annotations
@@ -14,7 +20,27 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
+__all__ = [
+    "CUE_CONFLICT_SETS",
+    "EMBEDDED_MODELS",
+    "MACAW_WNID",
+    "CrossModelSettings",
+    "Extraction",
+    "Profile",
+    "RedundancySettings",
+    "RobustnessSettings",
+    "SingleModelSettings",
+    "get_profile",
+    "select_targets",
+    "short_name",
+]
+
 EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+CUE_CONFLICT_SETS = ("cue-conflict/cue-conflict", "cue-conflict/edges", "cue-conflict/silhouettes")
+#: The paper's example target.
+MACAW_WNID = "n01818515"
 
 
 @dataclass(frozen=True)
@@ -42,46 +68,129 @@ class Extraction:
 
 
 @dataclass(frozen=True)
+class SingleModelSettings:
+    """Notebook 01 defaults: support-size grid, targets, bootstrap size, learning-curve fractions."""
+
+    ks: tuple[int, ...]
+    n_targets: int | None  # None: all 1000
+    n_boot: int
+    fit_fractions: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class CrossModelSettings:
+    """Notebook 02 defaults: its models and folders (may differ from the profile's), the grid."""
+
+    models: tuple[str, ...]
+    folders: tuple[str, ...]
+    views: int
+    ks: tuple[int, ...]
+    n_targets: int | None
+    n_boot: int
+
+
+@dataclass(frozen=True)
+class RedundancySettings:
+    """Notebook 03 defaults: path and subset-experiment grids, bootstrap resamples, head widths."""
+
+    n_targets: int
+    subset_sizes: tuple[int, ...]
+    subset_seeds: tuple[int, ...]
+    lam_ratios: tuple[float, ...]
+    n_boot: int
+    bottleneck_widths: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RobustnessSettings:
+    """Notebook 04 defaults: fine-tuning seeds, strength grid and steps, the corrupted eval subset."""
+
+    model: str
+    seeds: tuple[int, ...]
+    strengths: tuple[float, ...]
+    steps: int
+    dep_lam_ratio: float
+    eval_folder: str
+    n_eval: int
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...]
+
+    def corruption_names(self) -> list[str]:
+        """Cache-key names of every corruption x severity evaluated."""
+        from .robustness import corruption_name
+
+        return [corruption_name(k, s) for k in self.corruptions for s in self.severities]
+
+
+@dataclass(frozen=True)
 class Profile:
-    """Models, folders and views of one study profile."""
+    """Models, folders and views of one study profile, and the notebooks' defaults under it."""
 
     name: str
     models: tuple[str, ...]
     folders: tuple[str, ...]
     fit_views: int
+    single: SingleModelSettings
+    cross: CrossModelSettings
+    redundancy: RedundancySettings
+    robustness: RobustnessSettings
     extra: tuple[Extraction, ...] = field(default=())
 
     def extractions(self) -> list[Extraction]:
-        """Every cache entry the notebooks of this profile read."""
+        """Every cache entry the notebooks of this profile read (each listed once)."""
         out = [Extraction(m, f, self.fit_views) for m in self.models for f in self.folders]
-        return out + list(self.extra)
+        out += [Extraction(m, f, self.cross.views) for m in self.cross.models
+                for f in self.cross.folders]
+        out += list(self.extra) + self._robustness_extractions()
+        return list(dict.fromkeys(out))
+
+    def _robustness_extractions(self) -> list[Extraction]:
+        """Notebook 04: its model on the cue-conflict sets and on corrupted copies of a seeded
+        subset of the held-out eval images (see :mod:`neudep_utils.robustness`)."""
+        rb = self.robustness
+        cue = [Extraction(rb.model, s, 0, label_mode="folder") for s in CUE_CONFLICT_SETS]
+        corr = [Extraction(rb.model, rb.eval_folder, 0, corruption=c, subset=rb.n_eval)
+                for c in rb.corruption_names()]
+        return cue + corr
 
 
-CUE_CONFLICT_SETS = ("cue-conflict/cue-conflict", "cue-conflict/edges", "cue-conflict/silhouettes")
+#: Fast corruption types spanning the four ImageNet-C families (noise, blur, weather, digital).
+#: glass_blur is very slow and fog/frost break on numpy 2 in imagecorruptions 1.1.2.
+CORRUPTIONS = ("gaussian_noise", "defocus_blur", "motion_blur", "brightness", "contrast",
+               "jpeg_compression")
 
 
-def _robustness_extractions(profile: str) -> tuple[Extraction, ...]:
-    """Notebook 04: Lite0 on the cue-conflict sets and on corrupted copies of a seeded subset of
-    the held-out eval images (see :mod:`neudep_utils.robustness`)."""
-    from .robustness import EVAL_FOLDER, N_EVAL, corruption_grid
-
-    cue = tuple(Extraction("efficientnet_lite0", s, 0, label_mode="folder")
-                for s in CUE_CONFLICT_SETS)
-    corr = tuple(Extraction("efficientnet_lite0", EVAL_FOLDER, 0, corruption=c,
-                            subset=N_EVAL[profile]) for c in corruption_grid(profile))
-    return cue + corr
+def _robustness(smoke: bool, model: str = "efficientnet_lite0",
+                eval_folder: str = "imagenet-val") -> RobustnessSettings:
+    if smoke:
+        return RobustnessSettings(model, (0,), (1.0,), 10, 0.5, eval_folder, 100,
+                                  ("gaussian_noise", "contrast"), (3,))
+    return RobustnessSettings(model, (0, 1, 2), (0.1, 1.0, 10.0), 60, 0.3, eval_folder, 300,
+                              CORRUPTIONS, (1, 3, 5))
 
 
 def get_profile(name: str) -> Profile:
     """The named profile (``smoke``, ``default`` or ``full``)."""
+    folders = ("imagenet-val", "imagenet-sample")
     if name == "smoke":
-        # notebook 02 (cross-model) needs a second model: Lite1 on imagenet-val, centre views
-        return Profile("smoke", ("efficientnet_lite0",), ("imagenet-val", "imagenet-sample"), 0,
-                       (Extraction("efficientnet_lite1", "imagenet-val", 0),)
-                       + _robustness_extractions("smoke"))
+        return Profile(
+            "smoke", ("efficientnet_lite0",), folders, 0,
+            single=SingleModelSettings((1, 3, 10), 300, 200, (0.5, 1.0)),
+            cross=CrossModelSettings(("efficientnet_lite0", "efficientnet_lite1"),
+                                     ("imagenet-val",), 0, (1, 3, 10), 300, 200),
+            redundancy=RedundancySettings(4, (10, 100, 1000), (0,),
+                                          tuple(np.geomspace(0.5, 0.2, 3)), 2, (256,)),
+            robustness=_robustness(True))
     if name == "default":
-        return Profile("default", EMBEDDED_MODELS, ("imagenet-val", "imagenet-sample"), 1,
-                       _robustness_extractions("default"))
+        return Profile(
+            "default", EMBEDDED_MODELS, folders, 1,
+            single=SingleModelSettings((1, 2, 3, 5, 10, 20, 50, 100), None, 1000,
+                                       (0.25, 0.5, 1.0)),
+            cross=CrossModelSettings(EMBEDDED_MODELS, folders, 1, (1, 3, 10, 30), None, 1000),
+            redundancy=RedundancySettings(20, (10, 30, 100, 300, 1000), (0, 1, 2),
+                                          tuple(np.geomspace(0.7, 0.03, 10)), 10,
+                                          (256, 384, 512, 768)),
+            robustness=_robustness(False))
     if name == "full":
         root = os.environ.get("NEUDEP_IMAGENET")
         if not root:
@@ -89,7 +198,33 @@ def get_profile(name: str) -> Profile:
                              "with train/ and val/ in <wnid>/<image> layout)")
         models = tuple(os.environ.get("NEUDEP_MODELS", "resnet50,swin_tiny_patch4_window7_224")
                        .split(","))
-        return Profile("full", models, (os.path.join(root, "val"),), 0,
-                       tuple(Extraction(m, os.path.join(root, "train"), 0, mode="moments")
-                             for m in models))
+        val = os.path.join(root, "val")
+        return Profile(
+            "full", models, (val,), 0,
+            single=SingleModelSettings((1, 2, 3, 5, 10, 20, 50, 100), None, 1000,
+                                       (0.25, 0.5, 1.0)),
+            cross=CrossModelSettings(models, (val,), 0, (1, 3, 10, 30), None, 1000),
+            redundancy=RedundancySettings(20, (10, 30, 100, 300, 1000), (0, 1, 2),
+                                          tuple(np.geomspace(0.7, 0.03, 10)), 10,
+                                          (256, 384, 512, 768)),
+            robustness=_robustness(False, models[0], val),
+            extra=tuple(Extraction(m, os.path.join(root, "train"), 0, mode="moments")
+                        for m in models))
     raise ValueError(f"unknown profile {name!r}; expected 'smoke', 'default' or 'full'")
+
+
+def short_name(model: str) -> str:
+    """A model's short label in tables and keys (``efficientnet_lite0`` -> ``lite0``)."""
+    return model.replace("efficientnet_", "")
+
+
+def select_targets(n_targets: int | None, seed: int = 0, must: np.ndarray | None = None,
+                   n_classes: int = 1000) -> np.ndarray:
+    """Sorted target classes: all ``n_classes`` when ``n_targets`` is None (or >= n_classes), else
+    the classes in ``must`` plus a seeded random draw of the others up to ``n_targets``."""
+    if n_targets is None or n_targets >= n_classes:
+        return np.arange(n_classes)
+    must = np.unique(np.asarray([] if must is None else must, np.int64))
+    rng = np.random.default_rng(seed)
+    rest = rng.permutation(np.setdiff1d(np.arange(n_classes), must))
+    return np.sort(np.concatenate([must, rest[:max(n_targets - must.size, 0)]]))

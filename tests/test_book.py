@@ -1,5 +1,5 @@
-"""Fast tests of the book's generators (scripts/build_book.py) and runner (scripts/run_notebooks.py)
-on synthetic result files and tiny notebooks."""
+"""Fast tests of the book's page generator (scripts/book_pages.py) and runner
+(scripts/run_notebooks.py) on synthetic result files and tiny notebooks."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from neudep_utils import verdicts
 from neudep_utils.report import claim, number, write_results
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,104 +25,112 @@ def _load(name: str):
     return mod
 
 
-bb = _load("build_book")
+bp = _load("book_pages")
 rn = _load("run_notebooks")
 
+ENTRY = {"model": "efficientnet_lite0", "folder": "/data/imagenet-val", "views": 2,
+         "mode": "full", "corruption": None, "n_images": 1000, "key_digest": "ab" * 32,
+         "manifest_digest": "cd" * 32, "weights_sha256": "ef" * 32,
+         "entry": "efficientnet_lite0/abababababababab", "data_sha256": "12" * 32, "top1": 0.84}
 
-def _results(out: Path) -> Path:
+
+def _verdict(cid: str, level: str) -> verdicts.Verdict:
+    return verdicts.Verdict(cid, level, "a rule", "a reason")
+
+
+def _results(out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from neudep_utils import logits
+
+    monkeypatch.setattr(logits, "_READ", {ENTRY["key_digest"]: ENTRY})
     write_results(out, "01_single_model", "Single-model dependencies",
-                  claims={"C1": claim("partly reproduced", "Sparse | but weaker", "rel_res"),
-                          "C6a": claim("not testable here", "No ground truth.")},
+                  claims={"C1": claim(_verdict("C1", "partly reproduced"),
+                                      "Sparse | but weaker", "rel_res", ["efficientnet_lite0"],
+                                      "verdict-01"),
+                          "C6a": claim(_verdict("C6a", "not testable here"), "No ground truth.")},
                   numbers={"rel_res": number(0.12345, "relative residual, held-out images",
                                              ci=(0.1, 0.15)),
                            "k": number(7, "median support size")},
-                  verdict="partly reproduced", profile="smoke", runtime_s=12.5)
+                  profile="smoke", runtime_s=12.5)
+    monkeypatch.setattr(logits, "_READ", {})
     write_results(out, "04_robustness", "Robustness",
-                  claims={"C6c": claim("not reproduced", "No gain.", "delta")},
+                  claims={"C6c": claim(_verdict("C6c", "not reproduced"), "No gain.", "delta")},
                   numbers={"delta": number(-0.004, "accuracy change", ci=(-0.01, 0.002),
                                            unit="pp")},
-                  verdict="not reproduced", profile="smoke")
+                  profile="smoke")
     (out / "runtimes.json").write_text(json.dumps({"01_single_model": {"runtime_s": 3.2,
                                                                        "status": "ok"}}))
     return out
 
 
-def _executed(d: Path, stem: str, verdict_heading: str | None) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {stem}")]
-    if verdict_heading:
-        nb.cells.append(nbformat.v4.new_markdown_cell(f"## {verdict_heading}\n\ntext"))
-    d.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, d / f"{stem}.ipynb")
-
-
 def test_number_formatting() -> None:
-    assert bb.fmt(0.12345) == "0.123"
-    assert bb.fmt(7.0) == "7"
-    assert bb.fmt(12345.6) == "12346"
-    assert bb.fmt(None) == "n/a"
-    assert bb.format_number({"value": 0.5, "ci": [0.4, 0.6], "unit": "pp"}) == "0.5 pp [0.4, 0.6]"
-    assert bb.format_number({"value": 0.5, "ci": None}) == "0.5"
-    assert bb.md_cell("a | b\nc") == "a \\| b c"
+    assert bp.fmt(0.12345) == "0.123"
+    assert bp.fmt(7.0) == "7"
+    assert bp.fmt(12345.6) == "12346"
+    assert bp.fmt(None) == "n/a"
+    assert bp.format_number({"value": 0.5, "ci": [0.4, 0.6], "unit": "pp"}) == "0.5 pp [0.4, 0.6]"
+    assert bp.format_number({"value": 0.5, "ci": None}) == "0.5"
+    assert bp.md_cell("a | b\nc") == "a \\| b c"
 
 
-def test_load_results_ignores_other_json(tmp_path: Path) -> None:
-    res = bb.load_results(_results(tmp_path))
+def test_results_carry_verdicts_and_provenance(tmp_path: Path, monkeypatch) -> None:
+    res = bp.load_results(_results(tmp_path, monkeypatch))
     assert list(res) == ["01_single_model", "04_robustness"]
+    r = res["01_single_model"]
+    # the notebook's verdict is the weakest testable claim's (C6a is not testable here)
+    assert r["verdict"] == "partly reproduced"
+    assert r["claims"]["C1"]["tested_on"] == ["efficientnet_lite0"]
+    assert r["provenance"]["cache_entries"] == [ENTRY]
+    assert res["04_robustness"]["provenance"]["cache_entries"] == []
 
 
-def test_claims_page_rows_and_links(tmp_path: Path) -> None:
-    res = bb.load_results(_results(tmp_path / "out"))
-    executed = tmp_path / "executed"
-    _executed(executed, "01_single_model", "Verdict: what the numbers say")
-    _executed(executed, "04_robustness", None)
-    page = bb.claims_page(res, executed, "smoke", ["01_single_model", "04_robustness"])
+def test_claim_list_is_the_package_list() -> None:
+    text = bp.claim_list()
+    for c in verdicts.CLAIMS.values():
+        assert f"{c.id} {c.name}" in text and c.statement in text
+
+
+def test_claims_page_rows_and_links(tmp_path: Path, monkeypatch) -> None:
+    res = bp.load_results(_results(tmp_path / "out", monkeypatch))
+    page = bp.claims_page(res, "smoke", ["01_single_model", "04_robustness"])
     rows = {line.split("|")[1].strip(): line for line in page.splitlines()
             if line.startswith("| C")}
-    assert set(rows) == set(bb.CLAIMS)
+    assert set(rows) == set(verdicts.CLAIMS)
     assert "**partly reproduced**" in rows["C1"] and "0.123 [0.1, 0.15]" in rows["C1"]
+    assert "`efficientnet_lite0`" in rows["C1"]  # the models it was tested on
     assert "Sparse \\| but weaker" in rows["C1"]  # pipes escaped inside the table
-    assert "(../executed/01_single_model.ipynb#verdict-what-the-numbers-say)" in rows["C1"]
-    assert "(../executed/04_robustness.ipynb)" in rows["C6c"]  # no verdict heading: page link
+    assert "{ref}`Single-model dependencies <verdict-01>`" in rows["C1"]
+    assert "(../executed/04_robustness.ipynb)" in rows["C6c"]  # no label: page link
     assert "-0.004 pp [-0.01, 0.002]" in rows["C6c"]
     assert "*no result*" in rows["C2"] and "*no result*" in rows["C5"]
-    assert "**not testable here** | n/a" in rows["C6a"]
+    assert "**not testable here**" in rows["C6a"]
     assert "smoke" in page and "## All reported numbers" in page
 
 
-def test_claims_page_flags_missing_results(tmp_path: Path) -> None:
-    res = bb.load_results(_results(tmp_path))
-    page = bb.claims_page(res, tmp_path, "smoke", ["01_single_model", "02_cross_model"])
+def test_claims_page_flags_missing_results(tmp_path: Path, monkeypatch) -> None:
+    res = bp.load_results(_results(tmp_path, monkeypatch))
+    page = bp.claims_page(res, "smoke", ["01_single_model", "02_cross_model"])
     assert "No result file for: 02_cross_model" in page
 
 
-def test_headings_skip_code_fences(tmp_path: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("```\n## Verdict in code\n```\n## Verdict\n#tag")]
-    nbformat.write(nb, tmp_path / "x.ipynb")
-    assert bb.headings(tmp_path / "x.ipynb") == [(2, "Verdict")]
-
-
-def test_reproducibility_page(tmp_path: Path, data_root: Path) -> None:
-    from neudep_utils.cache import entry_dir
-    from neudep_utils.data import scan_folder
-    from neudep_utils.study import Extraction
-
-    digest = scan_folder(data_root / "imagenet-val").digest
-    key = bb.expected_key(Extraction("efficientnet_lite0", "imagenet-val", 0))
-    assert key.manifest_digest == digest and key.views["n_aug"] == 0
-    entry = entry_dir(key, tmp_path / "cache")
-    entry.mkdir(parents=True)
-    (entry / "meta.json").write_text(json.dumps({
-        "key": key.as_dict(), "data_sha256": "f" * 64, "n_images": 1000,
-        "created": "2025-01-01T00:00:00"}))
-    out = _results(tmp_path / "out")
-    page = bb.reproducibility_page("smoke", out, tmp_path / "cache", data_root)
-    assert f"`efficientnet_lite0/{key.digest[:16]}` | `ffffffffffffffff` | 1000 |" in page
-    assert f"`{digest}`" in page
-    assert "| `imagenet-sample` | wnid |" in page and "| missing (" in page  # no entry for it
+def test_reproducibility_page_from_provenance(tmp_path: Path, monkeypatch) -> None:
+    out = _results(tmp_path / "out", monkeypatch)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "MANIFEST.sha256").write_text("x  a.jpg\n")
+    page = bp.reproducibility_page("smoke", bp.load_results(out), out, data)
+    assert "| `efficientnet_lite0` | `imagenet-val` | 2 | none | full | 1000 | " \
+           "`efficientnet_lite0/abababababababab` | `cdcdcdcdcdcdcdcd` | `1212121212121212` " \
+           "| 01 |" in page
+    assert f"| `efficientnet_lite0` | `{'ef' * 32}` |" in page
     assert "| 01_single_model | ok | 3.2 |" in page
-    assert "`torch` |" in page
+    assert "`torch` |" in page and "MANIFEST.sha256" in page
+
+
+def test_write_if_changed_ignores_volatile_lines(tmp_path: Path) -> None:
+    p = tmp_path / "page.md"
+    assert bp.write_if_changed(p, "| built | 1 |\nbody", volatile="| built |")
+    assert not bp.write_if_changed(p, "| built | 2 |\nbody", volatile="| built |")
+    assert bp.write_if_changed(p, "| built | 2 |\nnew body", volatile="| built |")
 
 
 def test_discover_and_parse(tmp_path: Path) -> None:
@@ -150,7 +159,7 @@ def test_runner_executes_skips_and_names_failures(tmp_path: Path, capsys) -> Non
     nbdir.mkdir()
     _notebook(nbdir / "01_ok.ipynb",
               "from neudep_utils.report import write_results\n"
-              "write_results(output_dir, '01_ok', 'ok', {}, {}, 'reproduced', profile=profile)")
+              "write_results(output_dir, '01_ok', 'ok', {}, {}, profile=profile)")
     args = ["--profile", "smoke", "--output-dir", str(out), "--notebook-dir", str(nbdir),
             "--executed-dir", str(executed)]
     assert rn.main(args) == 0

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from neudep_utils import redundancy as R
+from neudep_utils.moments import second_moment
 
 
 def _rows(n_rows: int, n: int, rank: int | None = None, seed: int = 0) -> np.ndarray:
@@ -25,7 +26,7 @@ def test_effective_rank_known_spectra() -> None:
 
 def test_residual_identity_and_bound() -> None:
     X = _rows(400, 12)
-    C = R.covariance(X)
+    C = second_moment(X, center=True)
     r_inv = R.residual_inverse(C)
     r_dir = R.residual_schur(C, np.arange(12))
     np.testing.assert_allclose(r_inv, r_dir, rtol=1e-9)
@@ -39,14 +40,14 @@ def test_residual_identity_and_bound() -> None:
 
 
 def test_rank_deficient_gives_zero_residual() -> None:
-    C = R.covariance(_rows(300, 10, rank=4))
+    C = second_moment(_rows(300, 10, rank=4), center=True)
     assert R.numerical_rank(R.spectrum(C), 1e-10) == 4
     assert np.all(R.residual_schur(C, np.arange(10)) <= 1e-8 * np.diag(C))
 
 
 def test_interlacing_on_nested_subsets() -> None:
     X = _rows(500, 30, seed=1)
-    C = R.covariance(X)
+    C = second_moment(X, center=True)
     targets = np.array([0, 5])
     subs = R.nested_subsets(30, targets, [3, 8, 15, 30], seed=0)
     prev = np.full(2, np.inf)
@@ -59,7 +60,7 @@ def test_interlacing_on_nested_subsets() -> None:
 
 def test_oos_residual_and_k_at_fidelity() -> None:
     X = _rows(600, 8, seed=2)
-    C = R.covariance(X[:300])
+    C = second_moment(X[:300], center=True)
     coef = R.all_target_coef(C)
     rr = R.oos_relative_residual(coef, np.arange(8), X[:300].mean(0), X[300:])
     assert np.all((rr > 0) & (rr < 1))
@@ -85,6 +86,6 @@ def test_bottleneck_head_rank() -> None:
     H = rng.normal(size=(200, 16))
     bh = R.fit_bottleneck(W, b, H, 5)
     F = bh(H)
-    assert R.numerical_rank(R.spectrum(R.covariance(F)), 1e-10) == 5
+    assert R.numerical_rank(R.spectrum(second_moment(F, center=True)), 1e-10) == 5
     full = R.fit_bottleneck(W, b, H, 16)
     np.testing.assert_allclose(full(H), H @ W.T + b, atol=1e-9)

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from neudep_utils import robustness as RB
+from neudep_utils.study import get_profile
 
 
 def test_corruption_names_and_determinism() -> None:
@@ -21,8 +22,9 @@ def test_corruption_names_and_determinism() -> None:
     a, b, c = (np.asarray(fn(img, s)) for s in (7, 7, 8))
     assert a.shape == (224, 224, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b) and not np.array_equal(a, c)
-    assert len(RB.corruption_grid("default")) >= 18
-    assert len({RB.parse_corruption(n)[0] for n in RB.corruption_grid("default")}) >= 6
+    grid = get_profile("default").robustness.corruption_names()
+    assert len(grid) >= 18
+    assert len({RB.parse_corruption(n)[0] for n in grid}) >= 6
 
 
 def test_subset_indices_and_extraction_kwargs(data_root) -> None:
@@ -70,4 +72,4 @@ def test_finetune_head_runs_and_is_deterministic(kind: str) -> None:
     b = RB.finetune_head(H, y, ctx, kind, 1.0, steps=5, lr=1e-2, batch=16, seed=1)
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.allclose(a[0], W0)
-    assert RB.top1(H[:, 0], y, *a).shape == (40,)
+    assert RB.correct(H[:, 0], y, *a).shape == (40,)

@@ -1,4 +1,5 @@
-"""Tests for neudep_utils.analysis on synthetic logits: folds, fits at a support size, baselines,
+"""Tests of the dependency pipeline (logits, folds, dependencies, metrics, bootstrap, crossmodel,
+taxonomy.nearness_vs_chance) on synthetic logits: folds, fits at a support size, baselines,
 metrics (against brute-force loops), bootstrap, overlap, nearness and unseen categories."""
 
 from __future__ import annotations
@@ -6,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neudep_utils import analysis as A
+from neudep_utils import bootstrap, crossmodel, dependencies, logits, metrics, taxonomy
 from neudep_utils import covlasso as cl
+from neudep_utils import folds as folding
 
 
 def synthetic(n_img=240, n=30, views=2, seed=0, noise=0.3, n_classes=None):
@@ -22,7 +24,7 @@ def synthetic(n_img=240, n=30, views=2, seed=0, noise=0.3, n_classes=None):
     L = H @ W.T + noise * rng.standard_normal((n_img, views, n))
     L[np.arange(n_img), :, labels] += 4.0
     L[:, :, 0] = 0.8 * L[:, :, 1] - 0.5 * L[:, :, 2] + 0.05 * rng.standard_normal((n_img, views))
-    return A.LogitData(L.astype(np.float32), labels, tuple(f"img{i}" for i in range(n_img)),
+    return logits.LogitData(L.astype(np.float32), labels, tuple(f"img{i}" for i in range(n_img)),
                        {"m": slice(0, n)}, n)
 
 
@@ -33,55 +35,55 @@ def synthetic(n_img=240, n=30, views=2, seed=0, noise=0.3, n_classes=None):
 
 def test_image_folds_stratified_and_seeded():
     labels = np.repeat(np.arange(50), 4)
-    f = A.image_folds(labels, 2, seed=3)
-    assert np.array_equal(f, A.image_folds(labels, 2, seed=3))
-    assert not np.array_equal(f, A.image_folds(labels, 2, seed=4))
+    f = folding.image_folds(labels, 2, seed=3)
+    assert np.array_equal(f, folding.image_folds(labels, 2, seed=3))
+    assert not np.array_equal(f, folding.image_folds(labels, 2, seed=4))
     for c in range(50):
         assert np.bincount(f[labels == c], minlength=2).tolist() == [2, 2]
-    f3 = A.image_folds(np.arange(31) % 7, 3, seed=0)
+    f3 = folding.image_folds(np.arange(31) % 7, 3, seed=0)
     assert set(f3) == {0, 1, 2}
     with pytest.raises(ValueError):
-        A.image_folds(labels, 1)
+        folding.image_folds(labels, 1)
 
 
 def test_crossfit_disjoint_and_moments():
     d = synthetic()
-    folds = A.crossfit(d, 2, seed=0, center=True)
-    ev = np.concatenate([f.eval for f in folds])
+    folds = folding.crossfit(d, 2, seed=0, center=True)
+    ev = np.concatenate([f.eval_idx for f in folds])
     assert np.array_equal(np.sort(ev), np.arange(d.n_images))  # every image judged once
     for f in folds:
-        assert np.intersect1d(f.fit, f.eval).size == 0
-        X = d.logits[f.fit].reshape(-1, d.logits.shape[2]).astype(float)
-        assert f.n_fit_rows == X.shape[0] == 2 * f.fit.size  # all views in the fit
+        assert np.intersect1d(f.fit_idx, f.eval_idx).size == 0
+        X = d.logits[f.fit_idx].reshape(-1, d.logits.shape[2]).astype(float)
+        assert f.n_fit_rows == X.shape[0] == 2 * f.fit_idx.size  # all views in the fit
         np.testing.assert_allclose(f.S, cl.second_moment(X, center=True), atol=1e-10)
         np.testing.assert_allclose(f.mu, X.mean(0), atol=1e-12)
-    centre_only = A.crossfit(d, 2, seed=0, fit_views=False)
-    assert centre_only[0].n_fit_rows == centre_only[0].fit.size
+    centre_only = folding.crossfit(d, 2, seed=0, fit_views=False)
+    assert centre_only[0].n_fit_rows == centre_only[0].fit_idx.size
 
 
 def test_fold_from_moments():
     d = synthetic()
     X = d.logits.reshape(-1, d.logits.shape[2]).astype(float)
-    f = A.fold_from_moments(X.shape[0], X.sum(0), X.T @ X, np.arange(10), center=True)
+    f = folding.fold_from_moments(X.shape[0], X.sum(0), X.T @ X, np.arange(10), center=True)
     np.testing.assert_allclose(f.S, cl.second_moment(X, center=True), atol=1e-9)
-    assert f.fit is None and f.n_fit_rows == X.shape[0]
+    assert f.fit_idx is None and f.n_fit_rows == X.shape[0]
 
 
 def test_stack_models_checks():
     a = synthetic(seed=0)
     b = synthetic(seed=0)
     b.blocks = {"other": slice(0, 30)}
-    s = A.stack_models(a, b)
+    s = logits.stack_models(a, b)
     assert s.logits.shape == (a.n_images, 2, 60)
     assert s.blocks == {"m": slice(0, 30), "other": slice(30, 60)}
     assert s.n_classes == 30
     with pytest.raises(ValueError, match="overlap"):
-        A.stack_models(a, a)
+        logits.stack_models(a, a)
     c = synthetic(seed=1)
     c.blocks = {"x": slice(0, 30)}
     c.image_ids = c.image_ids[::-1]
     with pytest.raises(ValueError, match="same images"):
-        A.stack_models(a, c)
+        logits.stack_models(a, c)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,9 +93,9 @@ def test_stack_models_checks():
 
 def test_fit_covlasso_k_hits_k_and_is_certified():
     d = synthetic(n=40)
-    fold = A.crossfit(d, 2, 0)[0]
+    fold = folding.crossfit(d, 2, 0)[0]
     ks = (1, 2, 5, 10)
-    deps = A.fit_covlasso_k(fold, ks)
+    deps = dependencies.fit_covlasso_k(fold, ks)
     for k in ks:
         dep = deps[k]
         assert dep.k_requested == k
@@ -112,29 +114,29 @@ def test_fit_covlasso_k_hits_k_and_is_certified():
 
 def test_fit_covlasso_k_candidates_and_targets():
     d = synthetic(n=30)
-    fold = A.crossfit(d, 2, 0)[0]
+    fold = folding.crossfit(d, 2, 0)[0]
     cand = np.zeros(30, bool)
     cand[10:] = True
-    deps = A.fit_covlasso_k(fold, (3,), targets=[0, 5], candidates=cand)
+    deps = dependencies.fit_covlasso_k(fold, (3,), targets=[0, 5], candidates=cand)
     M = deps[3].dense()
     assert np.all(M[:, :10] == 0)
     assert np.array_equal(deps[3].targets, [0, 5])
     with pytest.raises(ValueError):
-        A.fit_covlasso_k(fold, (0,))
+        dependencies.fit_covlasso_k(fold, (0,))
 
 
 def test_cached_fit_roundtrip(tmp_path):
     d = synthetic(n=25)
-    fold = A.crossfit(d, 2, 0)[0]
-    a = A.fit_covlasso_k_cached(fold, (2, 4), cache_dir=tmp_path)
+    fold = folding.crossfit(d, 2, 0)[0]
+    a = dependencies.fit_covlasso_k_cached(fold, (2, 4), cache_dir=tmp_path)
     assert len(list(tmp_path.glob("deps-*.npz"))) == 1
-    b = A.fit_covlasso_k_cached(fold, (2, 4), cache_dir=tmp_path)
+    b = dependencies.fit_covlasso_k_cached(fold, (2, 4), cache_dir=tmp_path)
     for k in (2, 4):
         assert np.array_equal(a[k].cols, b[k].cols)
         np.testing.assert_array_equal(a[k].coef, b[k].coef)
         np.testing.assert_array_equal(a[k].intercept, b[k].intercept)
         assert b[k].k_requested == k and b[k].method == "CovLasso"
-    A.fit_covlasso_k_cached(fold, (2, 5), cache_dir=tmp_path)  # other ks: other entry
+    dependencies.fit_covlasso_k_cached(fold, (2, 5), cache_dir=tmp_path)  # other ks: other entry
     assert len(list(tmp_path.glob("deps-*.npz"))) == 2
 
 
@@ -145,10 +147,10 @@ def test_cached_fit_roundtrip(tmp_path):
 
 def test_least_squares_on_support_matches_lstsq():
     d = synthetic(n=20)
-    fold = A.crossfit(d, 2, 0)[0]
+    fold = folding.crossfit(d, 2, 0)[0]
     t = np.array([0, 3, 7])
     cols = np.array([[1, 2, -1], [4, 5, 6], [8, -1, -1]])
-    dep = A.least_squares_on_support(fold, t, cols)
+    dep = dependencies.least_squares_on_support(fold, t, cols)
     for r, i in enumerate(t):
         c = cols[r][cols[r] >= 0]
         ref = np.linalg.solve(fold.S[np.ix_(c, c)], fold.S[c, i])
@@ -161,8 +163,8 @@ def test_least_squares_collinear_partners_finite():
     X = rng.standard_normal((200, 6))
     X[:, 2] = X[:, 1]  # duplicate column
     X[:, 0] = X[:, 1] + 0.1 * rng.standard_normal(200)
-    fold = A.Fold(cl.second_moment(X, center=True), X.mean(0), True, np.arange(10), None, 200)
-    dep = A.least_squares_on_support(fold, np.array([0]), np.array([[1, 2]]))
+    fold = folding.Fold(cl.second_moment(X, center=True), X.mean(0), True, np.arange(10), None, 200)
+    dep = dependencies.least_squares_on_support(fold, np.array([0]), np.array([[1, 2]]))
     c = dep.dense()[0]
     assert np.all(np.isfinite(c))
     np.testing.assert_allclose(c[1], c[2], rtol=1e-6)  # min-norm splits the weight
@@ -172,14 +174,14 @@ def test_least_squares_collinear_partners_finite():
 def test_dense_least_squares_and_drop():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((300, 12))
-    fold = A.Fold(cl.second_moment(X, center=True), X.mean(0), True, np.arange(5), None, 300)
-    dep = A.dense_least_squares(fold, np.array([3]))
+    fold = folding.Fold(cl.second_moment(X, center=True), X.mean(0), True, np.arange(5), None, 300)
+    dep = dependencies.dense_least_squares(fold, np.array([3]))
     others = np.setdiff1d(np.arange(12), [3])
     ref = np.linalg.solve(fold.S[np.ix_(others, others)], fold.S[others, 3])
     np.testing.assert_allclose(dep.dense()[0, others], ref, atol=1e-10)
     assert dep.dense()[0, 3] == 0
     cols = np.arange(6, 12)
-    dep2 = A.dense_least_squares(fold, np.array([0, 1]), cols, drop=np.array([8, -1]))
+    dep2 = dependencies.dense_least_squares(fold, np.array([0, 1]), cols, drop=np.array([8, -1]))
     c0 = np.setdiff1d(cols, [8])
     ref0 = np.linalg.solve(fold.S[np.ix_(c0, c0)], fold.S[c0, 0])
     np.testing.assert_allclose(dep2.dense()[0, c0], ref0, atol=1e-10)
@@ -190,23 +192,23 @@ def test_dense_least_squares_and_drop():
 
 def test_random_and_topcorr_supports():
     d = synthetic(n=30)
-    fold = A.crossfit(d, 2, 0)[0]
+    fold = folding.crossfit(d, 2, 0)[0]
     t = np.arange(30)
     ks = np.full(30, 4)
     cand = np.zeros(30, bool)
     cand[::2] = True
-    r1 = A.random_support(fold, t, ks, cand, seed=0)
-    assert np.array_equal(r1, A.random_support(fold, t, ks, cand, seed=0))
+    r1 = dependencies.random_support(fold, t, ks, cand, seed=0)
+    assert np.array_equal(r1, dependencies.random_support(fold, t, ks, cand, seed=0))
     for i in t:
         s = r1[i]
         assert s.size == 4 and np.all(s >= 0) and np.all(s % 2 == 0) and i not in s
-    tc = A.topcorr_support(fold, t, ks)
+    tc = dependencies.topcorr_support(fold, t, ks)
     dd = np.sqrt(np.diag(fold.S))
     corr = np.abs(fold.S / np.outer(dd, dd))
     np.fill_diagonal(corr, -1)
     for i in t:
         assert set(tc[i]) == set(np.argsort(-corr[i])[:4])
-    bl = A.baselines(fold, A.fit_covlasso_k(fold, (3,))[3])
+    bl = dependencies.baselines(fold, dependencies.fit_covlasso_k(fold, (3,))[3])
     assert set(bl) == {"random + LS", "top-|corr| + LS", "CovLasso support + LS"}
 
 
@@ -222,10 +224,10 @@ def brute_force(data, folds, deps):
     nC = data.n_classes
     repl, base, fp, weak, allr, fpb = [], [], [], [], [], 0
     for fold, dep in zip(folds, deps, strict=True):
-        X = data.logits[fold.eval, 0].astype(float)
+        X = data.logits[fold.eval_idx, 0].astype(float)
         P = dep.predict(X)
         for r, x in enumerate(X):
-            y = data.labels[fold.eval[r]]
+            y = data.labels[fold.eval_idx[r]]
             f = x[:nC]
             base.append(f.argmax() == y)
             if y in t:
@@ -254,10 +256,10 @@ def brute_force(data, folds, deps):
 @pytest.mark.parametrize("k", [1, 3])
 def test_evaluate_matches_brute_force(k):
     d = synthetic(n_img=160, n=16, noise=1.0, seed=2)
-    folds = A.crossfit(d, 2, 1)
-    deps = [A.least_squares_on_support(f, dk[k].targets, dk[k].cols)
-            for f, dk in ((f, A.fit_covlasso_k(f, (k,))) for f in folds)]
-    m = A.evaluate(d, folds, deps, chunk=7)
+    folds = folding.crossfit(d, 2, 1)
+    deps = [dependencies.least_squares_on_support(f, dk[k].targets, dk[k].cols)
+            for f, dk in ((f, dependencies.fit_covlasso_k(f, (k,))) for f in folds)]
+    m = metrics.evaluate(d, folds, deps, chunk=7)
     repl, base, fp, weak, allr, fpb = brute_force(d, folds, deps)
     assert np.array_equal(m.repl_correct, repl)
     assert np.array_equal(m.base_correct, base)
@@ -267,10 +269,10 @@ def test_evaluate_matches_brute_force(k):
     s = m.summary()
     assert s["fp_base_per_target"] == pytest.approx(fpb)
     assert s["acc_drop"] == pytest.approx(s["acc_base"] - s["acc_replaced"])
-    assert set(s) == set(A.METRIC_DEFINITIONS)
+    assert set(s) == set(metrics.METRIC_DEFINITIONS)
     # relative residual by hand
-    X = np.concatenate([d.logits[f.eval, 0] for f in folds]).astype(float)
-    P = np.concatenate([dep.predict(d.logits[f.eval, 0]) for f, dep in zip(folds, deps, strict=True)])
+    X = np.concatenate([d.logits[f.eval_idx, 0] for f in folds]).astype(float)
+    P = np.concatenate([dep.predict(d.logits[f.eval_idx, 0]) for f, dep in zip(folds, deps, strict=True)])
     sse = ((X - P) ** 2).sum(0)
     sst = ((X - X.mean(0)) ** 2).sum(0)
     np.testing.assert_allclose(m.relres, sse / sst, rtol=1e-6)
@@ -279,9 +281,9 @@ def test_evaluate_matches_brute_force(k):
 def test_evaluate_exact_dependency_keeps_accuracy():
     d = synthetic(n=20, noise=0.5)
     d.logits[:, :, 0] = 0.8 * d.logits[:, :, 1] - 0.5 * d.logits[:, :, 2]  # exact, no noise
-    folds = A.crossfit(d, 2, 0)
-    deps = [A.least_squares_on_support(f, np.array([0]), np.array([[1, 2]])) for f in folds]
-    m = A.evaluate(d, folds, deps)
+    folds = folding.crossfit(d, 2, 0)
+    deps = [dependencies.least_squares_on_support(f, np.array([0]), np.array([[1, 2]])) for f in folds]
+    m = metrics.evaluate(d, folds, deps)
     assert m.relres[0] < 1e-8
     s = m.summary()
     assert s["acc_replaced"] == s["acc_base"] and s["fp_created_per_target"] == 0
@@ -289,31 +291,31 @@ def test_evaluate_exact_dependency_keeps_accuracy():
 
 def test_evaluate_rejects_non_class_targets():
     d = synthetic(n=20)
-    s = A.stack_models(d, A.LogitData(d.logits, d.labels, d.image_ids, {"b": slice(0, 20)}, 20))
-    folds = A.crossfit(s, 2, 0)
-    deps = [A.fit_covlasso_k(f, (2,), targets=[25])[2] for f in folds]
+    s = logits.stack_models(d, logits.LogitData(d.logits, d.labels, d.image_ids, {"b": slice(0, 20)}, 20))
+    folds = folding.crossfit(s, 2, 0)
+    deps = [dependencies.fit_covlasso_k(f, (2,), targets=[25])[2] for f in folds]
     with pytest.raises(ValueError, match="classifier classes"):
-        A.evaluate(s, folds, deps)
+        metrics.evaluate(s, folds, deps)
 
 
 def test_bootstrap_ci_and_metric_ci():
     x = np.r_[np.ones(50), np.zeros(50)]
-    lo, hi = A.bootstrap_ci(lambda W: (W @ x) / W.sum(1), x.size, 500, seed=0)
+    lo, hi = bootstrap.bootstrap_ci(lambda W: (W @ x) / W.sum(1), x.size, 500, seed=0)
     assert lo < 0.5 < hi and hi - lo < 0.3
-    assert A.bootstrap_ci(lambda W: (W @ np.ones(10)) / W.sum(1), 10, 100) == (1.0, 1.0)
-    assert np.isnan(A.bootstrap_ci(lambda W: W.sum(1), 5, 0)[0])
+    assert bootstrap.bootstrap_ci(lambda W: (W @ np.ones(10)) / W.sum(1), 10, 100) == (1.0, 1.0)
+    assert np.isnan(bootstrap.bootstrap_ci(lambda W: W.sum(1), 5, 0)[0])
     d = synthetic(n=16, noise=1.0)
-    folds = A.crossfit(d, 2, 0)
-    deps = [A.fit_covlasso_k(f, (3,))[3] for f in folds]
-    m = A.evaluate(d, folds, deps, keep_errors=True)
+    folds = folding.crossfit(d, 2, 0)
+    deps = [dependencies.fit_covlasso_k(f, (3,))[3] for f in folds]
+    m = metrics.evaluate(d, folds, deps, keep_errors=True)
     s = m.summary()
     for key in ("acc_replaced", "acc_drop", "fp_created_per_target", "weak_top1", "relres_median"):
-        lo, hi = A.metric_ci(m, key, 200, 0)
+        lo, hi = metrics.metric_ci(m, key, 200, 0)
         assert lo <= s[key] + 1e-9 and s[key] <= hi + 1e-9 or key == "relres_median"
         assert lo <= hi
     with pytest.raises(ValueError):
-        A.metric_ci(A.evaluate(d, folds, deps), "relres_median", 10)
-    diff, lo, hi = A.paired_diff_ci(m, m, "acc_replaced", 100)
+        metrics.metric_ci(metrics.evaluate(d, folds, deps), "relres_median", 10)
+    diff, lo, hi = metrics.paired_diff_ci(m, m, "acc_replaced", 100)
     assert diff == lo == hi == 0
 
 
@@ -324,28 +326,28 @@ def test_bootstrap_ci_and_metric_ci():
 
 def _dep(cols, n=10):
     cols = np.asarray(cols)
-    return A.DepSet(np.arange(len(cols)), cols, np.where(cols >= 0, 1.0, 0.0), np.zeros(len(cols)),
+    return dependencies.DepSet(np.arange(len(cols)), cols, np.where(cols >= 0, 1.0, 0.0), np.zeros(len(cols)),
                     n, "x")
 
 
 def test_support_overlap():
     a = _dep([[1, 2, 3], [4, 5, -1]])
-    r = A.support_overlap(a, a, n_boot=50)
+    r = crossmodel.support_overlap(a, a, n_boot=50)
     assert r["jaccard"] == 1.0 and r["chance"] < 0.4
     b = _dep([[6, 7, 8], [1, 2, -1]])
-    assert A.support_overlap(a, b, n_boot=50)["jaccard"] == 0.0
+    assert crossmodel.support_overlap(a, b, n_boot=50)["jaccard"] == 0.0
 
 
 def test_nearness_vs_chance():
     near = np.zeros((10, 10), bool)
     near[0, 1] = near[1, 0] = True
     dep = _dep([[1, 2], [0, 5]])
-    r = A.nearness_vs_chance([dep], near, n_boot=50)
+    r = taxonomy.nearness_vs_chance([dep], near, n_boot=50)
     assert r["observed"] == pytest.approx(0.5)  # 2 of 4 pairs near
     assert r["chance"] == pytest.approx((2 * 1 / 9 + 2 * 1 / 9) / 4)  # one near class of 9 each
     assert r["n_pairs"] == 4
     everything = ~np.eye(10, dtype=bool)
-    assert A.nearness_vs_chance([dep], everything, n_boot=20)["chance"] == pytest.approx(1.0)
+    assert taxonomy.nearness_vs_chance([dep], everything, n_boot=20)["chance"] == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,17 +358,17 @@ def test_nearness_vs_chance():
 def test_unseen_never_uses_hidden_logits_of_A():
     a = synthetic(n_img=300, n=24, noise=0.5, seed=5)
     rng = np.random.default_rng(0)
-    b = A.LogitData(a.logits + 0.3 * rng.standard_normal(a.logits.shape).astype(np.float32),
+    b = logits.LogitData(a.logits + 0.3 * rng.standard_normal(a.logits.shape).astype(np.float32),
                     a.labels, a.image_ids, {"B": slice(0, 24)}, 24)
     hidden = np.array([3, 7, 11])
-    ab = A.stack_models(a, b)
+    ab = logits.stack_models(a, b)
     res = {}
     for scramble in (False, True):
-        d = A.stack_models(a, b)
+        d = logits.stack_models(a, b)
         if scramble:  # A's hidden logits replaced by noise everywhere
             d.logits[:, :, hidden] = rng.standard_normal((d.n_images, d.n_views, 3)).astype(np.float32)
-        folds = A.crossfit(d, 2, 0)
-        res[scramble] = A.unseen_categories(d, folds, "m", "B", hidden, (2,), seed=0)[2]
+        folds = folding.crossfit(d, 2, 0)
+        res[scramble] = crossmodel.unseen_categories(d, folds, "m", "B", hidden, (2,), seed=0)[2]
     for key in ("rebuilt_1000", "rebuilt_hidden", "B_1000", "seen_rebuilt", "seen_A_removed"):
         assert np.array_equal(res[False][key], res[True][key]), key
     o = res[False]
@@ -374,9 +376,9 @@ def test_unseen_never_uses_hidden_logits_of_A():
     assert o["A_hidden"].mean() > 0.5 and o["B_hidden"].mean() > 0.5  # references beat chance (1/3)
     assert o["seen_A_removed"].size + o["image"].size == ab.n_images
     for meth in ("refit", "random", "dense"):
-        r = A.unseen_categories(ab, A.crossfit(ab, 2, 0), "m", "B", hidden, (2,), method=meth)
+        r = crossmodel.unseen_categories(ab, folding.crossfit(ab, 2, 0), "m", "B", hidden, (2,), method=meth)
         assert set(r) == ({"dense"} if meth == "dense" else {2})
-    r = A.unseen_categories(ab, A.crossfit(ab, 2, 0), "m", "B", hidden, (2,), construction="transfer")
+    r = crossmodel.unseen_categories(ab, folding.crossfit(ab, 2, 0), "m", "B", hidden, (2,), construction="transfer")
     assert r[2]["deps"][0].cols.max() >= 24  # fitted on B's block
     with pytest.raises(ValueError):
-        A.unseen_categories(ab, A.crossfit(ab, 2, 0), "m", "B", hidden, construction="x")
+        crossmodel.unseen_categories(ab, folding.crossfit(ab, 2, 0), "m", "B", hidden, construction="x")

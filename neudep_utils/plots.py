@@ -1,0 +1,156 @@
+"""The book's multi-panel figures that more than a few lines of plotting take.
+
+Each function draws one figure from a tidy table (one row per measurement) and returns the
+matplotlib Figure; the notebooks call them and show the result. Nothing here computes a number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
+
+__all__ = ["METRIC_PANELS", "cross_model_panels", "learning_curve", "metric_panels",
+           "nearness_panels", "scatter_dependency"]
+
+#: (metric column, axis label, scale, column of the unmodified model's value).
+METRIC_PANELS = (
+    ("relres_median", "1 - R^2 (median over targets)", 1.0, None),
+    ("acc_replaced", "target-class accuracy after replacement (%)", 100, "acc_base"),
+    ("fp_created_per_target", "false positives created per target (images)", 1.0,
+     "fp_base_per_target"),
+    ("weak_top1", "WEAK: overall top-1 after one replacement (%)", 100, "weak_base_top1"),
+)
+_LINESTYLES = ("-", "--", ":")
+
+
+def metric_panels(tab: pd.DataFrame, dense: pd.DataFrame, methods: Sequence[str],
+                  models: Sequence[str], title: str) -> plt.Figure:
+    """Four metrics against k (log scale), one line per method and model; black lines: the
+    unmodified model; X: dense least squares. ``tab``/``dense``: :func:`metrics_table` rows with a
+    ``model`` column."""
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+    for ax, (col, label, scale, base) in zip(axes.ravel(), METRIC_PANELS, strict=True):
+        sns.lineplot(data=tab.assign(value=tab[col] * scale), x="k", y="value", hue="method",
+                     style="model", markers=True, hue_order=methods, ax=ax,
+                     legend=ax is axes[0, 0])
+        for mi, m in enumerate(models):
+            if base is not None:
+                ax.axhline(tab[tab.model == m][base].iloc[0] * scale, color="k", lw=1,
+                           ls=_LINESTYLES[mi % 3], alpha=0.6)
+            dd = dense[dense.model == m].iloc[0]
+            ax.scatter([dd["k"]], [dd[col] * scale], marker="X", s=70, color="tab:purple",
+                       zorder=5, label="dense LS (all partners)" if mi == 0 else None)
+        ax.set_xscale("log")
+        ax.set(xlabel="support size k (number of partner logits, log scale)", ylabel=label)
+        if col == "weak_top1":
+            ax.set_title("WEAK metric (1 of 1000 logits replaced)", color="tab:red")
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[0, 1].legend(handles=[Line2D([], [], color="k", ls=_LINESTYLES[i % 3],
+                                      label=f"unmodified {m}") for i, m in enumerate(models)],
+                      fontsize=8, loc="center left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def cross_model_panels(tab: pd.DataFrame, configs: Sequence[str], methods: Sequence[str],
+                       title: str) -> plt.Figure:
+    """Cross-model version of :func:`metric_panels`: one row per candidate configuration, bands
+    spanning the ordered pairs (min to max); black: unmodified model A."""
+    fig, axes = plt.subplots(len(configs), 4, figsize=(19, 4.25 * len(configs)), sharex=True,
+                             squeeze=False)
+    for r, cfg in enumerate(configs):
+        sub = tab[tab.candidates == cfg]
+        for c, (col, label, scale, base) in enumerate(METRIC_PANELS):
+            ax = axes[r, c]
+            sns.lineplot(data=sub.assign(v=sub[col] * scale), x="k_requested", y="v",
+                         hue="method", hue_order=methods, marker="o", errorbar=("pi", 100),
+                         ax=ax, legend=(r == 0 and c == 0))
+            if base:
+                ax.axhline(sub[base].mean() * scale, color="k", lw=1)
+            ax.set_xscale("log")
+            ax.set(xlabel="requested support size k (partners from B, log scale)", ylabel=label)
+            weak = col == "weak_top1"
+            ax.set_title(("WEAK metric; " if weak else "") + cfg, fontsize=10,
+                         color="tab:red" if weak else "k")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def scatter_dependency(panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+                       target_name: str, title: str) -> plt.Figure:
+    """True target logit against its dependency's prediction, one panel per
+    ``(panel title, true logits, predicted logits, is-target-class mask)``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.3), squeeze=False)
+    for ax, (ptitle, true, pred, is_t) in zip(axes[0], panels, strict=True):
+        sns.scatterplot(x=true[~is_t], y=pred[~is_t], s=10, alpha=0.35, ax=ax,
+                        label="other classes", color="tab:gray")
+        sns.scatterplot(x=true[is_t], y=pred[is_t], s=80, ax=ax, label=f"{target_name} images",
+                        color="tab:red", marker="*")
+        lim = [min(true.min(), pred.min()), max(true.max(), pred.max())]
+        ax.plot(lim, lim, "k--", lw=1, label="perfect")
+        ax.set(xlabel=f"true {target_name} logit (logit units)",
+               ylabel=f"dependency's {target_name} logit (logit units)", title=ptitle)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curve(lc: pd.DataFrame, title: str) -> plt.Figure:
+    """Held-out 1 - R^2 and target-class accuracy against the number of fit images, per method;
+    ``lc`` columns: fit images per fold, method, 1 - R^2, accuracy after replacement (%),
+    unmodified (%)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    x = "fit images per fold"
+    sns.lineplot(data=lc, x=x, y="1 - R^2", hue="method", marker="o", ax=axes[0])
+    axes[0].set_yscale("log")
+    axes[0].axhline(1.0, color="k", lw=1, ls=":")
+    axes[0].set(ylabel="held-out 1 - R^2 (median, log scale)", xlabel=f"{x} (x views)")
+    sns.lineplot(data=lc, x=x, y="accuracy after replacement (%)", hue="method", marker="o",
+                 ax=axes[1])
+    axes[1].axhline(lc["unmodified (%)"].iloc[0], color="k", lw=1, label="unmodified model")
+    axes[1].set(ylabel="target-class acc. after replacement (%)", xlabel=f"{x} (x views)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def nearness_panels(near_tab: pd.DataFrame, distances: pd.DataFrame | None,
+                    near_distance: float, source: str, k_headline: int,
+                    models: Sequence[str]) -> plt.Figure:
+    """Left: share of partners within ``near_distance`` against k, per model, with chance.
+    Right: cumulative distribution of target-partner distances (``distances``: columns
+    ``distance``, ``set``), or a note when only coarse groups are available."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for mi, m in enumerate(models):
+        t_ = near_tab[near_tab.model == m]
+        axes[0].errorbar(t_["k"] * (1 + 0.04 * mi), 100 * t_["observed"],
+                         yerr=[100 * (t_["observed"] - t_["lo"]), 100 * (t_["hi"] - t_["observed"])],
+                         marker="o", capsize=3, label=f"{m}: CovLasso partners")
+    axes[0].plot(near_tab.groupby("k")["chance"].mean() * 100, "k--",
+                 label="random partners (chance)")
+    axes[0].set_xscale("log")
+    axes[0].set(xlabel="support size k (log scale)",
+                ylabel=f"partners within WordNet distance {near_distance:g} (%)",
+                title=f"Semantic nearness of partners ({source})")
+    axes[0].legend(fontsize=8)
+    if distances is not None:
+        sns.ecdfplot(data=distances, x="distance", hue="set", ax=axes[1])
+        axes[1].axvline(near_distance, color="k", lw=1, ls=":")
+        axes[1].set(xlabel="WordNet distance target-partner (hypernym-path length)",
+                    ylabel="cumulative share of pairs", title=f"k = {k_headline}")
+    else:
+        axes[1].axis("off")
+        axes[1].text(0.0, 0.5, "no WordNet distances: coarse groups only")
+    fig.tight_layout()
+    return fig
+

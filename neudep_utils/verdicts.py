@@ -1,0 +1,403 @@
+"""The claims the study tests and the rules that turn measured numbers into verdicts.
+
+Everything that decides a verdict lives here, with tests (``tests/test_verdicts.py``): the claim
+list (:data:`CLAIMS`, read by the book's intro, its claims page and the notebooks), the verdict
+levels and their order, and one rule per claim. Each rule is a plain function of the numbers a
+notebook measured and returns a :class:`Verdict` (level, the rule in words, and which part of the
+rule held). Notebooks state the rule with :func:`rule_text` and call the function; they never
+re-implement a rule.
+
+Levels, from strongest to weakest: ``reproduced``, ``partly reproduced``, ``not reproduced``;
+``not testable here`` when the data or models needed are not available.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "CLAIMS",
+    "LEVELS",
+    "Claim",
+    "SimilarCheck",
+    "Verdict",
+    "c1_single_model",
+    "c2_cross_model",
+    "c3_covlasso",
+    "c4_redundancy",
+    "c5_sparsity",
+    "c6a_semantics",
+    "c6b_unseen",
+    "c6c_robustness",
+    "notebook_verdict",
+    "rule_text",
+    "similar_performance",
+]
+
+REPRODUCED = "reproduced"
+PARTLY = "partly reproduced"
+NOT_REPRODUCED = "not reproduced"
+NOT_TESTABLE = "not testable here"
+#: Verdict levels from strongest to weakest.
+LEVELS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTABLE)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper: its id (C1..C6c), a short name, its statement and the notebook
+    that tests it."""
+
+    id: str
+    name: str
+    statement: str
+    notebook: str
+
+
+#: The paper's claims in the wording of STUDY.md section 1 (shortened); the numbering is ours.
+CLAIMS: dict[str, Claim] = {c.id: c for c in (
+    Claim("C1", "single-model dependency",
+          "In a well-trained large-scale image classifier, the logit of some category can be "
+          "obtained by linearly combining the logits of a *few* other categories, without tuning "
+          "the network, and \"achieve similar performance\" (their example: the logit of *macaw* "
+          "from *ostrich*, *bittern*, ...).", "01_single_model"),
+    Claim("C2", "cross-model dependency",
+          "Such dependencies also exist *between* two independently trained models, even of "
+          "different architectures (CNN versus transformer) and training recipes.",
+          "02_cross_model"),
+    Claim("C3", "CovLasso",
+          "Finding a dependency is equivalent to a Lasso problem written in terms of the logit "
+          "covariance matrix alone (the Covariance Lasso, CovLasso), whose solution path is smooth "
+          "in its hyper-parameter.", "03_sparsity_redundancy"),
+    Claim("C4", "redundancy",
+          "A dependency is guaranteed by a *redundant* logit covariance matrix, a condition easily "
+          "met when the number of categories is massive.", "03_sparsity_redundancy"),
+    Claim("C5", "sparsity",
+          "Dependencies are highly sparse: one category correlates with only a few others.",
+          "03_sparsity_redundancy"),
+    Claim("C6a", "understanding correlations",
+          "Dependencies help understand internal data correlations, which sometimes contradict "
+          "human intuition.", "01_single_model"),
+    Claim("C6b", "unseen categories",
+          "Dependencies help generalize a model to unseen categories.", "02_cross_model"),
+    Claim("C6c", "robustness",
+          "Dependencies improve robustness through a dependency-derived regularizer.",
+          "04_robustness"),
+)}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim's verdict: ``level`` (one of :data:`LEVELS`), the ``rule`` in words and ``why``
+    (which parts of the rule held, with the deciding numbers)."""
+
+    claim: str
+    level: str
+    rule: str
+    why: str
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"verdict level must be one of {LEVELS}, got {self.level!r}")
+        if self.claim not in CLAIMS:
+            raise ValueError(f"unknown claim {self.claim!r}; expected one of {tuple(CLAIMS)}")
+
+
+def _rank(level: str) -> int:
+    return LEVELS.index(level)
+
+
+def notebook_verdict(levels: Iterable[str]) -> str:
+    """A notebook's overall verdict: the weakest verdict among its testable claims (a notebook is
+    only as reproduced as its weakest claim); ``not testable here`` only when no claim was
+    testable."""
+    levels = list(levels)
+    for lv in levels:
+        if lv not in LEVELS:
+            raise ValueError(f"unknown verdict level {lv!r}")
+    testable = [lv for lv in levels if lv != NOT_TESTABLE]
+    if not testable:
+        return NOT_TESTABLE
+    return max(testable, key=_rank)
+
+
+# --------------------------------------------------------------------------------------------
+# C1 and C2: "similar performance" of a dependency
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimilarCheck:
+    """The three parts of the "similar performance" test of one dependency at one k.
+
+    ``drop_ci`` (lo, hi): 95% interval of unmodified minus after-replacement target-class
+    accuracy (fraction); ``fp_created`` / ``fp_base``: false positives per target created by the
+    replacement / made by the unmodified model; ``vs_random_ci`` (lo, hi): 95% interval of the
+    paired accuracy difference with random partners at equal k (``None`` for the random baseline
+    itself).
+    """
+
+    drop_ci: tuple[float, float]
+    fp_created: float
+    fp_base: float
+    vs_random_ci: tuple[float, float] | None
+    tolerance: float = 0.05
+
+    @property
+    def accuracy_kept(self) -> bool:
+        """Upper end of the drop's interval within the tolerance."""
+        return self.drop_ci[1] <= self.tolerance
+
+    @property
+    def no_new_false_positives(self) -> bool:
+        """No more false positives per target than the unmodified model makes."""
+        return self.fp_created <= self.fp_base
+
+    @property
+    def beats_random(self) -> bool:
+        """Lower end of the paired difference with random partners above 0."""
+        return self.vs_random_ci is not None and self.vs_random_ci[0] > 0
+
+    @property
+    def holds(self) -> bool:
+        """All three parts."""
+        return self.accuracy_kept and self.no_new_false_positives and self.beats_random
+
+
+def similar_performance(drop_ci: tuple[float, float], fp_created: float, fp_base: float,
+                        vs_random_ci: tuple[float, float] | None,
+                        tolerance: float = 0.05) -> SimilarCheck:
+    """Rule: a dependency at support size k "achieves similar performance" when (i) the upper end
+    of the 95% interval of the target-class accuracy drop is at most ``tolerance`` (5 points),
+    (ii) it creates no more false positives per target than the unmodified model makes, and
+    (iii) the lower end of the 95% interval of its paired accuracy gain over random partners at
+    the same k is above 0."""
+    return SimilarCheck(tuple(drop_ci), float(fp_created), float(fp_base),
+                        None if vs_random_ci is None else tuple(vs_random_ci), tolerance)
+
+
+def c1_single_model(at_headline: Mapping[str, bool], at_sparse: Mapping[str, bool],
+                    k_headline: int = 10, k_sparse: int = 100) -> Verdict:
+    """C1 from, per model, whether some CovLasso dependency (its coefficients or their
+    least-squares refit) achieves similar performance at ``k_headline`` (``at_headline``) and at
+    some ``k <= k_sparse`` (``at_sparse``)."""
+    rule = rule_text("C1", k_headline=k_headline, k_sparse=k_sparse)
+    if not at_headline:
+        return Verdict("C1", NOT_TESTABLE, rule, "no model was evaluated")
+    heads = [m for m, ok in at_headline.items() if ok]
+    sparse = [m for m, ok in at_sparse.items() if ok]
+    if len(heads) == len(at_headline):
+        level, why = REPRODUCED, f"similar performance at k = {k_headline} for every model"
+    elif heads or len(sparse) == len(at_sparse):
+        level = PARTLY
+        why = (f"similar performance at k = {k_headline} for {', '.join(heads)} only" if heads
+               else f"similar performance for every model only at some k <= {k_sparse}")
+    else:
+        level = NOT_REPRODUCED
+        why = (f"no model reaches similar performance at k = {k_headline}; at some "
+               f"k <= {k_sparse}: {', '.join(sparse) if sparse else 'none'}")
+    return Verdict("C1", level, rule, why)
+
+
+def c2_cross_model(pair_headline: Mapping[tuple[str, str], bool],
+                   pair_sparse: Mapping[tuple[str, str], bool],
+                   cross_architecture_tested: bool, k_headline: int = 10,
+                   k_sparse: int = 50) -> tuple[Verdict, str]:
+    """C2 from, per ordered pair (A, B), whether A's logits are rebuilt from B's (without B's own
+    category) with similar performance at ``k_headline`` / at some ``k <= k_sparse``. Returns the
+    verdict and the state of the pairs tested ("holds", "partly holds" or "fails")."""
+    rule = rule_text("C2", k_headline=k_headline, k_sparse=k_sparse)
+    if not pair_headline:
+        return Verdict("C2", NOT_TESTABLE, rule, "no pair was evaluated"), "fails"
+    if all(pair_headline.values()):
+        state = "holds"
+    elif any(pair_headline.values()) or all(pair_sparse.values()):
+        state = "partly holds"
+    else:
+        state = "fails"
+    if state == "fails":
+        level = NOT_REPRODUCED
+    elif state == "holds" and cross_architecture_tested:
+        level = REPRODUCED
+    else:
+        level = PARTLY
+    arch = ("a CNN-transformer pair was tested" if cross_architecture_tested
+            else "no CNN-transformer pair could be tested")
+    return Verdict("C2", level, rule, f"the tested pairs: {state}; {arch}"), state
+
+
+def c3_covlasso(max_rel_gap: float, lasso_agreement: float, gap_tol: float = 1e-5,
+                agreement_tol: float = 1e-4) -> Verdict:
+    """C3 from the largest relative duality gap along the CovLasso paths and the relative
+    coefficient difference between the CovLasso (from the covariance alone) and a Lasso solved on
+    the data rows."""
+    rule = rule_text("C3", gap_tol=gap_tol, agreement_tol=agreement_tol)
+    ok = max_rel_gap <= gap_tol and lasso_agreement <= agreement_tol
+    why = (f"max relative gap {max_rel_gap:.1e} (<= {gap_tol:g}: {max_rel_gap <= gap_tol}), "
+           f"agreement with the row Lasso {lasso_agreement:.1e} "
+           f"(<= {agreement_tol:g}: {lasso_agreement <= agreement_tol})")
+    return Verdict("C3", REPRODUCED if ok else NOT_REPRODUCED, rule, why)
+
+
+def c4_redundancy(interlacing_holds: bool, gain_ci: tuple[float, float], k_small: int,
+                  k_full: int) -> Verdict:
+    """C4 from the interlacing check (in-sample residual non-increasing in the number of
+    categories K) and the 95% interval of the median out-of-sample gain from K = ``k_small`` to
+    ``k_full`` categories."""
+    rule = rule_text("C4", k_small=k_small, k_full=k_full)
+    gain = gain_ci[0] > 0
+    level = REPRODUCED if interlacing_holds and gain else (
+        PARTLY if interlacing_holds else NOT_REPRODUCED)
+    why = (f"interlacing {'holds' if interlacing_holds else 'fails'}; out-of-sample gain interval "
+           f"[{gain_ci[0]:.3f}, {gain_ci[1]:.3f}] {'excludes' if gain else 'does not exclude'} 0")
+    return Verdict("C4", level, rule, why)
+
+
+def c5_sparsity(frac_reaching: float, median_k: float, sparse_k: int = 20,
+                threshold: float = 0.3) -> Verdict:
+    """C5 from the fraction of targets whose path reaches out-of-sample 1 - R^2 <= ``threshold``
+    and the median support size among those that reach it."""
+    rule = rule_text("C5", sparse_k=sparse_k, threshold=threshold)
+    small = frac_reaching > 0 and median_k <= sparse_k
+    if frac_reaching >= 0.5 and small:
+        level = REPRODUCED
+    elif frac_reaching >= 0.5 or small:
+        level = PARTLY
+    else:
+        level = NOT_REPRODUCED
+    return Verdict("C5", level, rule, f"{frac_reaching:.0%} of targets reach it; median k there "
+                   f"{median_k:.0f}")
+
+
+def c6a_semantics(near_ratio_ci_lo: Mapping[str, float], n_far_strong: int,
+                  near_distance: int = 4) -> Verdict:
+    """C6a from, per model, the lower end of the 95% interval of (share of partners semantically
+    near their target) / (share expected for random partners), and the number of the strongest
+    dependencies whose top partner is semantically far."""
+    rule = rule_text("C6a", near_distance=near_distance)
+    if not near_ratio_ci_lo:
+        return Verdict("C6a", NOT_TESTABLE, rule, "no model was evaluated")
+    near = all(v > 1 for v in near_ratio_ci_lo.values())
+    if near:
+        level = REPRODUCED if n_far_strong > 0 else PARTLY
+    else:
+        level = NOT_REPRODUCED
+    why = (f"partners near more often than chance in {'every' if near else 'not every'} model; "
+           f"{n_far_strong} of the strongest dependencies lean on a semantically far partner")
+    return Verdict("C6a", level, rule, why)
+
+
+def c6b_unseen(top1_all: float, top1_all_ci: tuple[float, float], upper_bound: float,
+               top1_hidden_ci_lo: float, n_classes: int = 1000, n_hidden: int = 100) -> Verdict:
+    """C6b from the rebuilt classes' top-1 among all classes (point, interval), A's own top-1 on
+    the same images (the upper bound) and the lower end of the interval of the top-1 among the
+    hidden classes only."""
+    rule = rule_text("C6b")
+    if top1_all >= 0.5 * upper_bound and top1_all_ci[0] > 10 / n_classes:
+        level, why = REPRODUCED, "1000-way top-1 is at least half of A's own, above 10x chance"
+    elif top1_hidden_ci_lo > 10 / n_hidden:
+        level, why = PARTLY, "only the top-1 among the hidden classes is above 10x chance"
+    else:
+        level, why = NOT_REPRODUCED, "neither top-1 is above 10x chance"
+    return Verdict("C6b", level, rule, why)
+
+
+def c6c_robustness(gains: Mapping[str, Mapping[str, tuple[float, tuple[float, float]]]],
+                   clean_drop_tolerance: float = 0.005) -> tuple[Verdict, str]:
+    """C6c from, per dependency regularizer, the paired corruption top-1 differences with plain
+    cross-entropy (``"vs_ce"``) and with the generic regularizer (``"vs_generic"``), and the
+    clean top-1 difference with cross-entropy (``"clean_vs_ce"``); each ``(point, (lo, hi))``.
+    Returns the verdict of the best regularizer and its name (best: highest verdict, then largest
+    corruption gain over cross-entropy)."""
+    rule = rule_text("C6c", clean_drop_tolerance=clean_drop_tolerance)
+    if not gains:
+        return Verdict("C6c", NOT_TESTABLE, rule, "no regularizer was evaluated"), ""
+    levels = {}
+    for kind, g in gains.items():
+        beats_ce = g["vs_ce"][1][0] > 0
+        beats_gen = g["vs_generic"][1][0] > 0
+        clean_ok = g["clean_vs_ce"][0] >= -clean_drop_tolerance
+        levels[kind] = (REPRODUCED if beats_ce and beats_gen and clean_ok else
+                        PARTLY if beats_ce and clean_ok else NOT_REPRODUCED)
+    best = min(levels, key=lambda k: (_rank(levels[k]), -gains[k]["vs_ce"][0]))
+    g = gains[best]
+    why = (f"best regularizer {best}: corruption gain vs cross-entropy {g['vs_ce'][0]:+.4f} "
+           f"[{g['vs_ce'][1][0]:+.4f}, {g['vs_ce'][1][1]:+.4f}], vs the generic regularizer "
+           f"{g['vs_generic'][0]:+.4f} [{g['vs_generic'][1][0]:+.4f}, "
+           f"{g['vs_generic'][1][1]:+.4f}], clean vs cross-entropy {g['clean_vs_ce'][0]:+.4f}")
+    return Verdict("C6c", levels[best], rule, why), best
+
+
+# --------------------------------------------------------------------------------------------
+# the rules in words
+# --------------------------------------------------------------------------------------------
+
+_RULES = {
+    "similar": (
+        "A dependency \"achieves similar performance\" at support size k when (i) the target-class "
+        "accuracy after replacement is within {tolerance_points:g} points of the unmodified "
+        "model's on the same images (upper end of the 95% interval of the drop), (ii) it creates "
+        "no more false positives per target than the unmodified model already makes, and (iii) it "
+        "beats random partners at the same k (95% interval of the paired difference above 0). A "
+        "CovLasso dependency counts with its own coefficients or refitted by least squares on its "
+        "support."),
+    "C1": (
+        "**C1 is reproduced** if some CovLasso dependency achieves similar performance at "
+        "k = {k_headline} for every model; **partly reproduced** if it does only for some models "
+        "at k = {k_headline}, or for every model only at some k <= {k_sparse}; **not reproduced** "
+        "otherwise."),
+    "C2": (
+        "For an ordered pair (A, B), A's logit is rebuilt from B's logits **without** B's own "
+        "category. The pairs tested *hold* if every pair achieves similar performance at "
+        "k = {k_headline}, *partly hold* if some pairs do, or every pair only at some "
+        "k <= {k_sparse}, and *fail* otherwise. **C2 is reproduced** if the pairs hold and a "
+        "CNN-transformer pair was among them; **partly reproduced** if they hold or partly hold "
+        "without such a pair; **not reproduced** if they fail."),
+    "C3": (
+        "**C3 is reproduced** if the CovLasso solved from the covariance alone is certified (max "
+        "relative duality gap <= {gap_tol:g}) and matches the Lasso solved on the data rows "
+        "(relative coefficient difference <= {agreement_tol:g}); **not reproduced** otherwise. "
+        "The path is continuous and piecewise linear in lam (a Lasso property); \"smooth\" is "
+        "read as continuity."),
+    "C4": (
+        "**C4 is reproduced** if the in-sample residual never rises with the number of categories "
+        "K (interlacing) **and** the out-of-sample best residual at K = {k_full} is below the one "
+        "at K = {k_small} (95% bootstrap interval over targets of the median difference excluding "
+        "0); **partly reproduced** if only the first holds; **not reproduced** otherwise."),
+    "C5": (
+        "**C5 is reproduced** if at least half of the targets reach out-of-sample "
+        "1 - R^2 <= {threshold:g} along the CovLasso path and the median support size there is "
+        "<= {sparse_k}; **partly reproduced** if at least half reach it with a larger median k, "
+        "or fewer than half reach it but with median k <= {sparse_k}; **not reproduced** "
+        "otherwise."),
+    "C6a": (
+        "**C6a is reproduced** if, in every model, partners are semantically near their target "
+        "(WordNet distance <= {near_distance}) more often than random partners at the same k "
+        "(95% interval of the ratio above 1) **and** some of the strongest dependencies lean on a "
+        "semantically far top partner (the \"counter-intuitive\" cases); **partly reproduced** if "
+        "only the first holds; **not reproduced** otherwise."),
+    "C6b": (
+        "With the cross-model construction at the headline k (CovLasso or its refit), pooled "
+        "over pairs: **C6b is reproduced** if the 1000-way top-1 on hidden-class images is at "
+        "least half of A's own (the upper bound) and its 95% interval is above 10x chance; "
+        "**partly reproduced** if only the top-1 among the hidden classes has its 95% interval "
+        "above 10x chance; **not reproduced** otherwise."),
+    "C6c": (
+        "**C6c is reproduced** if some dependency regularizer beats both plain cross-entropy and "
+        "the generic regularizer (L2-SP) on mean corruption top-1, with the 95% bootstrap "
+        "interval (over eval images, paired, averaged over seeds) of both differences above 0, "
+        "and costs at most {clean_drop_tolerance:g} clean top-1 against plain cross-entropy; "
+        "**partly reproduced** if it beats plain cross-entropy that way but not the generic "
+        "regularizer; **not reproduced** otherwise. The best regularizer decides."),
+}
+
+
+def rule_text(rule: str, **params: float) -> str:
+    """A verdict rule in words (Markdown), with its parameters filled in. ``rule``: a claim id or
+    ``"similar"`` (the "similar performance" test of C1 and C2)."""
+    if rule not in _RULES:
+        raise KeyError(f"no rule {rule!r}; known: {sorted(_RULES)}")
+    defaults = {"tolerance_points": 5, "k_headline": 10, "k_sparse": 100, "gap_tol": 1e-5,
+                "agreement_tol": 1e-4, "k_small": 10, "k_full": 1000, "threshold": 0.3,
+                "sparse_k": 20, "near_distance": 4, "clean_drop_tolerance": 0.005}
+    return _RULES[rule].format(**{**defaults, **params})
