@@ -1,11 +1,7 @@
 """neudep_utils: the tested core of the neudep reproducibility study.
 
-Modules
--------
-- :mod:`neudep_utils.data`: ImageNet-format folders, manifests, centre and augmented views.
-- :mod:`neudep_utils.models`: embedded EfficientNet-Lite models and timm hub models.
-- :mod:`neudep_utils.cache`: content-addressed logit/feature cache and streamed moments.
-- :mod:`neudep_utils.covlasso`: the batched, certified CovLasso solver.
+The data path is ``images -> cache -> S -> dependencies -> metrics -> verdict -> book``; the
+modules, one concept each, are listed in ``ARCHITECTURE.md`` at the repository root.
 """
 
 from __future__ import annotations
