@@ -38,6 +38,7 @@ __all__ = [
     "fit_covlasso_k_cached",
     "least_squares_on_support",
     "load_depsets",
+    "min_norm_inverse",
     "random_support",
     "save_depsets",
     "topcorr_support",
@@ -379,20 +380,47 @@ def least_squares_on_support(fold: Fold, targets: np.ndarray, cols: np.ndarray,
     return _make_depset(fold, t, cols, out, method)
 
 
+def min_norm_inverse(G: np.ndarray, rcond: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """What every least-squares solution on a (possibly singular) PSD block ``G`` needs.
+
+    Returns ``P0 = pinv(G)`` (eigenvalues at most ``rcond * lambda_max`` dropped) and
+    ``P = P0 + N / eps``, with ``N`` the projector onto the dropped (null) directions and
+    ``eps = 1e-8 lambda_min_kept``: the inverse of ``G + eps I`` on the same eigenbasis. Ratios of
+    ``P`` (``-P[:, i] / P[i, i]``, rank-one downdates) are then the limits of ridge regression as
+    the ridge vanishes, i.e. the minimum-norm least-squares solutions, whether ``G`` is singular
+    (a target in the span of the others) or not.
+    """
+    w, V = np.linalg.eigh(np.asarray(G, dtype=np.float64))
+    keep = w > rcond * max(float(w.max(initial=0.0)), 0.0)
+    if not keep.any():
+        z = np.zeros_like(G, dtype=np.float64)
+        return z, np.eye(len(G))
+    Vk = V[:, keep]
+    P0 = (Vk / w[keep]) @ Vk.T
+    eps = 1e-8 * float(w[keep].min())
+    N = V[:, ~keep] @ V[:, ~keep].T
+    return P0, P0 + N / eps
+
+
 def dense_least_squares(fold: Fold, targets: np.ndarray, columns: np.ndarray | None = None,
                         drop: np.ndarray | None = None, method: str = "dense LS",
                         rcond: float = 1e-12) -> DepSet:
-    """Least squares of each target on *all* allowed columns (no sparsity): the dense reference.
+    """Minimum-norm least squares of each target on *all* allowed columns (no sparsity): the
+    dense reference, correct for singular moments (a logit layer of width d < n, or fewer fit
+    rows than columns).
 
     ``columns``: the candidate columns (default all); a target inside them is excluded from its
-    own row (via ``theta = -P[:, i] / P_ii`` with ``P = pinv(S_CC)``). ``drop`` (T,) optional
-    extra column per target to exclude (-1: none; e.g. B's own category in cross-model fits),
-    removed by the exact rank-one downdate of the least-squares solution.
+    own row. ``drop`` (T,) optional extra column per target to exclude (-1: none; e.g. B's own
+    category in cross-model fits). One eigendecomposition of ``S_CC`` serves every target
+    (:func:`min_norm_inverse`): a target outside ``C`` gets ``pinv(S_CC) S_{C,i}``; a target
+    inside, or a dropped column, is removed by the Schur-complement formulas applied to the
+    vanishing-ridge inverse, which give the minimum-norm solution on the remaining columns (the
+    textbook ``-pinv(S)[:, i] / pinv(S)_ii`` does so only when ``S_CC`` is invertible).
     """
     t = np.asarray(targets, np.int64)
     n = fold.n
     C = np.arange(n) if columns is None else np.asarray(columns, np.int64)
-    P = np.linalg.pinv(fold.S[np.ix_(C, C)], rcond=rcond, hermitian=True)
+    P0, P = min_norm_inverse(fold.S[np.ix_(C, C)], rcond)
     pos = np.full(n, -1)
     pos[C] = np.arange(C.size)
     B = np.zeros((C.size, t.size))
@@ -402,7 +430,7 @@ def dense_least_squares(fold: Fold, targets: np.ndarray, columns: np.ndarray | N
         B[:, inside] = -P[:, j] / P[j, j][None]
         B[j, np.flatnonzero(inside)] = 0.0
     if (~inside).any():
-        B[:, ~inside] = P @ fold.S[np.ix_(C, t[~inside])]
+        B[:, ~inside] = P0 @ fold.S[np.ix_(C, t[~inside])]
     if drop is not None:
         d = np.asarray(drop, np.int64)
         rows = np.flatnonzero((d >= 0) & (pos[np.maximum(d, 0)] >= 0))

@@ -190,6 +190,71 @@ def test_dense_least_squares_and_drop():
     np.testing.assert_allclose(dep2.dense()[1, cols], ref1, atol=1e-10)
 
 
+def _lstsq_min_norm(X, target, cols):
+    """Reference: numpy's minimum-norm least squares of column ``target`` on ``cols`` of the
+    centred rows X."""
+    Xc = X - X.mean(0)
+    return np.linalg.lstsq(Xc[:, cols], Xc[:, target], rcond=None)[0]
+
+
+def _old_dense_inside(S, i):
+    """The formula used before: theta = -pinv(S)[:, i] / pinv(S)_ii (valid for invertible S)."""
+    P = np.linalg.pinv(S, rcond=1e-12, hermitian=True)
+    th = -P[:, i] / P[i, i]
+    th[i] = 0.0
+    return th
+
+
+@pytest.mark.parametrize("case", ["few rows", "low-rank head", "scale 1e-6", "scale 1e6"])
+def test_dense_least_squares_is_min_norm_on_singular_moments(case):
+    """Rank-deficient S: fewer fit rows than columns, or a logit layer of width d < n with a
+    bias; the dense fit must equal numpy's minimum-norm least squares (and the old formula
+    must not)."""
+    rng = np.random.default_rng(7)
+    n = 40
+    if case == "few rows":
+        X = rng.standard_normal((25, n))  # rank 24 after centring
+    else:
+        H = rng.standard_normal((300, 12))  # width 12 < n: rank 12 after centring
+        X = H @ rng.standard_normal((12, n)) + rng.standard_normal(n)
+        X = X * {"low-rank head": 1.0, "scale 1e-6": 1e-6, "scale 1e6": 1e6}[case]
+    S = cl.second_moment(X, center=True)
+    fold = folding.Fold(S, X.mean(0), True, np.arange(3), None, X.shape[0])
+    targets = np.array([0, 5, 17])
+    dep = dependencies.dense_least_squares(fold, targets)
+    for r, i in enumerate(targets):
+        others = np.setdiff1d(np.arange(n), [i])
+        ref = _lstsq_min_norm(X, i, others)
+        scale = np.abs(ref).max()
+        np.testing.assert_allclose(dep.dense()[r, others], ref, atol=1e-6 * scale)
+        assert dep.dense()[r, i] == 0
+        assert np.abs(_old_dense_inside(S, i)[others] - ref).max() > 1e-3 * scale
+    # dropping an extra column (cross-model: B's own category) on a singular block
+    cols = np.arange(10, n)
+    dep2 = dependencies.dense_least_squares(fold, np.array([0, 1]), cols,
+                                            drop=np.array([12, -1]))
+    c0 = np.setdiff1d(cols, [12])
+    ref0 = _lstsq_min_norm(X, 0, c0)
+    np.testing.assert_allclose(dep2.dense()[0, c0], ref0, atol=1e-6 * np.abs(ref0).max())
+    ref1 = _lstsq_min_norm(X, 1, cols)
+    np.testing.assert_allclose(dep2.dense()[1, cols], ref1, atol=1e-6 * np.abs(ref1).max())
+
+
+def test_dense_least_squares_exact_dependency_held_out():
+    """A width-d head with a bias: every logit is an exact affine function of the others, so the
+    dense fit reproduces held-out logits (the old formula did not)."""
+    rng = np.random.default_rng(3)
+    W, b = rng.standard_normal((60, 20)), rng.standard_normal(60)
+    X = rng.standard_normal((400, 20)) @ W.T + b
+    fit, ev = np.arange(300), np.arange(300, 400)
+    S = cl.second_moment(X[fit], center=True)
+    fold = folding.Fold(S, X[fit].mean(0), True, ev, fit, 300)
+    dep = dependencies.dense_least_squares(fold, np.arange(60))
+    err = dep.predict(X[ev]) - X[ev]
+    rel = (err ** 2).sum(0) / ((X[ev] - X[ev].mean(0)) ** 2).sum(0)
+    assert rel.max() < 1e-10
+
+
 def test_random_and_topcorr_supports():
     d = synthetic(n=30)
     fold = folding.crossfit(d, 2, 0)[0]
