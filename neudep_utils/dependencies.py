@@ -186,7 +186,7 @@ def fit_covlasso_k(fold: Fold, ks: Sequence[int],
     lmax = cl.lam_max(S, t, candidates)
     n_allowed = allowed.sum(1)
     K = len(ks)
-    width = int(1.25 * ks[-1]) + 8
+    width = min(int(1.25 * ks[-1]) + 8, n)
     kmax_stop = int(1.25 * ks[-1]) + 5
     best_k = np.full((K, T), -1, dtype=np.int64)
     best_cols = np.full((K, T, width), -1, dtype=np.int64)

@@ -21,8 +21,9 @@ from .dependencies import DepSet
 from .folds import Fold
 from .logits import LogitData
 
-__all__ = ["METRIC_DEFINITIONS", "Metrics", "evaluate", "metric_ci", "metrics_table",
-           "paired_diff_ci"]
+__all__ = ["METRIC_DEFINITIONS", "Metrics", "TargetOutcomes", "evaluate", "metric_ci",
+           "metrics_table", "paired_diff_ci", "select_on_fit_side", "similarity_inputs",
+           "target_outcomes"]
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Metrics:
     all_repl_correct: np.ndarray  # (N_eval,) correct when all targets are replaced at once
     sse: np.ndarray | None = None  # (N_eval, T) squared errors (kept when keep_errors)
     fval: np.ndarray | None = None  # (N_eval, T) true target logits (kept when keep_errors)
+    label: np.ndarray | None = None  # (N_eval,) class of each eval image
 
     @property
     def n_targets(self) -> int:
@@ -179,7 +181,8 @@ def evaluate(data: LogitData, folds: Sequence[Fold], deps: Sequence[DepSet], *,
         base_correct=np.concatenate(parts["base"]), repl_correct=np.concatenate(parts["repl"]),
         fp_created=np.concatenate(parts["fp"]), weak_correct=np.concatenate(parts["weak"]),
         all_repl_correct=np.concatenate(parts["allr"]),
-        sse=sse if keep_errors else None, fval=fval if keep_errors else None)
+        sse=sse if keep_errors else None, fval=fval if keep_errors else None,
+        label=data.labels[image])
     m.extra_fp_base = fp_base / T
     return m
 
@@ -275,3 +278,77 @@ def similarity_inputs(m: Metrics, random: Metrics | None, n_boot: int = 1000,
     return {"drop_ci": metric_ci(m, "acc_drop", n_boot, seed),
             "fp_created": s["fp_created_per_target"], "fp_base": s["fp_base_per_target"],
             "vs_random": vs}
+
+
+@dataclass
+class TargetOutcomes:
+    """Per-target held-out outcomes: ``targets`` (T,), ``n_images`` (T,) eval images of each
+    target's class, ``n_replaced`` / ``n_base`` (T,) of them classified correctly after the
+    replacement / by the unmodified model, and ``k`` (T,) the support size used (mean over
+    folds)."""
+
+    targets: np.ndarray
+    n_images: np.ndarray
+    n_replaced: np.ndarray
+    n_base: np.ndarray
+    k: np.ndarray
+
+    def keep_at_least(self, share: float) -> tuple[int, int]:
+        """(targets whose replaced logit keeps at least ``share`` of their eval images correct,
+        targets for which the unmodified model does), among targets with eval images."""
+        has = self.n_images > 0
+        rep = self.n_replaced[has] >= share * self.n_images[has] - 1e-12
+        base = self.n_base[has] >= share * self.n_images[has] - 1e-12
+        return int(rep.sum()), int(base.sum())
+
+
+def target_outcomes(m: Metrics, k: np.ndarray | None = None) -> TargetOutcomes:
+    """Per-target counts of a :class:`Metrics` (images of class ``t``, correct after replacing
+    logit ``t``, correct unmodified)."""
+    if m.label is None:
+        raise ValueError("target_outcomes needs Metrics from evaluate() (with labels)")
+    pos = np.full(int(max(m.label.max(initial=0), m.targets.max(initial=0))) + 1, -1)
+    pos[m.targets] = np.arange(m.n_targets)
+    p = pos[m.label]
+    own = p >= 0
+    T = m.n_targets
+
+    def count(x):
+        return np.bincount(p[own], weights=x[own].astype(float), minlength=T)
+
+    return TargetOutcomes(m.targets, count(np.ones_like(p)), count(m.repl_correct),
+                          count(m.base_correct),
+                          np.full(T, m.k_mean) if k is None else np.asarray(k, float))
+
+
+def select_on_fit_side(fit_side: Sequence[dict[int, Metrics]],
+                       held_out: Sequence[dict[int, Metrics]],
+                       ks: Sequence[int]) -> TargetOutcomes:
+    """The existential reading, judged out of sample: for every fold and target, choose the
+    support size ``k`` in ``ks`` whose dependency keeps most of the target's **fit** images
+    correct after replacement (ties: lower fit-side 1 - R^2, then the smaller k), then count the
+    target's **held-out** images of that fold with that dependency; pooled over folds.
+
+    ``fit_side[f][k]``: :func:`evaluate` of fold ``f``'s dependencies at ``k`` on the fold's own
+    fit images; ``held_out[f][k]``: on its eval images (one fold each).
+    """
+    ks = sorted(ks)
+    parts = []
+    for fs, ho in zip(fit_side, held_out, strict=True):
+        fo = [target_outcomes(fs[k]) for k in ks]
+        acc = np.stack([o.n_replaced / np.maximum(o.n_images, 1) for o in fo])  # (K, T)
+        rr = np.stack([np.nan_to_num(fs[k].relres, nan=np.inf) for k in ks])
+        kidx = np.repeat(np.arange(len(ks))[:, None], acc.shape[1], axis=1)
+        # lexicographic: highest fit-side accuracy, then lowest fit-side 1 - R^2, then small k
+        best = np.lexsort((kidx, rr, -acc), axis=0)[0]
+        ho_k = [target_outcomes(ho[k]) for k in ks]
+        pick = np.arange(acc.shape[1])
+        parts.append(TargetOutcomes(
+            ho_k[0].targets, ho_k[0].n_images,
+            np.stack([o.n_replaced for o in ho_k])[best, pick], ho_k[0].n_base,
+            np.asarray(ks, float)[best]))
+    if not parts:
+        raise ValueError("select_on_fit_side needs at least one fold")
+    return TargetOutcomes(parts[0].targets, sum(p.n_images for p in parts),
+                          sum(p.n_replaced for p in parts), sum(p.n_base for p in parts),
+                          np.mean([p.k for p in parts], axis=0))
