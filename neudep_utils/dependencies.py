@@ -34,6 +34,7 @@ __all__ = [
     "baselines",
     "candidate_mask",
     "dense_least_squares",
+    "depset_from_coef",
     "fit_covlasso_k",
     "fit_covlasso_k_cached",
     "least_squares_on_support",
@@ -152,6 +153,14 @@ def _make_depset(fold: Fold, targets, cols, coef, method, **kw) -> DepSet:
     coef = np.where(cols >= 0, np.asarray(coef, np.float64), 0.0)
     return DepSet(np.asarray(targets, np.int64), cols, coef,
                   _intercepts(fold, np.asarray(targets), cols, coef), fold.n, method, **kw)
+
+
+def depset_from_coef(fold: Fold, targets: np.ndarray, coef: np.ndarray,
+                     method: str) -> DepSet:
+    """A :class:`DepSet` from dense coefficients ``coef`` (T, n) (e.g. a point of
+    :func:`neudep_utils.covlasso.path` or its refit), with the fold's intercepts."""
+    cols, vals = _pack(np.asarray(coef, np.float64))
+    return _make_depset(fold, targets, cols, vals, method)
 
 
 # --------------------------------------------------------------------------------------------

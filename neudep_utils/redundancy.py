@@ -1,5 +1,6 @@
 """Covariance redundancy and sparsity (notebook 03): spectra, effective rank, residual identities,
-category-subset experiments, bootstrap stability and a bottleneck head.
+category-subset experiments covering every category, whether a target's redundancy predicts the
+support its dependency needs, and the bootstrap stability of the selected partners.
 
 Conventions: rows are logit vectors (one per image view); ``S`` is a PSD moment matrix (the
 centred covariance unless said otherwise). For a target ``i`` the *unregularized residual* is
@@ -16,6 +17,8 @@ import numpy as np
 import scipy.linalg
 
 from . import covlasso
+from .dependencies import dense_least_squares
+from .folds import Fold
 from .moments import second_moment
 
 _EPS = np.finfo(np.float64).eps
@@ -99,18 +102,6 @@ def residual_schur(S: np.ndarray, targets: Sequence[int] | np.ndarray) -> np.nda
     return out
 
 
-def all_target_coef(S: np.ndarray, ridge: float = 0.0) -> np.ndarray:
-    """Coefficients ``theta_i`` (row i, ``theta_ii = 0``) of the regression of every ``f_i`` on all
-    other logits, from one inverse: ``theta_i = -P_{-i,i} / P_ii`` with ``P = (S + ridge I)^-1``,
-    i.e. the solution of ``(S_{-i,-i} + ridge I) theta = S_{-i,i}``."""
-    n = S.shape[0]
-    P = np.linalg.inv(np.asarray(S, dtype=np.float64) + ridge * np.eye(n))
-    coef = -P / np.diag(P)[None, :]  # column i holds theta_i
-    coef = coef.T.copy()
-    np.fill_diagonal(coef, 0.0)
-    return coef
-
-
 # --------------------------------------------------------------------------------------------
 # Out-of-sample fidelity
 # --------------------------------------------------------------------------------------------
@@ -160,17 +151,21 @@ def lasso_path_fidelity(C: np.ndarray, mu: np.ndarray, X_eval: np.ndarray, targe
 # --------------------------------------------------------------------------------------------
 
 
-def nested_subsets(n: int, targets: np.ndarray, sizes: Sequence[int], seed: int) -> list[np.ndarray]:
-    """Nested random category subsets of the given sizes, each containing all ``targets`` first
-    (so the target positions inside every subset are ``0..T-1``)."""
-    targets = np.asarray(targets)
-    rest = np.setdiff1d(np.arange(n), targets)
-    rest = np.random.default_rng(seed).permutation(rest)
-    out = []
-    for K in sizes:
-        if K < len(targets) or K > n:
-            raise ValueError(f"subset size {K} must be between {len(targets)} and {n}")
-        out.append(np.concatenate([targets, rest[:K - len(targets)]]))
+def covering_subsets(n: int, K: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Random subsets of ``K`` of the ``n`` categories in which every category is a target exactly
+    once: ``[(subset, target positions inside it), ...]``. The categories are dealt in a seeded
+    order into groups of ``K``; the leftover ones form one more subset, completed with random
+    other categories that are not targets there."""
+    if not 2 <= K <= n:
+        raise ValueError(f"subset size {K} must be between 2 and {n}")
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    m = n - n % K
+    out = [(perm[i:i + K], np.arange(K)) for i in range(0, m, K)]
+    rest = perm[m:]
+    if rest.size:
+        fill = rng.choice(perm[:m], K - rest.size, replace=False)
+        out.append((np.concatenate([rest, fill]), np.arange(rest.size)))
     return out
 
 
@@ -181,7 +176,7 @@ class SubsetResult:
     seed: np.ndarray
     K: np.ndarray
     target: np.ndarray
-    r_in: np.ndarray  # in-sample unregularized relative residual, 1/(C^-1)_ii / C_ii
+    r_in: np.ndarray  # in-sample unregularized relative residual r_i / C_ii (0: exact)
     lam_min_rel: np.ndarray  # lambda_min(C_K) / C_ii
     rr_ols: np.ndarray  # out-of-sample 1 - R^2 of least squares on all K-1 others
     rr_best: np.ndarray  # best out-of-sample 1 - R^2 over the CovLasso path (refit)
@@ -195,59 +190,94 @@ class SubsetResult:
         return pd.DataFrame({f: getattr(self, f) for f in self.__dataclass_fields__})
 
 
-def subset_experiment(X_fit: np.ndarray, X_eval: np.ndarray, targets: np.ndarray,
-                      sizes: Sequence[int], seeds: Sequence[int], lam_ratios: Sequence[float],
-                      threshold: float, progress: bool = True) -> SubsetResult:
-    """Redundancy and dependency size as the number of categories K grows.
+def subset_experiment(X_fit: np.ndarray, X_eval: np.ndarray, sizes: Sequence[int],
+                      seeds: Sequence[int], lam_ratios: Sequence[float], threshold: float,
+                      progress: bool = True) -> SubsetResult:
+    """Redundancy and dependency size as the number of categories K grows, for every category.
 
-    For each seed, nested random subsets of K categories (all containing ``targets``); on each:
-    the centred covariance of the fit rows restricted to the subset, the in-sample unregularized
-    residual (identity ``1/(C^-1)_ii``; 0 when C is singular), ``lambda_min``, the out-of-sample
-    residual of least squares on all others, and a CovLasso path with refits, giving the best
-    out-of-sample residual and the smallest support reaching ``threshold``.
+    For each seed and K, :func:`covering_subsets` makes every category a target once inside a
+    random subset of K categories. On each subset: the centred covariance of the fit rows
+    restricted to it, each target's in-sample unregularized relative residual (minimum-norm least
+    squares on the other K - 1; 0 when the target is in their span), ``lambda_min``, the
+    out-of-sample residual of that least squares, and a CovLasso path with refits giving the best
+    out-of-sample residual and the smallest support reaching ``threshold``. With K = n there is
+    one subset (all categories), computed once and shared by the seeds.
     """
     from tqdm.auto import tqdm
 
     n = X_fit.shape[1]
     mu_all = X_fit.mean(axis=0)
     C_all = second_moment(X_fit, center=True)
-    T = len(targets)
     rows: dict[str, list] = {f: [] for f in SubsetResult.__dataclass_fields__}
-    tpos = np.arange(T)
+    done: dict[int, list[tuple]] = {}
     jobs = [(s, K) for s in seeds for K in sizes]
-    subsets = {s: dict(zip(sizes, nested_subsets(n, targets, sizes, s), strict=True))
-               for s in seeds}
     for s, K in tqdm(jobs, disable=not progress, desc="category subsets"):
-        sub = subsets[s][K]
-        C = C_all[np.ix_(sub, sub)]
-        eig = spectrum(C)
-        diag = np.diag(C)[tpos]
-        rank = numerical_rank(eig)
-        coef_ols = np.zeros((T, K))
-        if rank == K:
-            P = np.linalg.inv(C)
-            r_in = 1.0 / np.diag(P)[tpos]
-            coef_ols = -P[tpos] / np.diag(P)[tpos, None]
-            coef_ols[tpos, tpos] = 0.0
+        if K == n and n in done:
+            parts = done[n]
         else:
-            r_in = residual_schur(C, tpos)
-            for t in range(T):
-                o = np.delete(np.arange(K), t)
-                coef_ols[t, o] = scipy.linalg.lstsq(C[np.ix_(o, o)], C[o, t],
-                                                    lapack_driver="gelsy")[0]
-        rr_ols = oos_relative_residual(coef_ols, tpos, mu_all[sub], X_eval[:, sub])
-        lp = lasso_path_fidelity(C, mu_all[sub], X_eval[:, sub], tpos, lam_ratios)
-        best = lp["rr"].argmin(axis=0)
-        rows["seed"].append(np.full(T, s))
-        rows["K"].append(np.full(T, K))
-        rows["target"].append(np.asarray(targets))
-        rows["r_in"].append(r_in / diag)
-        rows["lam_min_rel"].append(eig[-1] / diag)
-        rows["rr_ols"].append(rr_ols)
-        rows["rr_best"].append(lp["rr"][best, np.arange(T)])
-        rows["k_best"].append(lp["k"][best, np.arange(T)])
-        rows["k_fid"].append(k_at_fidelity(lp["k"], lp["rr"], threshold))
+            parts = []
+            for sub, tpos in covering_subsets(n, K, s):
+                C = C_all[np.ix_(sub, sub)]
+                eig = spectrum(C)
+                diag = np.diag(C)[tpos]
+                fold = Fold(C, mu_all[sub], True, np.arange(0), None, X_fit.shape[0])
+                coef = dense_least_squares(fold, tpos).dense()
+                r_in = covlasso.residual(C, coef, tpos)
+                rr_ols = oos_relative_residual(coef, tpos, mu_all[sub], X_eval[:, sub])
+                lp = lasso_path_fidelity(C, mu_all[sub], X_eval[:, sub], tpos, lam_ratios)
+                best = lp["rr"].argmin(axis=0)
+                T = tpos.size
+                parts.append((sub[tpos], r_in / diag, eig[-1] / diag, rr_ols,
+                              lp["rr"][best, np.arange(T)], lp["k"][best, np.arange(T)],
+                              k_at_fidelity(lp["k"], lp["rr"], threshold)))
+            if K == n:
+                done[n] = parts
+        for tg, r_in, lmin, rr_ols, rr_best, k_best, k_fid in parts:
+            rows["seed"].append(np.full(tg.size, s))
+            rows["K"].append(np.full(tg.size, K))
+            rows["target"].append(tg)
+            for f, v in (("r_in", r_in), ("lam_min_rel", lmin), ("rr_ols", rr_ols),
+                         ("rr_best", rr_best), ("k_best", k_best), ("k_fid", k_fid)):
+                rows[f].append(v)
     return SubsetResult(**{f: np.concatenate(v) for f, v in rows.items()})
+
+
+def redundancy_predicts_support(redundancy: np.ndarray, k_needed: np.ndarray,
+                                n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Does a target's covariance redundancy predict the support size its dependency needs?
+
+    ``redundancy`` (T,): e.g. the in-sample unregularized relative residual ``r_i / S_ii`` (small
+    = redundant); ``k_needed`` (T,): the smallest support reaching a held-out fidelity (``inf`` or
+    NaN: never reached, ranked last). The paper's theory predicts a positive rank correlation (the
+    more redundant, the fewer partners). Returns Spearman's rho over the targets, its 95%
+    bootstrap interval (targets resampled), the number of targets, and how many reached the
+    fidelity.
+    """
+    from scipy.stats import rankdata
+
+    from .bootstrap import bootstrap_ci
+
+    r = np.asarray(redundancy, float)
+    k = np.where(np.isfinite(np.asarray(k_needed, float)), k_needed, np.inf)
+    ok = np.isfinite(r)
+    r, k = r[ok], k[ok]
+    if r.size < 3 or np.ptp(r) == 0:
+        return {"rho": float("nan"), "ci": (float("nan"), float("nan")), "n": int(r.size),
+                "n_reached": int(np.isfinite(k).sum())}
+    ra, rb = rankdata(r), rankdata(k)
+
+    def rho(W):
+        sw = W.sum(1, keepdims=True)
+        ma, mb = (W @ ra)[:, None] / sw, (W @ rb)[:, None] / sw
+        cov = (W * (ra - ma) * (rb - mb)).sum(1)
+        va = (W * (ra - ma) ** 2).sum(1)
+        vb = (W * (rb - mb) ** 2).sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return cov / np.sqrt(va * vb)
+
+    point = float(rho(np.ones((1, r.size)))[0])
+    return {"rho": point, "ci": bootstrap_ci(rho, r.size, n_boot, seed), "n": int(r.size),
+            "n_reached": int(np.isfinite(k).sum())}
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,36 +317,3 @@ def bootstrap_supports(logits: np.ndarray, targets: np.ndarray, lam_ratio: float
         freq += sb
         jac[b] = [jaccard(full[t], sb[t]) for t in range(len(targets))]
     return {"support": full, "freq": freq / n_boot, "jaccard": jac}
-
-
-# --------------------------------------------------------------------------------------------
-# Bottleneck head (the width argument)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class BottleneckHead:
-    """A rank-``d`` linear head ``f' = mu + P (W h + b - mu)`` with ``P = V_d V_d^T`` the projection
-    on the top-``d`` principal directions of the fit logits: the reduced-rank regression of the
-    original logits on the features (the best rank-d linear map in mean squared error on the fit
-    rows). Equivalently a linear bottleneck of width ``d``: ``h -> V_d^T (W h + b - mu)`` (d units)
-    ``-> mu + V_d z`` (1000 logits)."""
-
-    W: np.ndarray  # (n, D) effective weight of the rank-d head
-    b: np.ndarray  # (n,)
-    d: int
-
-    def __call__(self, H: np.ndarray) -> np.ndarray:
-        return np.asarray(H, dtype=np.float64) @ self.W.T + self.b
-
-
-def fit_bottleneck(W: np.ndarray, b: np.ndarray, H_fit: np.ndarray, d: int) -> BottleneckHead:
-    """Reduced-rank regression of the head's logits ``W h + b`` on ``h`` at rank ``d``."""
-    W = np.asarray(W, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    F = np.asarray(H_fit, dtype=np.float64) @ W.T + b
-    mu = F.mean(axis=0)
-    _, _, Vt = np.linalg.svd(F - mu, full_matrices=False)
-    V = Vt[:d].T  # (n, d)
-    P = V @ V.T
-    return BottleneckHead(W=P @ W, b=mu + P @ (b - mu), d=d)

@@ -42,16 +42,19 @@ def test_similar_performance_boundaries() -> None:
     assert V.similar_performance((0.0, 0.09), 0, 0, (0.1, 0.2), tolerance=0.1).holds
 
 
-@pytest.mark.parametrize(("head", "sparse", "expected"), [
-    ({"a": True, "b": True}, {"a": True, "b": True}, R),
-    ({"a": True, "b": False}, {"a": True, "b": False}, P),  # some models at k_headline
-    ({"a": False, "b": False}, {"a": True, "b": True}, P),  # every model only at larger k
-    ({"a": False, "b": False}, {"a": True, "b": False}, N),
-    ({"a": False}, {"a": False}, N),
-    ({}, {}, T)])
-def test_c1(head, sparse, expected) -> None:
-    v = V.c1_single_model(head, sparse, 10, 100)
+@pytest.mark.parametrize(("head", "sparse", "exist", "expected"), [
+    ({"a": True, "b": True}, {"a": True, "b": True}, None, R),
+    ({"a": True, "b": False}, {"a": True, "b": False}, None, P),  # some models at k_headline
+    ({"a": False, "b": False}, {"a": True, "b": True}, None, P),  # every model, larger k only
+    ({"a": False, "b": False}, {"a": True, "b": False}, {"a": True, "b": False}, P),
+    ({"a": False, "b": False}, {"a": True, "b": False}, {"a": False, "b": False}, N),
+    ({"a": False}, {"a": False}, None, N),
+    ({}, {}, None, T)])
+def test_c1(head, sparse, exist, expected) -> None:
+    v = V.c1_single_model(head, sparse, exist, 10, 100)
     assert v.level == expected and v.claim == "C1" and "k = 10" in v.rule
+    if expected == P and exist and any(exist.values()):
+        assert "existential" in v.why
 
 
 @pytest.mark.parametrize(("head", "sparse", "cross_arch", "expected", "state"), [
@@ -73,18 +76,28 @@ def test_c3_boundaries() -> None:
 
 
 def test_c4_levels() -> None:
-    assert V.c4_redundancy(True, (0.01, 0.2), 10, 1000).level == R
-    assert V.c4_redundancy(True, (0.0, 0.2), 10, 1000).level == P  # interval touches 0
-    assert V.c4_redundancy(False, (0.1, 0.2), 10, 1000).level == N
+    ok, no = (0.01, 0.3), (-0.05, 0.1)
+    nan = (float("nan"), float("nan"))
+    assert V.c4_redundancy({"a": ok, "b": ok}, (0.01, 0.2), 10, 1000).level == R
+    assert V.c4_redundancy({"a": ok, "b": no}, (0.01, 0.2), 10, 1000).level == P
+    assert V.c4_redundancy({"a": ok, "b": ok}, (0.0, 0.2), 10, 1000).level == P  # touches 0
+    assert V.c4_redundancy({"a": no}, (0.01, 0.2), 10, 1000).level == P  # gain only
+    assert V.c4_redundancy({"a": no, "b": no}, (-0.1, 0.2), 10, 1000).level == N
+    # a model without a full-rank covariance (NaN interval) is not counted
+    assert V.c4_redundancy({"a": ok, "d<n": nan}, (0.01, 0.2), 10, 1000).level == R
+    assert V.c4_redundancy({"d<n": nan}, (-0.1, 0.0), 10, 1000).level == N
 
 
-@pytest.mark.parametrize(("reach", "k", "expected"), [
-    (0.5, 20, R), (1.0, 3, R),
-    (0.5, 21, P),  # at least half reach it, larger median k
-    (0.1, 20, P),  # fewer than half, but sparse
-    (0.49, 21, N), (0.0, float("nan"), N)])
-def test_c5(reach, k, expected) -> None:
-    assert V.c5_sparsity(reach, k, 20, 0.3).level == expected
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(("k_func", "reach", "k", "expected"), [
+    (20, 0.1, NAN, R), (3, 0.0, NAN, R),
+    (21, 0.0, NAN, P), (100, 0.0, NAN, P),  # functional only at a larger support
+    (NAN, 0.5, 20, P),  # fidelity reading only
+    (NAN, 0.49, 5, N), (NAN, 0.9, 21, N), (101, 0.1, 20, N), (NAN, 0.0, NAN, N)])
+def test_c5(k_func, reach, k, expected) -> None:
+    assert V.c5_sparsity(k_func, reach, k, 20, 0.3, 100).level == expected
 
 
 def test_c6a_levels() -> None:
