@@ -285,13 +285,35 @@ class TargetOutcomes:
     """Per-target held-out outcomes: ``targets`` (T,), ``n_images`` (T,) eval images of each
     target's class, ``n_replaced`` / ``n_base`` (T,) of them classified correctly after the
     replacement / by the unmodified model, and ``k`` (T,) the support size used (mean over
-    folds)."""
+    folds). After :func:`select_on_fit_side`, ``fit_acc`` / ``fit_relres`` (T,) are the chosen
+    dependency's target-class accuracy and 1 - R^2 on the fit images (mean over folds)."""
 
     targets: np.ndarray
     n_images: np.ndarray
     n_replaced: np.ndarray
     n_base: np.ndarray
     k: np.ndarray
+    fit_acc: np.ndarray | None = None
+    fit_relres: np.ndarray | None = None
+
+    def top_selected(self, m: int, n_boot: int = 1000, seed: int = 0) -> dict:
+        """The ``m`` targets with the best fit-side scores (accuracy, then lower 1 - R^2) and
+        their pooled held-out target-class accuracy: after replacement, unmodified, and the drop
+        with a 95% bootstrap interval over the selected targets (their images move together)."""
+        if self.fit_acc is None:
+            raise ValueError("top_selected needs outcomes from select_on_fit_side")
+        has = np.flatnonzero(self.n_images > 0)
+        order = np.lexsort((self.fit_relres[has], -self.fit_acc[has]))
+        sel = has[order[:m]]
+        n, rep, base = self.n_images[sel], self.n_replaced[sel], self.n_base[sel]
+
+        def drop(W):
+            return (W @ (base - rep)) / (W @ n)
+
+        return {"targets": self.targets[sel], "n_images": int(n.sum()),
+                "acc_replaced": float(rep.sum() / n.sum()), "acc_base": float(base.sum() / n.sum()),
+                "drop": float((base - rep).sum() / n.sum()),
+                "drop_ci": bootstrap_ci(drop, sel.size, n_boot, seed)}
 
     def keep_at_least(self, share: float) -> tuple[int, int]:
         """(targets whose replaced logit keeps at least ``share`` of their eval images correct,
@@ -346,9 +368,11 @@ def select_on_fit_side(fit_side: Sequence[dict[int, Metrics]],
         parts.append(TargetOutcomes(
             ho_k[0].targets, ho_k[0].n_images,
             np.stack([o.n_replaced for o in ho_k])[best, pick], ho_k[0].n_base,
-            np.asarray(ks, float)[best]))
+            np.asarray(ks, float)[best], acc[best, pick], rr[best, pick]))
     if not parts:
         raise ValueError("select_on_fit_side needs at least one fold")
     return TargetOutcomes(parts[0].targets, sum(p.n_images for p in parts),
                           sum(p.n_replaced for p in parts), sum(p.n_base for p in parts),
-                          np.mean([p.k for p in parts], axis=0))
+                          np.mean([p.k for p in parts], axis=0),
+                          np.mean([p.fit_acc for p in parts], axis=0),
+                          np.mean([p.fit_relres for p in parts], axis=0))

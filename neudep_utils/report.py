@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,14 +32,20 @@ from .verdicts import CLAIMS, LEVELS, Verdict, notebook_verdict
 
 
 def number(value: float, definition: str, ci: tuple[float, float] | None = None,
-           unit: str = "") -> dict[str, Any]:
-    """One headline number with its definition and optional (e.g. 95% bootstrap) interval."""
+           unit: str = "", seeds: Sequence[float] | None = None) -> dict[str, Any]:
+    """One headline number with its definition, an optional (e.g. 95% bootstrap) interval and,
+    for pipeline-level uncertainty, its values under other split seeds (``seeds``: summarised as
+    min, max and standard deviation next to the values)."""
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"headline number {definition!r} is not finite: {value}")
     out: dict[str, Any] = {"value": v, "definition": definition, "ci": None, "unit": unit}
     if ci is not None:
         out["ci"] = [float(ci[0]), float(ci[1])]
+    if seeds is not None:
+        xs = [float(x) for x in seeds]
+        out["seeds"] = {"values": xs, "min": min(xs), "max": max(xs),
+                        "sd": float(statistics.pstdev(xs)) if len(xs) > 1 else 0.0}
     return out
 
 

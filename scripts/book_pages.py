@@ -80,6 +80,10 @@ def format_number(num: dict[str, Any] | None) -> str:
     ci = num.get("ci")
     if ci:
         out += f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+    seeds = num.get("seeds")
+    if seeds:
+        out += (f"; {len(seeds['values'])} split seeds: {fmt(seeds['min'])} to "
+                f"{fmt(seeds['max'])}")
     return out
 
 

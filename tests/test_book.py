@@ -69,6 +69,9 @@ def test_number_formatting() -> None:
     assert bp.fmt(None) == "n/a"
     assert bp.format_number({"value": 0.5, "ci": [0.4, 0.6], "unit": "pp"}) == "0.5 pp [0.4, 0.6]"
     assert bp.format_number({"value": 0.5, "ci": None}) == "0.5"
+    n = number(0.5, "x", ci=(0.4, 0.6), seeds=[0.5, 0.45, 0.55])
+    assert n["seeds"]["min"] == 0.45 and n["seeds"]["max"] == 0.55 and n["seeds"]["sd"] > 0
+    assert bp.format_number(n) == "0.5 [0.4, 0.6]; 3 split seeds: 0.45 to 0.55"
     assert bp.md_cell("a | b\nc") == "a \\| b c"
 
 

@@ -106,3 +106,29 @@ def test_select_on_fit_side_uses_fit_images_only() -> None:
     # choice: the choice depends on the fit side only
     sel2 = metrics.select_on_fit_side(ins, ins, (1, 3))
     assert np.array_equal(sel.k, sel2.k)
+
+
+def test_top_selected_drop_and_interval() -> None:
+    o = metrics.TargetOutcomes(np.arange(6), np.full(6, 2.0), np.array([2, 2, 0, 0, 1, 0.0]),
+                               np.full(6, 2.0), np.full(6, 3.0),
+                               fit_acc=np.array([1, 1, 0, 0, 0.5, 0.0]),
+                               fit_relres=np.array([0.1, 0.2, 0.9, 0.8, 0.5, 0.4]))
+    top = o.top_selected(2, n_boot=200)
+    assert list(top["targets"]) == [0, 1] and top["drop"] == 0.0 and top["drop_ci"] == (0, 0)
+    top3 = o.top_selected(3, n_boot=200)
+    assert list(top3["targets"]) == [0, 1, 4]
+    assert top3["drop"] == pytest.approx(1 / 6) and top3["acc_base"] == 1.0
+    with pytest.raises(ValueError):
+        metrics.TargetOutcomes(np.arange(2), np.ones(2), np.ones(2), np.ones(2),
+                               np.ones(2)).top_selected(1)
+
+
+def test_split_seeds_reuses_known_fits() -> None:
+    data = _toy()
+    rows = scaling.split_seeds(data, (0, 1), k=2)
+    assert {(r["seed"], r["method"]) for r in rows} == {
+        (s, m) for s in (0, 1) for m in ("CovLasso", "CovLasso support + LS", "dense LS")}
+    fl = folding.crossfit(data, 2, 0)
+    fits = [dependencies.fit_covlasso_k(f, (2,), np.arange(10)) for f in fl]
+    again = scaling.split_seeds(data, (0,), k=2, known={0: (fl, fits)})
+    assert again == [r for r in rows if r["seed"] == 0]
