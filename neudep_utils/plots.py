@@ -15,7 +15,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 __all__ = ["METRIC_PANELS", "cross_model_panels", "learning_curve", "metric_panels",
-           "nearness_panels", "scatter_dependency"]
+           "nearness_panels", "scatter_dependency", "width_curve"]
 
 #: (metric column, axis label, scale, column of the unmodified model's value).
 METRIC_PANELS = (
@@ -104,21 +104,34 @@ def scatter_dependency(panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.nd
     return fig
 
 
-def learning_curve(lc: pd.DataFrame, title: str) -> plt.Figure:
-    """Held-out 1 - R^2 and target-class accuracy against the number of fit images, per method;
-    ``lc`` columns: fit images per fold, method, 1 - R^2, accuracy after replacement (%),
-    unmodified (%)."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    x = "fit images per fold"
-    sns.lineplot(data=lc, x=x, y="1 - R^2", hue="method", marker="o", ax=axes[0])
+def learning_curve(lc: pd.DataFrame, fits: dict, title: str) -> plt.Figure:
+    """Held-out and oracle (own fit images) 1 - R^2 and target-class accuracy against the number
+    of fit images, per method (band: min-max over seeds), with the fitted ``a + b n^-c`` of each
+    held-out curve extrapolated to 10x the largest fit set (dotted). ``lc``: records of
+    :func:`neudep_utils.scaling.learning_curve`; ``fits``: ``{(method, column): fit}`` of
+    :func:`neudep_utils.scaling.fit_saturating`."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    n_max = lc["n_fit"].max()
+    grid = np.geomspace(lc["n_fit"].min(), 10 * n_max, 60)
+    methods = list(dict.fromkeys(lc["method"]))
+    colours = dict(zip(methods, sns.color_palette(n_colors=len(methods)), strict=True))
+    for ax, (col, label, scale) in zip(axes, (
+            ("relres_median", "1 - R^2 (median over targets)", 1.0),
+            ("acc_replaced", "target-class accuracy after replacement (%)", 100.0)),
+            strict=True):
+        sns.lineplot(data=lc.assign(v=lc[col] * scale), x="n_fit", y="v", hue="method",
+                     style="judged on", palette=colours, marker="o", errorbar=("pi", 100),
+                     ax=ax)
+        for m in methods:
+            f = fits.get((m, col))
+            if f is not None and np.isfinite(f["a"]):
+                ax.plot(grid, f["predict"](grid) * scale, ls=":", color=colours[m], lw=1.5)
+        if col == "acc_replaced":
+            ax.axhline(lc["acc_base"].mean() * scale, color="k", lw=1, label="unmodified")
+        ax.axvline(n_max, color="grey", lw=0.8, ls="--")
+        ax.set(xscale="log", xlabel="fit images (x views), log scale", ylabel=label)
+        ax.legend(fontsize=7)
     axes[0].set_yscale("log")
-    axes[0].axhline(1.0, color="k", lw=1, ls=":")
-    axes[0].set(ylabel="held-out 1 - R^2 (median, log scale)", xlabel=f"{x} (x views)")
-    sns.lineplot(data=lc, x=x, y="accuracy after replacement (%)", hue="method", marker="o",
-                 ax=axes[1])
-    axes[1].axhline(lc["unmodified (%)"].iloc[0], color="k", lw=1, label="unmodified model")
-    axes[1].set(ylabel="target-class acc. after replacement (%)", xlabel=f"{x} (x views)")
-    axes[1].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -154,3 +167,33 @@ def nearness_panels(near_tab: pd.DataFrame, distances: pd.DataFrame | None,
     fig.tight_layout()
     return fig
 
+
+
+def width_curve(width: pd.DataFrame, title: str) -> plt.Figure:
+    """Top-1, target-class accuracy after replacement and 1 - R^2 against d'/n for rank-d' logit
+    layers (records of :func:`neudep_utils.scaling.width_curve`), one line per model and
+    method (CovLasso at each k, dense least squares)."""
+    w = width.assign(how=[f"{m}, k = {kr}" if m == "CovLasso" else "dense LS"
+                          for m, kr in zip(width["method"], width["k_requested"],
+                                           strict=True)])
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
+    tops = w.drop_duplicates(["model", "d"])
+    sns.lineplot(data=tops.assign(v=100 * tops["top1"]), x="d_over_n", y="v", hue="model",
+                 marker="o", ax=axes[0])
+    axes[0].set(ylabel="top-1 of the layer (%)", title="accuracy of the truncated layer")
+    for ax, (col, label, scale) in zip(axes[1:], (
+            ("acc_replaced", "target-class accuracy after replacement (%)", 100.0),
+            ("relres_median", "held-out 1 - R^2 (median over targets)", 1.0)), strict=True):
+        sns.lineplot(data=w.assign(v=w[col] * scale), x="d_over_n", y="v", hue="model",
+                     style="how", marker="o", ax=ax)
+        ax.set(ylabel=label)
+        ax.legend(fontsize=7)
+    for _, g in tops.groupby("model"):
+        axes[1].plot(g["d_over_n"], 100 * g["acc_base"], ls="--", lw=1, color="grey")
+    axes[2].set_yscale("log")
+    for ax in axes:
+        ax.axvline(1.0, color="k", lw=0.8, ls=":")
+        ax.set(xlabel="d' / n (rank of the logit layer / number of categories)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -62,12 +62,13 @@ def claim(verdict: Verdict, summary: str, headline: str | None = None,
 def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,
                   claims: dict[str, dict[str, Any]], numbers: dict[str, dict[str, Any]],
                   parameters: dict[str, Any] | None = None, runtime_s: float | None = None,
-                  profile: str | None = None) -> Path:
+                  profile: str | None = None, extra: dict[str, Any] | None = None) -> Path:
     """Validate and write ``<output_dir>/<stem>.json``; returns its path.
 
     The notebook's overall verdict is :func:`neudep_utils.verdicts.notebook_verdict` of its
     claims. The cache entries the notebook read (:func:`neudep_utils.logits.entries_read`) are
-    recorded under ``provenance``.
+    recorded under ``provenance``. ``extra``: further top-level entries (e.g. a curve as a list of
+    records), which may not shadow the standard keys.
     """
     from .logits import entries_read
 
@@ -83,6 +84,10 @@ def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,
            "numbers": numbers, "parameters": parameters or {}, "runtime_s": runtime_s,
            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
            "provenance": {"cache_entries": entries_read()}}
+    for key, value in (extra or {}).items():
+        if key in out:
+            raise ValueError(f"extra key {key!r} would overwrite a standard result key")
+        out[key] = value
     path = Path(output_dir) / f"{stem}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

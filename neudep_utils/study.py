@@ -26,6 +26,7 @@ __all__ = [
     "CUE_CONFLICT_SETS",
     "EMBEDDED_MODELS",
     "MACAW_WNID",
+    "NARROW_MODEL",
     "CrossModelSettings",
     "Extraction",
     "Profile",
@@ -37,7 +38,10 @@ __all__ = [
     "short_name",
 ]
 
-EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+                   "mobilenet_v1_075")
+#: The one embedded model whose feature width (768) is below the number of categories.
+NARROW_MODEL = "mobilenet_v1_075"
 CUE_CONFLICT_SETS = ("cue-conflict/cue-conflict", "cue-conflict/edges", "cue-conflict/silhouettes")
 #: The paper's example target.
 MACAW_WNID = "n01818515"
@@ -69,12 +73,20 @@ class Extraction:
 
 @dataclass(frozen=True)
 class SingleModelSettings:
-    """Notebook 01 defaults: support-size grid, targets, bootstrap size, learning-curve fractions."""
+    """Notebook 01 defaults: support-size grid, targets, bootstrap size, split seeds (pipeline
+    uncertainty), the learning curve (fit-set sizes, seeds) and the width curve (models, ranks,
+    support sizes, targets)."""
 
     ks: tuple[int, ...]
     n_targets: int | None  # None: all 1000
     n_boot: int
-    fit_fractions: tuple[float, ...]
+    split_seeds: tuple[int, ...]
+    learning_sizes: tuple[int, ...]
+    learning_seeds: tuple[int, ...]
+    width_models: tuple[str, ...]
+    widths: tuple[int, ...]
+    width_ks: tuple[int, ...] = (10, 50)
+    width_targets: int | None = None  # None: all 1000
 
 
 @dataclass(frozen=True)
@@ -175,7 +187,8 @@ def get_profile(name: str) -> Profile:
     if name == "smoke":
         return Profile(
             "smoke", ("efficientnet_lite0",), folders, 0,
-            single=SingleModelSettings((1, 3, 10), 300, 200, (0.5, 1.0)),
+            single=SingleModelSettings((1, 3, 10), 300, 200, (0, 1), (250, 500), (0,),
+                                       ("efficientnet_lite0",), (64, 256), (10,), 200),
             cross=CrossModelSettings(("efficientnet_lite0", "efficientnet_lite1"),
                                      ("imagenet-val",), 0, (1, 3, 10), 300, 200),
             redundancy=RedundancySettings(4, (10, 100, 1000), (0,),
@@ -185,7 +198,9 @@ def get_profile(name: str) -> Profile:
         return Profile(
             "default", EMBEDDED_MODELS, folders, 1,
             single=SingleModelSettings((1, 2, 3, 5, 10, 20, 50, 100), None, 1000,
-                                       (0.25, 0.5, 1.0)),
+                                       (0, 1, 2, 3, 4), (125, 250, 500, 1000, 1800),
+                                       (0, 1, 2), ("efficientnet_lite0", NARROW_MODEL),
+                                       (64, 128, 256, 384, 512, 768)),
             cross=CrossModelSettings(EMBEDDED_MODELS, folders, 1, (1, 3, 10, 30), None, 1000),
             redundancy=RedundancySettings(20, (10, 30, 100, 300, 1000), (0, 1, 2),
                                           tuple(np.geomspace(0.7, 0.03, 10)), 10,
@@ -202,7 +217,8 @@ def get_profile(name: str) -> Profile:
         return Profile(
             "full", models, (val,), 0,
             single=SingleModelSettings((1, 2, 3, 5, 10, 20, 50, 100), None, 1000,
-                                       (0.25, 0.5, 1.0)),
+                                       (0, 1, 2, 3, 4), (), (), models[:1],
+                                       (64, 128, 256, 384, 512, 768)),
             cross=CrossModelSettings(models, (val,), 0, (1, 3, 10, 30), None, 1000),
             redundancy=RedundancySettings(20, (10, 30, 100, 300, 1000), (0, 1, 2),
                                           tuple(np.geomspace(0.7, 0.03, 10)), 10,
