@@ -23,8 +23,8 @@ help:
 	@echo "make book PROFILE=smoke   quick preview"
 	@echo "make bench           benchmarks (extraction and CovLasso)"
 
-# Debian packages (root): WordNet 3.0 for notebook 01's semantic families (it falls back to coarse
-# ImageNet groups without it, and says so) and chromium for the browser test of the book.
+# Debian packages (root): WordNet 3.0 for the tests that check the committed hierarchy
+# (neudep_utils/resources/imagenet_wordnet.json) against it, and chromium for the browser test.
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

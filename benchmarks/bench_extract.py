@@ -28,8 +28,12 @@ def plain_loop(model_name: str, paths: list, batch_size: int) -> tuple[float, np
 
     loaded = load_model(model_name)
     model = loaded.model.to(memory_format=torch.contiguous_format)
-    cfg = timm.data.resolve_data_config({}, model=model)
-    tf = timm.data.create_transform(**cfg)
+    if getattr(model, "pretrained_cfg", None) is not None:
+        cfg = timm.data.resolve_data_config({}, model=model)
+        tf = timm.data.create_transform(**cfg)
+    else:  # not a timm model (MobileNet v1): its own transform, which timm cannot know
+        def tf(img):
+            return loaded.preprocess.to_tensor(loaded.preprocess.eval_geometric(img))
     out = []
     t0 = time.perf_counter()
     with torch.no_grad():

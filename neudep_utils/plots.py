@@ -137,12 +137,12 @@ def learning_curve(lc: pd.DataFrame, fits: dict, title: str) -> plt.Figure:
     return fig
 
 
-def nearness_panels(near_tab: pd.DataFrame, distances: pd.DataFrame | None,
+def nearness_panels(near_tab: pd.DataFrame, distances: pd.DataFrame,
                     near_distance: float, source: str, k_headline: int,
                     models: Sequence[str]) -> plt.Figure:
     """Left: share of partners within ``near_distance`` against k, per model, with chance.
     Right: cumulative distribution of target-partner distances (``distances``: columns
-    ``distance``, ``set``), or a note when only coarse groups are available."""
+    ``distance``, ``set``)."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     for mi, m in enumerate(models):
         t_ = near_tab[near_tab.model == m]
@@ -156,14 +156,10 @@ def nearness_panels(near_tab: pd.DataFrame, distances: pd.DataFrame | None,
                 ylabel=f"partners within WordNet distance {near_distance:g} (%)",
                 title=f"Semantic nearness of partners ({source})")
     axes[0].legend(fontsize=8)
-    if distances is not None:
-        sns.ecdfplot(data=distances, x="distance", hue="set", ax=axes[1])
-        axes[1].axvline(near_distance, color="k", lw=1, ls=":")
-        axes[1].set(xlabel="WordNet distance target-partner (hypernym-path length)",
-                    ylabel="cumulative share of pairs", title=f"k = {k_headline}")
-    else:
-        axes[1].axis("off")
-        axes[1].text(0.0, 0.5, "no WordNet distances: coarse groups only")
+    sns.ecdfplot(data=distances, x="distance", hue="set", ax=axes[1])
+    axes[1].axvline(near_distance, color="k", lw=1, ls=":")
+    axes[1].set(xlabel="WordNet distance target-partner (hypernym-path length)",
+                ylabel="cumulative share of pairs", title=f"k = {k_headline}")
     fig.tight_layout()
     return fig
 

@@ -1,30 +1,37 @@
-"""Semantic nearness of ImageNet-1k classes: WordNet 3.0 hypernyms, or a coarse fallback.
+"""Semantic nearness of ImageNet-1k classes from WordNet 3.0 hypernyms (a committed copy).
 
 ImageNet-1k wnids are WordNet 3.0 noun offsets (``n01818515`` = macaw = noun offset 01818515).
-When WordNet 3.0's database is installed (Debian/Ubuntu package ``wordnet-base``, files in
-``/usr/share/wordnet``; or any folder given by ``$NEUDEP_WORDNET``), :func:`load_taxonomy` reads
-the hypernym graph straight from ``data.noun`` (each synset's line starts at the byte given by
-its offset, so only the 1000 classes and their ancestors are read; no nltk corpus download). Two
-classes' *WordNet distance* is the length of the shortest path between them through a common
+Two classes' *WordNet distance* is the length of the shortest path between them through a common
 hypernym (``@``/``@i`` pointers): 0 for the same class, 2 for two children of one synset.
 
-Without WordNet, :func:`load_taxonomy` falls back to a coarse grouping by ImageNet-1k index
-ranges (fish, birds, dogs, ...; every artefact in one group), where the distance is 0 inside a
-group and ``inf`` across groups. ``Taxonomy.source`` says which one is in use; notebooks must print
-it.
+By default :func:`load_taxonomy` reads the hierarchy from the package's committed data file
+``neudep_utils/resources/imagenet_wordnet.json``: for the 1000 classes and every ancestor synset,
+its hypernym offsets and its words, derived once from WordNet 3.0's ``data.noun`` by
+``scripts/derive_wordnet_hierarchy.py`` (the file records the source's sha256 and carries
+Princeton's WordNet licence, which allows redistribution with its copyright notice). So every
+machine, with or without WordNet installed, root or not, gets the same distances and families.
+
+Reading a live WordNet database is an explicit option: ``load_taxonomy(source="system")`` (the
+first of ``$NEUDEP_WORDNET`` and the usual system folders holding ``data.noun``, e.g. Debian's
+``wordnet-base`` in ``/usr/share/wordnet``) or ``load_taxonomy(wordnet_dir=...)``. It reads only
+the classes' lines and their ancestors', by byte offset (no nltk corpus download). There is no
+silent fallback: a missing or damaged source raises :class:`WordNetError`. ``Taxonomy.source``
+names what was used; notebooks print it.
 
 Example::
 
     tax = load_taxonomy()
-    tax.source                        # 'wordnet-3.0 (/usr/share/wordnet)' or 'coarse-index-ranges'
+    tax.source                        # 'wordnet-3.0 (committed imagenet_wordnet.json, ...)'
     near = tax.near(max_distance=4)   # (1000, 1000) bool
     dogs = tax.family("dog")          # class indices under dog.n.01
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -38,17 +45,25 @@ if TYPE_CHECKING:
     from .dependencies import DepSet
 
 __all__ = [
-    "COARSE_GROUPS",
+    "COMMITTED",
     "FAMILY_WNIDS",
     "Taxonomy",
     "WordNetError",
-    "coarse_taxonomy",
+    "committed_taxonomy",
+    "derive_hierarchy",
     "find_wordnet",
     "load_taxonomy",
     "nearness_vs_chance",
     "read_hypernyms",
+    "read_synsets",
+    "taxonomy_from_hypernyms",
     "wordnet_taxonomy",
 ]
+
+#: The committed hierarchy (package data).
+COMMITTED = Path(__file__).resolve().parent / "resources" / "imagenet_wordnet.json"
+#: Format tag of :data:`COMMITTED`.
+COMMITTED_FORMAT = "neudep-imagenet-wordnet/1"
 
 #: Folders searched for WordNet 3.0's ``data.noun`` (after ``$NEUDEP_WORDNET``).
 WORDNET_DIRS = ("/usr/share/wordnet", "/usr/local/share/wordnet", "/usr/share/WordNet-3.0/dict",
@@ -67,33 +82,6 @@ FAMILY_WNIDS = {
     "musical_instrument": "n03800933",
 }
 
-#: Coarse fallback: ImageNet-1k index ranges (inclusive) per group; every index not listed is in
-#: the group "artefact or other". Groups named like a family in FAMILY_WNIDS serve
-#: :meth:`Taxonomy.family` in the fallback.
-COARSE_GROUPS: dict[str, tuple[tuple[int, int], ...]] = {
-    "fish": ((0, 6), (389, 397)),
-    "bird": ((7, 24), (80, 100), (127, 146)),
-    "amphibian": ((25, 32),),
-    "reptile": ((33, 68),),
-    "arthropod (non-insect)": ((69, 79), (118, 126)),
-    "mammal (other)": ((101, 106), (147, 150), (298, 299), (356, 364), (385, 388)),
-    "invertebrate (other)": ((107, 117), (327, 329)),
-    "dog": ((151, 268),),
-    "wild canid": ((269, 280),),
-    "feline": ((281, 293),),
-    "bear": ((294, 297),),
-    "insect": ((300, 326),),
-    "lagomorph or rodent": ((330, 338),),
-    "ungulate": ((339, 355),),
-    "primate": ((365, 384),),
-    "food": ((924, 967),),
-    "geological formation": ((970, 980),),
-    "person": ((981, 983),),
-    "plant or fungus": ((984, 997),),
-}
-_OTHER = "artefact or other"
-
-
 class WordNetError(RuntimeError):
     """WordNet's database is missing or malformed."""
 
@@ -102,9 +90,8 @@ class WordNetError(RuntimeError):
 class Taxonomy:
     """Pairwise semantic distance between the 1000 ImageNet-1k classes (logit order).
 
-    ``distance[i, j]``: WordNet hypernym-path length (``inf`` when unrelated, only in the coarse
-    fallback). ``groups``: a label per class (coarse fallback: its group; WordNet: the name of
-    the first :data:`FAMILY_WNIDS` family it belongs to, else ``"other"``).
+    ``distance[i, j]``: WordNet hypernym-path length. ``groups``: a label per class, the name of
+    the first :data:`FAMILY_WNIDS` family it belongs to, else ``"other"``.
     """
 
     source: str
@@ -115,14 +102,11 @@ class Taxonomy:
 
     @property
     def is_wordnet(self) -> bool:
-        """True when distances come from WordNet (False: coarse fallback)."""
+        """True when distances come from WordNet 3.0 (always, since there is no fallback)."""
         return self.source.startswith("wordnet")
 
     def near(self, max_distance: float = 4) -> np.ndarray:
-        """(n, n) boolean: semantically near pairs (distance <= ``max_distance``, i != j).
-
-        In the coarse fallback any finite ``max_distance`` means "same group".
-        """
+        """(n, n) boolean: semantically near pairs (distance <= ``max_distance``, i != j)."""
         out = self.distance <= max_distance
         np.fill_diagonal(out, False)
         return out
@@ -160,14 +144,16 @@ def _offset(wnid: str) -> int:
     return int(wnid[1:])
 
 
-def read_hypernyms(data_noun: str | os.PathLike[str], wnids: Iterable[str]) -> dict[int, tuple[int, ...]]:
-    """Hypernym offsets (``@`` and instance ``@i`` pointers) of the given synsets and all their
-    ancestors, read from a WordNet ``data.noun`` file by byte offset.
+def read_synsets(data_noun: str | os.PathLike[str],
+                 wnids: Iterable[str]) -> dict[int, tuple[tuple[str, ...], tuple[int, ...]]]:
+    """Words and hypernym offsets (``@`` and instance ``@i`` pointers) of the given synsets and all
+    their ancestors, read from a WordNet ``data.noun`` file by byte offset.
 
-    Returns ``{offset: (hypernym offsets...)}`` over the closure; raises :class:`WordNetError`
-    when an offset does not start a matching line (not WordNet 3.0, or a damaged file).
+    Returns ``{offset: (words, hypernym offsets)}`` over the closure; raises
+    :class:`WordNetError` when an offset does not start a matching line (not WordNet 3.0, or a
+    damaged file).
     """
-    out: dict[int, tuple[int, ...]] = {}
+    out: dict[int, tuple[tuple[str, ...], tuple[int, ...]]] = {}
     todo = [_offset(w) for w in wnids]
     with open(data_noun, "rb") as fh:
         while todo:
@@ -177,11 +163,13 @@ def read_hypernyms(data_noun: str | os.PathLike[str], wnids: Iterable[str]) -> d
             fh.seek(off)
             line = fh.readline().decode("utf-8", "replace")
             parts = line.split()
-            if not parts or not parts[0].isdigit() or int(parts[0]) != off or parts[2] != "n":
+            if (len(parts) < 4 or not parts[0].isdigit() or int(parts[0]) != off
+                    or parts[2] != "n"):
                 raise WordNetError(
                     f"{data_noun}: no noun synset at byte offset {off:08d}; is this WordNet 3.0's "
                     "data.noun (ImageNet wnids are WordNet 3.0 offsets)?")
             w_cnt = int(parts[3], 16)
+            words = tuple(parts[4 + 2 * i] for i in range(w_cnt))
             p = 4 + 2 * w_cnt
             p_cnt = int(parts[p])
             hyp = []
@@ -189,12 +177,20 @@ def read_hypernyms(data_noun: str | os.PathLike[str], wnids: Iterable[str]) -> d
                 sym, target, pos = parts[q], int(parts[q + 1]), parts[q + 2]
                 if sym in ("@", "@i") and pos == "n":
                     hyp.append(target)
-            out[off] = tuple(hyp)
+            out[off] = (words, tuple(hyp))
             todo.extend(h for h in hyp if h not in out)
     return out
 
 
-def _ancestor_distances(off: int, hyp: dict[int, tuple[int, ...]]) -> dict[int, int]:
+def read_hypernyms(data_noun: str | os.PathLike[str], wnids: Iterable[str]) -> dict[int, tuple[int, ...]]:
+    """Hypernym offsets of the given synsets and all their ancestors (see :func:`read_synsets`).
+
+    Returns ``{offset: (hypernym offsets...)}`` over the closure.
+    """
+    return {o: h for o, (_, h) in read_synsets(data_noun, wnids).items()}
+
+
+def _ancestor_distances(off: int, hyp: Mapping[int, tuple[int, ...]]) -> dict[int, int]:
     """Shortest number of hypernym steps from ``off`` to each ancestor (itself at 0)."""
     dist = {off: 0}
     frontier = [off]
@@ -209,10 +205,9 @@ def _ancestor_distances(off: int, hyp: dict[int, tuple[int, ...]]) -> dict[int, 
     return dist
 
 
-def wordnet_taxonomy(wnids: tuple[str, ...], folder: str | os.PathLike[str]) -> Taxonomy:
-    """Taxonomy from WordNet 3.0's ``data.noun`` in ``folder`` (see the module docstring)."""
-    data_noun = Path(folder) / "data.noun"
-    hyp = read_hypernyms(data_noun, wnids)
+def taxonomy_from_hypernyms(wnids: tuple[str, ...], hyp: Mapping[int, tuple[int, ...]],
+                            source: str) -> Taxonomy:
+    """Distances and families of ``wnids`` from a hypernym graph covering all their ancestors."""
     n = len(wnids)
     anc = [_ancestor_distances(_offset(w), hyp) for w in wnids]
     # invert: ancestor -> (class indices, their distances); then min over common ancestors
@@ -237,59 +232,158 @@ def wordnet_taxonomy(wnids: tuple[str, ...], folder: str | os.PathLike[str]) -> 
         for i in mem:
             if groups[i] == "other":
                 groups[i] = name
-    return Taxonomy(f"wordnet-3.0 ({folder})", dist, tuple(wnids), tuple(groups), fams)
+    return Taxonomy(source, dist, tuple(wnids), tuple(groups), fams)
+
+
+def wordnet_taxonomy(wnids: tuple[str, ...], folder: str | os.PathLike[str]) -> Taxonomy:
+    """Taxonomy read from a live WordNet 3.0 ``data.noun`` in ``folder``."""
+    data_noun = Path(folder) / "data.noun"
+    if not data_noun.is_file():
+        raise WordNetError(f"{data_noun} does not exist; point wordnet_dir (or NEUDEP_WORDNET) at "
+                           "a folder holding WordNet 3.0's data.noun")
+    hyp = read_hypernyms(data_noun, wnids)
+    return taxonomy_from_hypernyms(tuple(wnids), hyp, f"wordnet-3.0 ({data_noun})")
 
 
 # --------------------------------------------------------------------------------------------
-# coarse fallback
+# The committed hierarchy
 # --------------------------------------------------------------------------------------------
 
+def _licence_from_header(data_noun: Path) -> str:
+    """Princeton's WordNet 3.0 licence from the header of ``data.noun`` (it must accompany
+    copies)."""
+    lines = []
+    with open(data_noun, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.startswith("  "):
+                break
+            lines.append(line.strip().split(" ", 1)[1].rstrip() if " " in line.strip() else "")
+    text = "\n".join(lines).strip()
+    if "WordNet 3.0 Copyright" not in text:
+        raise WordNetError(f"{data_noun}: no WordNet 3.0 licence header; is this WordNet 3.0?")
+    return text
 
-def coarse_groups(n: int = 1000) -> tuple[str, ...]:
-    """Group label per ImageNet-1k index from :data:`COARSE_GROUPS`."""
-    lab = [_OTHER] * n
-    for g, ranges in COARSE_GROUPS.items():
-        for lo, hi in ranges:
-            for i in range(lo, min(hi, n - 1) + 1):
-                lab[i] = g
-    return tuple(lab)
+
+def derive_hierarchy(folder: str | os.PathLike[str], wnids: tuple[str, ...],
+                     package: str | None = None) -> dict:
+    """The content of :data:`COMMITTED`, derived from WordNet 3.0's ``data.noun`` in ``folder``.
+
+    ``package``: how the database was obtained (e.g. ``"Debian wordnet-base 1:3.0-37"``),
+    recorded as provenance.
+    """
+    data_noun = Path(folder) / "data.noun"
+    if not data_noun.is_file():
+        raise WordNetError(f"{data_noun} does not exist; install WordNet 3.0 "
+                           "(`apt-get install wordnet-base`) or pass its folder")
+    syn = read_synsets(data_noun, wnids)
+    h = hashlib.sha256()
+    with open(data_noun, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return {
+        "format": COMMITTED_FORMAT,
+        "description": (
+            "Hypernym closure of the 1000 ImageNet-1k classes in WordNet 3.0: for each class "
+            "and each of its ancestor synsets (keyed by noun id 'n' + 8-digit data.noun offset), "
+            "its words and its hypernyms (@ and @i pointers). Read by "
+            "neudep_utils.taxonomy.load_taxonomy to compute WordNet distances and families "
+            "without WordNet installed."),
+        "generated_by": "scripts/derive_wordnet_hierarchy.py",
+        "source": {"database": "WordNet 3.0 (Princeton University)",
+                   "url": "https://wordnet.princeton.edu/", "file": "data.noun",
+                   "sha256": h.hexdigest(), "bytes": data_noun.stat().st_size,
+                   "obtained_from": package},
+        "license": _licence_from_header(data_noun),
+        "classes": list(wnids),
+        "synsets": {f"n{o:08d}": {"words": list(w), "hypernyms": [f"n{x:08d}" for x in hy]}
+                    for o, (w, hy) in sorted(syn.items())},
+    }
 
 
-def coarse_taxonomy(wnids: tuple[str, ...]) -> Taxonomy:
-    """Fallback taxonomy: distance 0 within a :data:`COARSE_GROUPS` group, ``inf`` across."""
-    groups = coarse_groups(len(wnids))
-    g = np.array(groups)
-    dist = np.where(g[:, None] == g[None, :], 0.0, np.inf)
-    fams = {name: np.flatnonzero(g == name) for name in set(groups)}
-    return Taxonomy("coarse-index-ranges (WordNet 3.0 not installed)", dist, tuple(wnids),
-                    groups, fams)
+def read_committed(path: str | os.PathLike[str] | None = None) -> dict:
+    """The committed hierarchy, checked for structure: every hypernym is itself in the file."""
+    path = Path(path) if path is not None else COMMITTED
+    fix = ("restore it from git (`git checkout -- neudep_utils/resources/imagenet_wordnet.json`) "
+           "or regenerate it with `python scripts/derive_wordnet_hierarchy.py`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WordNetError(f"{path}: cannot read the committed WordNet hierarchy ({exc}); {fix}") from exc
+    if not isinstance(data, dict) or data.get("format") != COMMITTED_FORMAT:
+        raise WordNetError(f"{path}: not a {COMMITTED_FORMAT} file; {fix}")
+    syn = data.get("synsets")
+    if not isinstance(syn, dict) or not isinstance(data.get("classes"), list):
+        raise WordNetError(f"{path}: no 'synsets'/'classes'; {fix}")
+    for k, v in syn.items():
+        missing = [h for h in v.get("hypernyms", ()) if h not in syn]
+        if missing:
+            raise WordNetError(f"{path}: synset {k}'s hypernym(s) {', '.join(missing)} are not in "
+                               f"the file (the closure is broken); {fix}")
+    absent = [c for c in data["classes"] if c not in syn]
+    if absent:
+        raise WordNetError(f"{path}: class(es) {', '.join(absent[:5])} have no synset entry; {fix}")
+    return data
+
+
+def committed_taxonomy(wnids: tuple[str, ...], path: str | os.PathLike[str] | None = None
+                       ) -> Taxonomy:
+    """Taxonomy of ``wnids`` from the committed hierarchy (:data:`COMMITTED`)."""
+    path = Path(path) if path is not None else COMMITTED
+    data = read_committed(path)
+    syn = data["synsets"]
+    absent = [w for w in wnids if w not in syn]
+    if absent:
+        raise WordNetError(
+            f"{path} covers the 1000 ImageNet-1k classes; {len(absent)} requested wnid(s) are not "
+            f"in it (e.g. {', '.join(absent[:3])}); use load_taxonomy(source='system') with "
+            "WordNet 3.0 installed")
+    hyp = {_offset(k): tuple(_offset(h) for h in v["hypernyms"]) for k, v in syn.items()}
+    src = data["source"]
+    return taxonomy_from_hypernyms(
+        tuple(wnids), hyp,
+        f"wordnet-3.0 (committed {path.name}, derived from data.noun sha256 {src['sha256'][:12]})")
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
 
 
 @lru_cache(maxsize=4)
-def _load(wnids: tuple[str, ...], folder: str | None, allow_fallback: bool) -> Taxonomy:
+def _load(wnids: tuple[str, ...], source: str, folder: str | None) -> Taxonomy:
+    if source == "committed":
+        return committed_taxonomy(wnids)
     wn = find_wordnet(folder)
-    if wn is not None:
-        return wordnet_taxonomy(wnids, wn)
-    if not allow_fallback:
+    if wn is None:
+        where = folder if folder is not None else ("$NEUDEP_WORDNET and " + ", ".join(WORDNET_DIRS))
         raise WordNetError(
-            "WordNet 3.0 not found (looked for data.noun in $NEUDEP_WORDNET and "
-            f"{', '.join(WORDNET_DIRS)}); install it with `apt-get install wordnet-base` or set "
-            "NEUDEP_WORDNET to a folder holding data.noun")
-    return coarse_taxonomy(wnids)
+            f"WordNet 3.0 not found (looked for data.noun in {where}); install it with "
+            "`apt-get install wordnet-base`, set NEUDEP_WORDNET to a folder holding data.noun, or "
+            "use the committed hierarchy (load_taxonomy() without source/wordnet_dir)")
+    return wordnet_taxonomy(wnids, wn)
 
 
-def load_taxonomy(wordnet_dir: str | os.PathLike[str] | None = None, *,
-                  allow_fallback: bool = True, wnids: tuple[str, ...] | None = None) -> Taxonomy:
-    """The taxonomy of the ImageNet-1k classes (WordNet when installed, else the coarse fallback).
+def load_taxonomy(wordnet_dir: str | os.PathLike[str] | None = None, *, source: str | None = None,
+                  wnids: tuple[str, ...] | None = None) -> Taxonomy:
+    """The WordNet 3.0 taxonomy of the ImageNet-1k classes.
 
+    ``source="committed"`` (the default): the package's committed hierarchy, the same on every
+    machine. ``source="system"``: read a live WordNet 3.0 ``data.noun`` from ``wordnet_dir``, or
+    else from ``$NEUDEP_WORDNET`` or the usual system folders; giving ``wordnet_dir`` implies it.
     ``wnids`` defaults to the 1000 ImageNet-1k classes in logit order
     (:func:`neudep_utils.data.imagenet_classes`).
     """
+    if source is None:
+        source = "system" if wordnet_dir is not None else "committed"
+    if source not in ("committed", "system"):
+        raise ValueError(f"source must be 'committed' or 'system', got {source!r}")
+    if source == "committed" and wordnet_dir is not None:
+        raise ValueError("wordnet_dir reads a live WordNet: use source='system' (or omit source)")
     if wnids is None:
         from .data import imagenet_classes
 
         wnids = imagenet_classes().wnids
-    return _load(tuple(wnids), None if wordnet_dir is None else str(wordnet_dir), allow_fallback)
+    return _load(tuple(wnids), source, None if wordnet_dir is None else str(wordnet_dir))
 
 
 def nearness_vs_chance(deps: Sequence[DepSet], near: np.ndarray, candidates: np.ndarray | None = None,
