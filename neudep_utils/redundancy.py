@@ -131,19 +131,82 @@ def lasso_path_fidelity(C: np.ndarray, mu: np.ndarray, X_eval: np.ndarray, targe
     """CovLasso path on ``C`` (fit), least-squares refit on each support, out-of-sample ``1 - R^2``.
 
     Returns ``k`` (L, T) support sizes, ``rr`` (L, T) out-of-sample relative residuals of the
-    refits, ``rr_lasso`` (L, T) of the raw lasso coefficients, and ``gap`` (L, T) relative duality
-    gaps.
+    refits, ``rr_lasso`` (L, T) of the raw lasso coefficients, ``gap`` (L, T) relative duality
+    gaps, and the coefficients ``coef`` and ``refit`` (L, T, n).
     """
     p = covlasso.path(C, targets=targets, lam_ratios=np.asarray(lam_ratios), tol=tol, warn=False)
     L = p.coefs.shape[0]
     k = p.support_size
     rr = np.empty((L, len(targets)))
     rr_l = np.empty((L, len(targets)))
+    refit = np.empty_like(p.coefs)
     for ell in range(L):
-        ref = covlasso.refit(C, p.coefs[ell], targets=targets)
-        rr[ell] = oos_relative_residual(ref, targets, mu, X_eval)
+        refit[ell] = covlasso.refit(C, p.coefs[ell], targets=targets)
+        rr[ell] = oos_relative_residual(refit[ell], targets, mu, X_eval)
         rr_l[ell] = oos_relative_residual(p.coefs[ell], targets, mu, X_eval)
-    return {"k": k, "rr": rr, "rr_lasso": rr_l, "gap": p.relative_gap, "coef": p.coefs}
+    return {"k": k, "rr": rr, "rr_lasso": rr_l, "gap": p.relative_gap, "coef": p.coefs,
+            "refit": refit}
+
+
+@dataclass
+class PathStudy:
+    """One model's CovLasso path over all its targets, judged out of sample.
+
+    ``k``, ``rr`` (L, T): support size and held-out 1 - R^2 of the least-squares refit at each
+    lam; ``gap`` (L, T) relative duality gaps; ``r_in`` (T,) in-sample unregularized relative
+    residual (minimum-norm least squares on all other logits); ``k_needed`` (T,) the smallest
+    support reaching held-out 1 - R^2 <= ``threshold`` (NaN: never); ``k_median`` (L,),
+    ``acc_replaced`` (L,) pooled held-out target-class accuracy after replacement with the refit,
+    ``drop_ci`` (L, 2) 95% interval of its drop against the unmodified model ``acc_base``;
+    ``k_functional``: the smallest median support at which the upper end of that interval is
+    within ``tolerance`` (NaN: never along the path).
+    """
+
+    lam_ratios: np.ndarray
+    targets: np.ndarray
+    k: np.ndarray
+    rr: np.ndarray
+    gap: np.ndarray
+    r_in: np.ndarray
+    k_needed: np.ndarray
+    k_median: np.ndarray
+    acc_replaced: np.ndarray
+    acc_base: float
+    drop_ci: np.ndarray
+    k_functional: float
+    coef: np.ndarray | None = None
+
+
+def path_study(data, fold: Fold, lam_ratios: Sequence[float], threshold: float,
+               targets: np.ndarray | None = None, tolerance: float = 0.05, n_boot: int = 1000,
+               keep_coef: int = 0) -> PathStudy:
+    """The CovLasso path of every target on ``fold``'s moments (``data``: the
+    :class:`~neudep_utils.logits.LogitData` the fold indexes), each point refitted by least
+    squares and judged on the fold's eval images: fidelity (1 - R^2), and C1's functional
+    criterion, target-class accuracy after replacement. ``keep_coef``: keep the path
+    coefficients of the first ``keep_coef`` targets (for plots)."""
+    from .dependencies import depset_from_coef
+    from .metrics import evaluate, metric_ci
+
+    t = np.arange(data.n_classes) if targets is None else np.asarray(targets)
+    X_eval = data.centre_view(fold.eval_idx).astype(np.float64)
+    lp = lasso_path_fidelity(fold.S, fold.mu, X_eval, t, lam_ratios)
+    L = lp["k"].shape[0]
+    acc, drop = np.empty(L), np.empty((L, 2))
+    base = float("nan")
+    for ell in range(L):
+        dep = depset_from_coef(fold, t, lp["refit"][ell], "CovLasso support + LS")
+        m = evaluate(data, [fold], [dep])
+        acc[ell], base = m.summary()["acc_replaced"], m.summary()["acc_base"]
+        drop[ell] = metric_ci(m, "acc_drop", n_boot, 0)
+    dense = dense_least_squares(fold, t).dense()
+    r_in = covlasso.residual(fold.S, dense, t) / np.diag(fold.S)[t]
+    k_med = np.median(lp["k"], axis=1)
+    ok = drop[:, 1] <= tolerance
+    return PathStudy(np.asarray(lam_ratios, float), t, lp["k"], lp["rr"], lp["gap"], r_in,
+                     k_at_fidelity(lp["k"], lp["rr"], threshold), k_med, acc, base, drop,
+                     float(k_med[ok].min()) if ok.any() else float("nan"),
+                     lp["coef"][:, :keep_coef] if keep_coef else None)
 
 
 # --------------------------------------------------------------------------------------------

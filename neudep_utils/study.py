@@ -34,6 +34,7 @@ __all__ = [
     "RobustnessSettings",
     "SingleModelSettings",
     "get_profile",
+    "same_family",
     "select_targets",
     "short_name",
 ]
@@ -177,8 +178,8 @@ def _robustness(smoke: bool, model: str = "efficientnet_lite0",
     if smoke:
         return RobustnessSettings(model, (0,), (1.0,), 10, 0.5, eval_folder, 100,
                                   ("gaussian_noise", "contrast"), (3,))
-    return RobustnessSettings(model, (0, 1, 2), (0.1, 1.0, 10.0), 60, 0.3, eval_folder, 300,
-                              CORRUPTIONS, (1, 3, 5))
+    return RobustnessSettings(model, (0, 1, 2, 3, 4), (0.1, 1.0, 10.0), 60, 0.3,
+                              eval_folder, 300, CORRUPTIONS, (1, 3, 5))
 
 
 def get_profile(name: str) -> Profile:
@@ -227,6 +228,15 @@ def get_profile(name: str) -> Profile:
             extra=tuple(Extraction(m, os.path.join(root, "train"), 0, mode="moments")
                         for m in models))
     raise ValueError(f"unknown profile {name!r}; expected 'smoke', 'default' or 'full'")
+
+
+def same_family(a: str, b: str) -> bool:
+    """Whether two models share an architecture family (both EfficientNet, or equal names up
+    to the variant digit)."""
+    def family(m: str) -> str:
+        return "efficientnet" if m.startswith(("efficientnet", "tf_efficientnet")) else \
+            m.rstrip("0123456789_")
+    return family(a) == family(b)
 
 
 def short_name(model: str) -> str:

@@ -24,6 +24,7 @@ __all__ = [
     "Claim",
     "SimilarCheck",
     "Verdict",
+    "across_models",
     "c1_single_model",
     "c2_cross_model",
     "c3_covlasso",
@@ -107,6 +108,20 @@ class Verdict:
 
 def _rank(level: str) -> int:
     return LEVELS.index(level)
+
+
+def across_models(per_model: Mapping[str, Verdict]) -> Verdict:
+    """One claim judged on several models: the weakest testable verdict (a claim holds only as
+    far as it holds for every model tested), with each model's verdict in ``why``."""
+    if not per_model:
+        raise ValueError("across_models needs at least one model's verdict")
+    claims = {v.claim for v in per_model.values()}
+    if len(claims) != 1:
+        raise ValueError(f"verdicts of different claims: {sorted(claims)}")
+    level = notebook_verdict(v.level for v in per_model.values())
+    first = next(iter(per_model.values()))
+    why = "; ".join(f"{m}: {v.level} ({v.why})" for m, v in per_model.items())
+    return Verdict(first.claim, level, first.rule, why)
 
 
 def notebook_verdict(levels: Iterable[str]) -> str:

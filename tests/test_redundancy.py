@@ -123,3 +123,26 @@ def test_redundancy_predicts_support_can_fail() -> None:
     with_inf = R.redundancy_predicts_support(r, np.where(r > 0.9, np.inf, k_good), 300, 0)
     assert with_inf["n_reached"] == int((r <= 0.9).sum()) and with_inf["rho"] > 0.9
     assert np.isnan(R.redundancy_predicts_support(np.ones(10), np.arange(10.0))["rho"])
+
+
+def test_path_study_on_a_planted_sparse_dependency() -> None:
+    from neudep_utils.folds import crossfit
+    from neudep_utils.logits import LogitData
+
+    rng = np.random.default_rng(8)
+    n_img, n = 400, 12
+    labels = np.arange(n_img) % n
+    L = rng.normal(size=(n_img, 1, n))
+    L[np.arange(n_img), 0, labels] += 3.0
+    L[:, 0, 0] = 0.9 * L[:, 0, 1] + 0.05 * rng.normal(size=n_img)  # class 0 from class 1
+    data = LogitData(L.astype(np.float32), labels, tuple(map(str, range(n_img))),
+                     {"m": slice(0, n)}, n)
+    fold = crossfit(data, 2, 0, fit_views=False)[0]
+    ps = R.path_study(data, fold, np.geomspace(0.9, 0.01, 8), threshold=0.3, n_boot=200,
+                      keep_coef=2)
+    assert ps.k.shape == ps.rr.shape == (8, n) and ps.coef.shape == (8, 2, n)
+    assert ps.k_needed[0] == 1  # the planted dependency needs one partner
+    assert np.isnan(ps.k_needed[5]) or ps.k_needed[5] > 1
+    assert np.all(ps.drop_ci[:, 0] <= ps.drop_ci[:, 1]) and 0 <= ps.acc_base <= 1
+    assert np.all(ps.r_in >= 0) and ps.r_in[0] < 0.05
+    assert np.isnan(ps.k_functional) or ps.k_functional in set(ps.k_median)

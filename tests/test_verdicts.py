@@ -143,3 +143,14 @@ def test_rule_text_fills_parameters() -> None:
         assert "{" not in V.rule_text(rule)
     with pytest.raises(KeyError):
         V.rule_text("C7")
+
+
+def test_across_models_is_the_weakest_testable() -> None:
+    per = {"a": V.c5_sparsity(3, 0.9, 3), "b": V.c5_sparsity(float("nan"), 0.6, 5),
+           "c": V.Verdict("C5", T, "r", "no data")}
+    v = V.across_models(per)
+    assert v.level == P and v.claim == "C5" and "a: reproduced" in v.why and "c:" in v.why
+    with pytest.raises(ValueError):
+        V.across_models({"a": per["a"], "x": V.c3_covlasso(0, 0)})
+    with pytest.raises(ValueError):
+        V.across_models({})
