@@ -46,6 +46,7 @@ __all__ = [
     "allowed_mask",
     "duality_gap",
     "lam_max",
+    "lstsq_on_support",
     "objective",
     "path",
     "psd_factor",
@@ -1031,6 +1032,49 @@ def path(
 # ---------------------------------------------------------------------------------------------
 
 
+def lstsq_on_support(S: np.ndarray, targets: np.ndarray, cols: np.ndarray,
+                     rcond: float = 1e-10) -> np.ndarray:
+    """The one least squares on a support: for each target ``targets[t]``, the solution of
+    ``S_AA x = S_{A,i}`` on its partner columns ``A = cols[t]`` (-1 padded).
+
+    Parameters
+    ----------
+    S : (n, n) PSD moment matrix (centred covariance: ordinary least squares with intercept).
+    targets : (T,) int target columns.
+    cols : (T, m) int partner columns, -1 where padded.
+    rcond : blocks whose Cholesky factor is worse conditioned than ``rcond`` (on the eigenvalue
+        scale) get the minimum-norm solution instead (pseudo-inverse dropping eigenvalues below
+        ``rcond * lambda_max``), so collinear partners stay finite.
+
+    Returns
+    -------
+    (T, m) coefficients aligned with ``cols`` (0 where padded).
+    """
+    import scipy.linalg
+
+    S = np.asarray(S, dtype=np.float64)
+    t = np.asarray(targets, np.int64)
+    cols = np.asarray(cols, np.int64)
+    out = np.zeros(cols.shape)
+    for r in range(t.size):
+        ok = np.flatnonzero(cols[r] >= 0)
+        if ok.size == 0:
+            continue
+        a = cols[r, ok]
+        G, rhs = S[np.ix_(a, a)], S[a, t[r]]
+        try:
+            c = scipy.linalg.cho_factor(G, check_finite=False)
+            d = np.abs(np.diag(c[0]))
+            if d.min() ** 2 <= rcond * d.max() ** 2:
+                raise np.linalg.LinAlgError("ill-conditioned support block")
+            out[r, ok] = scipy.linalg.cho_solve(c, rhs, check_finite=False)
+        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
+            w, V = np.linalg.eigh(G)
+            keep = w > rcond * max(float(w.max()), 0.0)
+            out[r, ok] = V[:, keep] @ ((V[:, keep].T @ rhs) / w[keep])
+    return out
+
+
 def refit(
     S: np.ndarray,
     coef: np.ndarray,
@@ -1039,10 +1083,10 @@ def refit(
 ) -> np.ndarray:
     """Least squares restricted to each row's support (relaxed lasso), same shape as ``coef``.
 
-    Uses ``lstsq`` on the support block (``S_AA x = S_Ai``, min-norm, rcond at machine
-    precision), so singular supports give a finite solution. ``coef`` may be (T, n) or (L, T, n);
-    ``targets`` defaults to ``0..T-1`` only when T == n. ``candidates`` (optional) further
-    restricts the support.
+    Solves ``S_AA x = S_Ai`` on the support block through :func:`lstsq_on_support` (Cholesky;
+    minimum norm for singular supports). ``coef`` may be (T, n) or (L, T, n); ``targets``
+    defaults to ``0..T-1`` only when T == n. ``candidates`` (optional) further restricts the
+    support.
     """
     S = _check_S(S)
     n = S.shape[0]
@@ -1057,14 +1101,14 @@ def refit(
     t = _check_targets(targets, n)
     if t.size != T:
         raise ValueError(f"targets has {t.size} entries but coef has {T} rows")
-    allowed = _allowed_masks(S, t, _check_candidates(candidates, n, T))
+    support = (c != 0) & _allowed_masks(S, t, _check_candidates(candidates, n, T))
+    m = max(int(support.sum(1).max(initial=0)), 1)
+    order = np.argsort(~support, axis=1, kind="stable")[:, :m]
+    cols = np.where(np.take_along_axis(support, order, axis=1), order, -1)
+    sol = lstsq_on_support(S, t, cols)
     out = np.zeros_like(c)
-    for r in range(T):
-        a = np.flatnonzero((c[r] != 0) & allowed[r])
-        if a.size == 0:
-            continue
-        sol, *_ = np.linalg.lstsq(S[np.ix_(a, a)], S[a, t[r]], rcond=None)
-        out[r, a] = sol
+    rows = np.repeat(np.arange(T), m)[cols.ravel() >= 0]
+    out[rows, cols.ravel()[cols.ravel() >= 0]] = sol.ravel()[cols.ravel() >= 0]
     return out
 
 

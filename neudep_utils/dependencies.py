@@ -355,38 +355,14 @@ def fit_covlasso_k_cached(fold: Fold, ks: Sequence[int],
 
 def least_squares_on_support(fold: Fold, targets: np.ndarray, cols: np.ndarray,
                              method: str = "LS", rcond: float = 1e-10) -> DepSet:
-    """Least squares of each target on its partner columns (``cols`` (T, m), -1 padded), batched.
-
-    Solves ``S_AA x = S_{A,i}`` (centred moments: ordinary least squares with an intercept) by a
-    pseudo-inverse of each block (eigenvalues below ``rcond * max`` dropped), so collinear
-    partners get the minimum-norm solution.
-    """
-    S = fold.S
+    """Least squares of each target on its partner columns (``cols`` (T, m), -1 padded):
+    :func:`neudep_utils.covlasso.lstsq_on_support` on the fold's moments (centred: ordinary
+    least squares with an intercept), with the fold's intercepts."""
     t = np.asarray(targets, np.int64)
     cols = np.asarray(cols, np.int64)
-    T, m = cols.shape
-    if m == 0:
-        return _make_depset(fold, t, np.full((T, 1), -1), np.zeros((T, 1)), method)
-    ok = cols >= 0
-    c = np.maximum(cols, 0)
-    G = S[c[:, :, None], c[:, None, :]]
-    rhs = S[c, t[:, None]]
-    diag_mean = np.where(ok, np.diagonal(G, axis1=1, axis2=2), 0).sum(1) / np.maximum(ok.sum(1), 1)
-    pad = ~(ok[:, :, None] & ok[:, None, :])
-    G = np.where(pad, 0.0, G)
-    eye = np.eye(m, dtype=bool)[None] & ~ok[:, :, None]
-    G = G + eye * np.maximum(diag_mean, 1e-12)[:, None, None]
-    rhs = np.where(ok, rhs, 0.0)
-    out = np.zeros((T, m))
-    step = 256
-    for s in range(0, T, step):
-        w, V = np.linalg.eigh(G[s:s + step])
-        cut = rcond * np.abs(w).max(axis=1, keepdims=True)
-        inv = np.where(w > cut, 1.0 / np.where(w > cut, w, 1.0), 0.0)
-        proj = np.einsum("tji,tj->ti", V, rhs[s:s + step]) * inv
-        out[s:s + step] = np.einsum("tij,tj->ti", V, proj)
-    out = np.where(ok, out, 0.0)
-    return _make_depset(fold, t, cols, out, method)
+    if cols.shape[1] == 0:
+        return _make_depset(fold, t, np.full((t.size, 1), -1), np.zeros((t.size, 1)), method)
+    return _make_depset(fold, t, cols, cl.lstsq_on_support(fold.S, t, cols, rcond), method)
 
 
 def min_norm_inverse(G: np.ndarray, rcond: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
