@@ -150,8 +150,9 @@ def width_curve(model: str, features: np.ndarray, labels: np.ndarray, image_ids:
     ``features``: (images, views, D) penultimate features; ``W`` (n, D), ``b`` (n,) the head.
     For each width the logits ``H W_d^T + b`` are cross-fitted like notebook 01's (``n_folds``
     image-level folds, ``seed``) and judged out of sample: the CovLasso dependency at each k and
-    dense least squares. Returns records ``{model, d, d_over_n, k, method, acc_replaced,
-    relres_median, acc_base, top1}`` (``k``: the mean support size reached).
+    dense least squares. Returns records ``{model, d, d_over_n, feature_width, k, method,
+    acc_replaced, relres_median, acc_base, top1}`` (``d``: the rank of the truncated layer, at
+    most ``min(n, feature_width)`` for the untouched one; ``k``: the mean support size reached).
     """
     from tqdm.auto import tqdm
 
@@ -168,7 +169,7 @@ def width_curve(model: str, features: np.ndarray, labels: np.ndarray, image_ids:
         t = np.arange(n) if targets is None else np.asarray(targets)
         fits = [fit_covlasso_k_cached(f, ks, t, cache_dir=cache_dir) for f in folds]
         base = {"model": model, "d": min(d, full), "d_over_n": min(d, full) / n,
-                "top1": data.top1()}
+                "feature_width": int(W.shape[1]), "top1": data.top1()}
         for k in ks:
             s = evaluate(data, folds, [fd[k] for fd in fits]).summary()
             rows.append({**base, "k": s["k"], "k_requested": k, "method": "CovLasso",
