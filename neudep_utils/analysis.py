@@ -55,6 +55,7 @@ the moment is the second moment ``E[f f^T]`` and there is no intercept.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -164,6 +165,8 @@ def load_logits(model: str, folders: Sequence[str | os.PathLike[str]], views: in
         ls = extract(model, f, views, seed=seed, cache_dir=cache_dir, progress=progress)
         if ls.logits is None:
             raise ValueError(f"{model} on {f}: the cache entry holds moments only")
+        if ls.skipped:  # unreadable images are not in the entry's arrays
+            warnings.warn(f"{model} on {f}: {ls.skipped_note()}", stacklevel=2)
         parts.append(ls.logits)
         labels.append(ls.labels)
         tag = resolve_folder(f).name
