@@ -858,8 +858,9 @@ def _extract_moments_distributed(ex: _Extractor, spec: ExtractSpec, manifest: Ma
     dist.barrier()  # the entry is written before any rank drops its partial sums
     (edir / f"partial.rank{dist.rank}of{dist.world_size}.npz").unlink(missing_ok=True)
     dist.barrier()
-    if dist.rank == 0:
-        (edir / "skipped.json").unlink(missing_ok=True)
+    if dist.rank == 0:  # also partial sums left by launches of another world size
+        for leftover in [*edir.glob("partial.rank*of*.npz"), edir / "skipped.json"]:
+            leftover.unlink(missing_ok=True)
     return result
 
 

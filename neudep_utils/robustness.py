@@ -120,11 +120,16 @@ CORRUPTIONS_SMOKE = ("gaussian_noise", "contrast")
 SEVERITIES_SMOKE = (3,)
 EVAL_FOLDER = "imagenet-val"
 EVAL_SUBSET_SEED = 0
-N_EVAL = {"smoke": 100, "default": 300}
+#: Eval-subset size of notebook 04 per study profile. The ``full`` profile (a user's ImageNet and
+#: hub models for notebooks 01-03) runs notebook 04 as the default profile does: embedded Lite0 on
+#: the shared eval images, whose protocol does not depend on the user's folder.
+N_EVAL = {"smoke": 100, "default": 300, "full": 300}
 
 
 def corruption_grid(profile: str) -> list[str]:
     """Corruption names a profile evaluates (types x severities)."""
+    if profile not in N_EVAL:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(N_EVAL)}")
     kinds, sev = ((CORRUPTIONS_SMOKE, SEVERITIES_SMOKE) if profile == "smoke"
                   else (CORRUPTIONS_DEFAULT, SEVERITIES_DEFAULT))
     return [corruption_name(k, s) for k in kinds for s in sev]
