@@ -174,8 +174,10 @@ def check_psd(S: np.ndarray, tol: float = PSD_RTOL) -> None:
                              "non-zero entries; build S from logits (covlasso.second_moment)")
         return
     shift = float(tol) * scale
+    shifted = a.copy()
+    shifted.flat[:: n + 1] += shift
     try:
-        np.linalg.cholesky(a + shift * np.eye(n))
+        np.linalg.cholesky(shifted)
         return
     except np.linalg.LinAlgError:
         pass

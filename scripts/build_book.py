@@ -420,8 +420,11 @@ def reproducibility_page(profile: str, output_dir: Path, cache_dir: Path,
                 lines.append(f"{row} missing (`{model}/{key.digest[:16]}`) | | | |")
                 continue
         used.add(meta["_dir"])
+        n_skip = len(meta.get("skipped_images") or [])  # unreadable images, excluded everywhere
+        n_img = f"{meta.get('n_images', '')}" + (f" ({n_skip} unreadable, excluded)" if n_skip
+                                                  else "")
         lines.append(f"{row} `{meta['_dir']}` | `{str(meta.get('data_sha256', ''))[:16]}` | "
-                     f"{meta.get('n_images', '')} | {meta.get('created', '')} |")
+                     f"{n_img} | {meta.get('created', '')} |")
     profile_digests = set(digests.values())
     others = [m for m in metas if m["_dir"] not in used
               and m.get("key", {}).get("manifest_digest") in profile_digests]

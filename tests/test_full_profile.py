@@ -25,11 +25,11 @@ MODELS = "efficientnet_lite0,efficientnet_lite1"
 
 # Notebook parameters at smoke size (the profile, its data and its models stay those of `full`).
 SMOKE_PARAMS = {
-    "01": {"n_targets": 100, "n_boot": 100, "ks": (1, 3, 10), "fit_fractions": (0.5, 1.0)},
-    "02": {"n_targets": 100, "n_boot": 100, "ks": (1, 3, 10)},
-    "03": {"n_targets": 4, "subset_sizes": (10, 100, 1000), "subset_seeds": (0,), "n_boot": 2,
-           "lam_ratios": (0.5, 0.35, 0.2), "bottleneck_widths": (256,)},
-    "04": {"seeds": (0,), "strengths": (1.0,), "steps": 10},
+    "01": {"n_targets": 100, "n_boot": 100, "ks": [1, 3, 10], "fit_fractions": [0.5, 1.0]},
+    "02": {"n_targets": 100, "n_boot": 100, "ks": [1, 3, 10]},
+    "03": {"n_targets": 4, "subset_sizes": [10, 100, 1000], "subset_seeds": [0], "n_boot": 2,
+           "lam_ratios": [0.5, 0.35, 0.2], "bottleneck_widths": [256]},
+    "04": {"seeds": [0], "strengths": [1.0], "steps": 10},
 }
 
 
