@@ -89,11 +89,12 @@ def get_profile(name: str) -> Profile:
                              "with train/ and val/ in <wnid>/<image> layout)")
         models = tuple(os.environ.get("NEUDEP_MODELS", "resnet50,swin_tiny_patch4_window7_224")
                        .split(","))
+        # notebook 03 reads every model on the shared folders (its `folders` parameter), and
         # notebook 04 runs on the embedded Lite0 and the shared images in every profile
-        # (robustness.N_EVAL); its clean entries at this profile's fit views are listed too
-        nb04 = (Extraction("efficientnet_lite0", "imagenet-val", 0),
-                Extraction("efficientnet_lite0", "imagenet-sample", 0))
+        # (robustness.N_EVAL): their entries at this profile's fit views are listed too
+        shared = tuple(Extraction(m, f, 0) for m in dict.fromkeys(models + ("efficientnet_lite0",))
+                       for f in ("imagenet-val", "imagenet-sample"))
         return Profile("full", models, (os.path.join(root, "val"),), 0,
                        tuple(Extraction(m, os.path.join(root, "train"), 0, mode="moments")
-                             for m in models) + nb04 + _robustness_extractions("full"))
+                             for m in models) + shared + _robustness_extractions("full"))
     raise ValueError(f"unknown profile {name!r}; expected 'smoke', 'default' or 'full'")
