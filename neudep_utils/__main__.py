@@ -185,6 +185,9 @@ def _run(args: argparse.Namespace) -> int:
                 distributed.shutdown()
         if ls is not None:  # ranks other than 0 of a torchrun launch report nothing
             _report(ls, time.perf_counter() - t0)
+            if ctx is not None and "rank_shares" not in ls.meta:
+                print(f"world size: {ctx.world_size} ({ctx.backend}); the entry was already in "
+                      "the cache: no rank had images to process")
     elif args.cmd == "merge":
         t0 = time.perf_counter()
         ls = merge_shards(args.model, args.data, args.shards, args.views, seed=args.seed,
