@@ -41,9 +41,11 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = [
+    "PSD_RTOL",
     "CovLassoPath",
     "CovLassoResult",
     "allowed_mask",
+    "check_psd",
     "duality_gap",
     "lam_max",
     "lstsq_on_support",
@@ -65,6 +67,9 @@ _EPS = float(np.finfo(np.float64).eps)
 #: gaps below ``_NOISE_FACTOR * eps * scale`` are rounding noise (see ``solve``).
 _NOISE_FACTOR = 256.0
 _SYM_RTOL = 1e-7
+#: ``S`` is refused as not positive semidefinite when an eigenvalue is below ``-PSD_RTOL * trace(S)``
+#: (rounding of a real, even rank-deficient, moment matrix stays orders of magnitude above that).
+PSD_RTOL = 1e-10
 #: reassociation lets LLVM vectorise dot products; no finite-math assumptions.
 _FM = {"reassoc", "contract"}
 
@@ -152,6 +157,42 @@ def _check_S(S: np.ndarray) -> np.ndarray:
             f"S has negative diagonal entries (min {d.min():.3g}); S must be positive semidefinite"
         )
     return np.ascontiguousarray(0.5 * (a + a.T))
+
+
+def check_psd(S: np.ndarray, tol: float = PSD_RTOL) -> None:
+    """Raise ``ValueError`` when ``S`` has an eigenvalue below ``-tol * trace(S)``.
+
+    With such an eigenvalue (reachable from the target's allowed block) the CovLasso objective is
+    unbounded below, so no solution could be certified. ``S`` must already be symmetric (see
+    :func:`solve`). Cost: one Cholesky factorization of ``S + tol * trace(S) * I``; the
+    eigenvalues are computed only when it fails, for the message.
+    """
+    a = np.asarray(S, dtype=np.float64)
+    n = a.shape[0]
+    scale = float(np.trace(a))
+    if not scale > 0:  # a zero diagonal: PSD only when S is zero
+        if np.any(a != 0):
+            raise ValueError("S is not positive semidefinite: its diagonal is zero but it has "
+                             "non-zero entries; build S from logits (covlasso.second_moment)")
+        return
+    shift = float(tol) * scale
+    shifted = a.copy()
+    shifted.flat[:: n + 1] += shift
+    try:
+        np.linalg.cholesky(shifted)
+        return
+    except np.linalg.LinAlgError:
+        pass
+    w0 = float(np.linalg.eigvalsh(a)[0])
+    if w0 >= -shift:  # on the boundary: rounding, not indefiniteness
+        return
+    raise ValueError(
+        f"S is not positive semidefinite: its smallest eigenvalue is {w0:.4g} "
+        f"({w0 / scale:.2g} x trace(S)), below the tolerance -{tol:g} x trace(S); the CovLasso "
+        "objective is then unbounded below and no solution can be certified. Build S from "
+        "logits (covlasso.second_moment / second_moment_from_sums), or project it onto the PSD "
+        "cone (clip its negative eigenvalues) if the defect is known to be harmless"
+    )
 
 
 def _check_targets(targets: Sequence[int] | np.ndarray | int | None, n: int) -> np.ndarray:
@@ -888,6 +929,7 @@ def solve(
     max_iter: int = 20_000,
     *,
     warn: bool = True,
+    psd_tol: float | None = PSD_RTOL,
 ) -> CovLassoResult:
     """Solve the CovLasso for each target, with a duality-gap certificate.
 
@@ -899,8 +941,13 @@ def solve(
     sweeps per target; targets that hit it get ``converged = False`` and a warning.
     ``lam == 0`` returns the min-norm least-squares solution on the allowed block (via a factor
     of S and ``lstsq``); its ``gap`` is ``|2 theta^T g|`` (dual feasibility holds up to rounding).
+    ``S`` must be positive semidefinite: an eigenvalue below ``-psd_tol * trace(S)`` raises
+    ``ValueError`` (:func:`check_psd`; ``psd_tol=None`` skips the check for an ``S`` already
+    checked).
     """
     S = _check_S(S)
+    if psd_tol is not None:
+        check_psd(S, psd_tol)
     n = S.shape[0]
     t = _check_targets(targets, n)
     T = t.size
@@ -970,14 +1017,18 @@ def path(
     tol: float = 1e-8,
     max_iter: int = 20_000,
     warn: bool = True,
+    psd_tol: float | None = PSD_RTOL,
 ) -> CovLassoPath:
     """Warm-started solution path.
 
     Give either absolute ``lams`` (shape (L,) shared by all targets, or (L, T)) or ``lam_ratios``
     (L,) relative to each target's ``lam_max``. The path is solved in decreasing-lam order (per
-    target) with warm starts and returned in the order given.
+    target) with warm starts and returned in the order given. ``S`` is checked once to be
+    positive semidefinite (see :func:`solve`).
     """
     S = _check_S(S)
+    if psd_tol is not None:
+        check_psd(S, psd_tol)
     n = S.shape[0]
     t = _check_targets(targets, n)
     T = t.size
@@ -1009,7 +1060,7 @@ def path(
     for step in range(L):
         rows = order[step]
         res = solve(S, L2[rows, cols], t, candidates, tol=tol, warm_start=warm,
-                    max_iter=max_iter, warn=False)
+                    max_iter=max_iter, warn=False, psd_tol=None)
         coefs[rows, cols] = res.coef
         obj[rows, cols] = res.objective
         gap[rows, cols] = res.gap
@@ -1080,19 +1131,25 @@ def refit(
     coef: np.ndarray,
     targets: Sequence[int] | np.ndarray | None = None,
     candidates: np.ndarray | None = None,
+    *,
+    psd_tol: float | None = PSD_RTOL,
 ) -> np.ndarray:
     """Least squares restricted to each row's support (relaxed lasso), same shape as ``coef``.
 
     Solves ``S_AA x = S_Ai`` on the support block through :func:`lstsq_on_support` (Cholesky;
     minimum norm for singular supports). ``coef`` may be (T, n) or (L, T, n); ``targets``
     defaults to ``0..T-1`` only when T == n. ``candidates`` (optional) further restricts the
-    support.
+    support. The support is the finite non-zero entries: NaN or inf coefficients are not support
+    (a ``RuntimeWarning`` names their rows). ``S`` must be positive semidefinite (see
+    :func:`solve`).
     """
     S = _check_S(S)
+    if psd_tol is not None:
+        check_psd(S, psd_tol)
     n = S.shape[0]
     c = np.asarray(coef, dtype=np.float64)
     if c.ndim == 3:
-        return np.stack([refit(S, ci, targets, candidates) for ci in c])
+        return np.stack([refit(S, ci, targets, candidates, psd_tol=None) for ci in c])
     if c.ndim != 2 or c.shape[1] != n:
         raise ValueError(f"coef must have shape (T, n) or (L, T, n) with n = {n}; got {c.shape}")
     T = c.shape[0]
@@ -1101,7 +1158,13 @@ def refit(
     t = _check_targets(targets, n)
     if t.size != T:
         raise ValueError(f"targets has {t.size} entries but coef has {T} rows")
-    support = (c != 0) & _allowed_masks(S, t, _check_candidates(candidates, n, T))
+    finite = np.isfinite(c)
+    if not finite.all():
+        bad = np.flatnonzero(~finite.all(axis=1))
+        warnings.warn(f"refit: coef has NaN or inf in {bad.size} row(s) (e.g. rows "
+                      f"{bad[:5].tolist()}); those entries are not counted as support",
+                      RuntimeWarning, stacklevel=2)
+    support = finite & (c != 0) & _allowed_masks(S, t, _check_candidates(candidates, n, T))
     m = max(int(support.sum(1).max(initial=0)), 1)
     order = np.argsort(~support, axis=1, kind="stable")[:, :m]
     cols = np.where(np.take_along_axis(support, order, axis=1), order, -1)

@@ -21,6 +21,15 @@ from pathlib import Path
 import numpy as np
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+#: The only PIL decoders an image file may reach, whatever its name says (ImageNet holds JPEGs,
+#: a few CMYK/greyscale ones and one PNG named .JPEG; the shared sets are JPEG and PNG). Other
+#: formats (e.g. PostScript, which PIL hands to Ghostscript) are skipped and reported.
+ALLOWED_FORMATS = ("JPEG", "PNG")
+#: Images above this many pixels are skipped (checked from the header, before decoding).
+MAX_PIXELS = 64_000_000
+#: Images whose long side exceeds this many times their short side are skipped: the resize of the
+#: short side to ~256 px would blow the long side up (a 9000 x 1 JPEG would need gigabytes).
+MAX_ASPECT = 20.0
 SUBSETS = ("imagenet-val", "imagenet-sample", "cue-conflict")
 #: Folders with at most this many images have every file's bytes hashed into the manifest digest.
 CONTENT_HASH_LIMIT = 20_000
@@ -174,6 +183,78 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
+def _utf8_ok(name: str) -> bool:
+    """Whether a name from ``os.scandir`` is valid UTF-8 (undecodable bytes come back as lone
+    surrogates, which cannot enter a manifest digest, a cache key or a JSON file)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(name: str) -> str:
+    """A printable form of a file name (undecodable bytes as backslash escapes)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _os_reason(exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.ELOOP:
+        return "unreadable: symbolic link loop (too many levels of symbolic links); remove the link"
+    return f"unreadable: {exc.strerror or type(exc).__name__}"
+
+
+_FORMAT_REASON = ("unreadable image: not an image in an allowed format (allowed formats: "
+                  + ", ".join(ALLOWED_FORMATS) + ")")
+
+
+def _image_error(path: str | os.PathLike[str], reason: str) -> DataError:
+    exc = DataError(f"{_shown(os.fspath(path))}: {reason}")
+    exc.reason = reason  # type: ignore[attr-defined]  (recorded without the path)
+    return exc
+
+
+def open_image(path: str | os.PathLike[str]):
+    """Open an image with only the :data:`ALLOWED_FORMATS` decoders, check its size from the header
+    (:data:`MAX_PIXELS`, :data:`MAX_ASPECT`) and decode it to RGB.
+
+    Raises :class:`DataError` saying why the file cannot be used (format not allowed, too large,
+    extreme aspect ratio, truncated or corrupt); its ``reason`` attribute omits the path.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # our own caps decide (checked before decoding)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=ALLOWED_FORMATS) as im:
+                check_image_size(im.size)
+                return im.convert("RGB")
+    except UnidentifiedImageError:
+        raise _image_error(path, _FORMAT_REASON + "; convert or remove the file") from None
+    except DataError as exc:
+        raise _image_error(path, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means unreadable
+        raise _image_error(path, f"unreadable image ({type(exc).__name__}: {exc}); replace or "
+                                 "remove the file") from exc
+
+
+def check_image_size(size: tuple[int, int]) -> None:
+    """Raise :class:`DataError` for an image size beyond :data:`MAX_PIXELS` or
+    :data:`MAX_ASPECT`."""
+    w, h = size
+    if w < 1 or h < 1:
+        raise DataError(f"image of size {w} x {h} has no pixels")
+    if w * h > MAX_PIXELS:
+        raise DataError(f"image of {w} x {h} = {w * h} pixels is above the cap of {MAX_PIXELS} "
+                        "pixels (neudep_utils.data.MAX_PIXELS); downscale it")
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        raise DataError(f"image of {w} x {h} has an aspect ratio of {max(w, h) / min(w, h):.0f}, "
+                        f"above the cap of {MAX_ASPECT:g} (neudep_utils.data.MAX_ASPECT); crop "
+                        "or remove it")
+
+
 def scan_folder(
     folder: str | os.PathLike[str],
     label_mode: str = "wnid",
@@ -197,7 +278,23 @@ def scan_folder(
             f"data folder {root} does not exist; expected an ImageNet-format folder <wnid>/<image>"
         )
     root = root.resolve()
-    class_dirs = sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith("."))
+    skipped: list[tuple[str, str]] = []
+    class_dirs = []
+    for d in os.scandir(root):
+        if d.name.startswith("."):
+            continue
+        try:
+            is_dir = d.is_dir()
+        except OSError as exc:  # e.g. a symbolic link loop
+            skipped.append((_shown(d.name) + "/", _os_reason(exc)))
+            continue
+        if not is_dir:
+            continue
+        if not _utf8_ok(d.name):
+            skipped.append((_shown(d.name) + "/", "folder name is not valid UTF-8; rename it"))
+            continue
+        class_dirs.append(d.name)
+    class_dirs.sort()
     if not class_dirs:
         raise DataError(f"data folder {root} has no class subfolders; expected <wnid>/<image>")
     classes = imagenet_classes() if label_mode == "wnid" else None
@@ -211,18 +308,26 @@ def scan_folder(
                 "label_mode='folder' for other categories"
             )
     entries: list[tuple[str, int, int]] = []
-    skipped: list[tuple[str, str]] = []
     for ci, cname in enumerate(class_dirs):
         label = classes.index(cname) if classes is not None else ci
-        files = sorted(f.name for f in os.scandir(root / cname) if f.is_file())
-        images = [f for f in files if _is_image(f)]
-        skipped.extend((f"{cname}/{f}", "not an image file") for f in files if not _is_image(f))
-        if not images:
+        n_before = len(entries)
+        for f in sorted(os.scandir(root / cname), key=lambda e: e.name):
+            rel = f"{cname}/{f.name}"
+            try:
+                if not f.is_file():
+                    continue
+                size = f.stat().st_size
+            except OSError as exc:  # e.g. a symbolic link loop
+                skipped.append((_shown(rel), _os_reason(exc)))
+                continue
+            if not _utf8_ok(f.name):
+                skipped.append((_shown(rel), "file name is not valid UTF-8; rename it"))
+            elif not _is_image(f.name):
+                skipped.append((rel, "not an image file"))
+            else:
+                entries.append((rel, label, size))
+        if len(entries) == n_before:
             skipped.append((cname + "/", "empty class folder"))
-            continue
-        for f in images:
-            rel = f"{cname}/{f}"
-            entries.append((rel, label, (root / rel).stat().st_size))
     if not entries:
         raise DataError(f"data folder {root} has class subfolders but no images; expected <wnid>/<image>")
     small = len(entries) <= CONTENT_HASH_LIMIT
@@ -257,13 +362,20 @@ def scan_folder(
 def _verify_images(
     root: Path, entries: list[tuple[str, int, int]]
 ) -> tuple[list[tuple[str, int, int]], list[tuple[str, str]]]:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     good, bad = [], []
     for e in entries:
         try:
-            with Image.open(root / e[0]) as im:
-                im.verify()
+            with warnings.catch_warnings():  # our own caps decide (checked before decoding)
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(root / e[0], formats=ALLOWED_FORMATS) as im:
+                    check_image_size(im.size)
+                    im.verify()
+        except UnidentifiedImageError:
+            bad.append((e[0], _FORMAT_REASON))
+        except DataError as exc:
+            bad.append((e[0], str(exc)))
         except Exception as exc:  # noqa: BLE001 - any decoder failure means unreadable
             bad.append((e[0], f"unreadable image: {type(exc).__name__}"))
         else:
@@ -334,19 +446,11 @@ class ViewDataset:
 
     def __getitem__(self, k: int):
         import torch
-        from PIL import Image
 
         img_i = int(self.indices[k // self.views.n_views])
         view_i = k % self.views.n_views
         path = self.manifest.path(img_i)
-        try:
-            with Image.open(path) as im:
-                img = im.convert("RGB")
-        except Exception as exc:  # noqa: BLE001
-            raise DataError(
-                f"cannot read image {path}: {type(exc).__name__}: {exc}; remove or replace the "
-                "file (scan_folder(verify=True) skips unreadable images)"
-            ) from exc
+        img = open_image(path)
         seed = view_seed(self.views.seed, img_i, view_i)
         if view_i == 0:
             img = self.preprocess.eval_geometric(img)

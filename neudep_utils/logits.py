@@ -12,6 +12,7 @@ accuracy is judged is the first ``n_classes`` columns.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ def read_entry(model: str, folder: str | os.PathLike[str], views: int = 0, **kw)
         "n_images": int(ls.meta.get("n_images", len(ls))), "key_digest": key.digest,
         "manifest_digest": key.manifest_digest, "weights_sha256": key.weights_sha256,
         "entry": f"{ls.path.parent.name}/{ls.path.name}", "data_sha256": ls.meta.get("data_sha256"),
-        "top1": ls.meta.get("top1")})
+        "top1": ls.meta.get("top1"), "skipped": len(ls.skipped)})
     return ls
 
 
@@ -110,6 +111,8 @@ def load_logits(model: str, folders: Sequence[str | os.PathLike[str]], views: in
             raise ValueError(f"{model} on {f}: the cache entry holds moments only")
         if features and ls.features is None:
             raise ValueError(f"{model} on {f}: the cache entry holds no features")
+        if ls.skipped:  # unreadable images are not in the entry's arrays
+            warnings.warn(f"{model} on {f}: {ls.skipped_note()}", stacklevel=2)
         parts.append(ls.logits)
         feats.append(ls.features)
         labels.append(ls.labels)

@@ -104,14 +104,13 @@ class CrossModelSettings:
 
 @dataclass(frozen=True)
 class RedundancySettings:
-    """Notebook 03 defaults: path and subset-experiment grids, bootstrap resamples, head widths."""
+    """Notebook 03 defaults: the category-subset sizes and seeds, the CovLasso lam grid, and the
+    bootstrap resamples of the support-stability check."""
 
-    n_targets: int
     subset_sizes: tuple[int, ...]
     subset_seeds: tuple[int, ...]
     lam_ratios: tuple[float, ...]
     n_boot: int
-    bottleneck_widths: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -192,8 +191,8 @@ def get_profile(name: str) -> Profile:
                                        ("efficientnet_lite0",), (64, 256), (10,), 200),
             cross=CrossModelSettings(("efficientnet_lite0", "efficientnet_lite1"),
                                      ("imagenet-val",), 0, (1, 3, 10), 300, 200),
-            redundancy=RedundancySettings(4, (10, 100, 1000), (0,),
-                                          tuple(np.geomspace(0.5, 0.2, 3)), 2, (256,)),
+            redundancy=RedundancySettings((10, 100, 1000), (0,),
+                                          tuple(np.geomspace(0.5, 0.1, 3)), 2),
             robustness=_robustness(True))
     if name == "default":
         return Profile(
@@ -203,9 +202,8 @@ def get_profile(name: str) -> Profile:
                                        (0, 1, 2), ("efficientnet_lite0", NARROW_MODEL),
                                        (64, 128, 256, 384, 512, 768)),
             cross=CrossModelSettings(EMBEDDED_MODELS, folders, 1, (1, 3, 10, 30), None, 1000),
-            redundancy=RedundancySettings(20, (10, 30, 100, 300, 1000), (0, 1, 2),
-                                          tuple(np.geomspace(0.7, 0.03, 10)), 10,
-                                          (256, 384, 512, 768)),
+            redundancy=RedundancySettings((10, 30, 100, 300, 1000), (0, 1, 2),
+                                          tuple(np.geomspace(0.7, 0.03, 10)), 10),
             robustness=_robustness(False))
     if name == "full":
         root = os.environ.get("NEUDEP_IMAGENET")
@@ -221,9 +219,8 @@ def get_profile(name: str) -> Profile:
                                        (0, 1, 2, 3, 4), (), (), models[:1],
                                        (64, 128, 256, 384, 512, 768)),
             cross=CrossModelSettings(models, (val,), 0, (1, 3, 10, 30), None, 1000),
-            redundancy=RedundancySettings(20, (10, 30, 100, 300, 1000), (0, 1, 2),
-                                          tuple(np.geomspace(0.7, 0.03, 10)), 10,
-                                          (256, 384, 512, 768)),
+            redundancy=RedundancySettings((10, 30, 100, 300, 1000), (0, 1, 2),
+                                          tuple(np.geomspace(0.7, 0.03, 10)), 10),
             robustness=_robustness(False, models[0], val),
             extra=tuple(Extraction(m, os.path.join(root, "train"), 0, mode="moments")
                         for m in models))

@@ -277,7 +277,8 @@ def reproducibility_page(profile: str, results: dict[str, dict[str, Any]], outpu
                                                      str(e.get("corruption")))):
         lines.append(
             f"| `{e['model']}` | `{Path(str(e['folder'])).name}` | {e['views']} | "
-            f"{md_cell(e.get('corruption') or 'none')} | {e['mode']} | {e['n_images']} | "
+            f"{md_cell(e.get('corruption') or 'none')} | {e['mode']} | {e['n_images']}"
+            + (f" ({e['skipped']} unreadable, excluded)" if e.get("skipped") else "") + " | "
             f"`{e['entry']}` | `{e['manifest_digest'][:16]}` | "
             f"`{str(e.get('data_sha256') or '')[:16]}` | "
             f"{', '.join(sorted(set(readers[e['key_digest']])))} |")

@@ -7,8 +7,10 @@ missing, unless ``NEUDEP_REQUIRE_BROWSER=1`` (set by CI), which turns the skip i
 The browser is driven through the Chrome DevTools Protocol over a pipe (``--remote-debugging-pipe``),
 so no Python package beyond the standard library is needed. The book is served on 127.0.0.1 by a
 local ``http.server``; every other host is made unresolvable inside the browser, so external
-resources (the MathJax CDN script) fail fast and are ignored, while a failing local resource fails
-the test. A screenshot of the claims page is saved as ``book/_build/html/claims-screenshot.png``.
+resources fail fast and are ignored, while a failing local resource fails the test. MathJax is
+served from the book's own ``_static/mathjax/`` (no CDN): every formula must be typeset with the
+network off. Screenshots of the claims page and of the introduction (formulas) are saved as
+``book/_build/html/claims-screenshot.png`` and ``book/_build/html/math-screenshot.png``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "book" / "_build" / "html"
 SCREENSHOT = SITE / "claims-screenshot.png"
+MATH_SCREENSHOT = SITE / "math-screenshot.png"
 REQUIRED = os.environ.get("NEUDEP_REQUIRE_BROWSER", "") not in ("", "0")
 
 pytestmark = pytest.mark.browser
@@ -382,3 +385,44 @@ def test_claims_page_screenshot(site: Path, server: str, browser: Chromium,
     browser.screenshot(SCREENSHOT)
     data = SCREENSHOT.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, "screenshot is not a PNG"
+
+
+MATH_PROBE = r"""
+(async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+  }
+  const math = Array.from(document.querySelectorAll('.math'));
+  return {
+    n_math: math.length,
+    n_typeset: document.querySelectorAll('mjx-container').length,
+    raw: math.filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 80)),
+    scripts: Array.from(document.scripts).map(s => s.src).filter(s => /mathjax/i.test(s)),
+  };
+})()
+"""
+
+
+def test_formulas_are_typeset_offline(site: Path, server: str, browser: Chromium,
+                                      visited: dict[str, dict[str, Any]]) -> None:
+    """Every page with math loads MathJax from the book itself and typesets every formula
+    (``mjx-container`` elements) while every host but 127.0.0.1 is unresolvable."""
+    pages = [rel for rel in visited
+             if 'class="math' in (site / rel).read_text(errors="replace")]
+    assert "intro.html" in pages, "the introduction has formulas but no math markup"
+    problems = []
+    for rel in pages:
+        browser.load(visited[rel]["url"])
+        r = browser.evaluate(MATH_PROBE)
+        if not r["scripts"]:
+            problems.append(f"{rel}: no MathJax script on the page")
+        elif not all(_local(u, server) for u in r["scripts"]):
+            problems.append(f"{rel}: MathJax is not served by the book: {r['scripts']}")
+        if r["n_typeset"] == 0 or r["raw"]:
+            problems.append(f"{rel}: {len(r['raw'])} of {r['n_math']} formulas not typeset, "
+                            f"e.g. {r['raw'][:2]}")
+    assert not problems, "\n".join(problems)
+    browser.load(visited["intro.html"]["url"])
+    browser.evaluate(MATH_PROBE)
+    browser.screenshot(MATH_SCREENSHOT)
+    assert MATH_SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

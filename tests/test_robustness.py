@@ -73,3 +73,10 @@ def test_finetune_head_runs_and_is_deterministic(kind: str) -> None:
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.allclose(a[0], W0)
     assert RB.correct(H[:, 0], y, *a).shape == (40,)
+
+
+def test_eval_subset_leaves_half_the_folder_to_fit() -> None:
+    assert len(RB.subset_indices(50, 300)) == 25
+    assert len(RB.subset_indices(3, 300)) == 1
+    with pytest.raises(ValueError, match="at least 2 images"):
+        RB.subset_indices(1, 1)

@@ -3,6 +3,10 @@
 sphinx-thebe 0.3.1 (pulled in by jupyter-book 1.x) registers its inline configuration script
 (``const THEBE_JS_URL = ...``) twice under Sphinx 7, so each page throws "SyntaxError: Identifier
 'THEBE_JS_URL' has already been declared" in the browser (found by tests/test_book_browser.py).
+
+The list is filtered in place: ``context["script_files"]`` is the builder's own list, to which
+handlers running later (``sphinx.ext.mathjax`` adds the MathJax script there) still append.
+Replacing it with a new list silently dropped MathJax from every page (issue 11).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ def dedupe(app: Any, pagename: str, templatename: str, context: dict, doctree: A
         if k not in seen:
             seen.add(k)
             kept.append(js)
-    context["script_files"] = kept
+    scripts[:] = kept
 
 
 def setup(app: Any) -> dict[str, Any]:
