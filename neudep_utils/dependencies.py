@@ -192,6 +192,7 @@ def fit_covlasso_k(fold: Fold, ks: Sequence[int],
         raise ValueError(f"ks must be positive support sizes, got {ks}")
     allowed = cl.allowed_mask(S, t, candidates)
     ratios = np.geomspace(0.995, 0.005, 48) if ratios is None else np.sort(np.asarray(ratios))[::-1]
+    cl.check_psd(S)  # once; the many solves below skip it
     lmax = cl.lam_max(S, t, candidates)
     n_allowed = allowed.sum(1)
     K = len(ks)
@@ -237,7 +238,7 @@ def fit_covlasso_k(fold: Fold, ks: Sequence[int],
             break
         lam = r * lmax[rows]
         res = cl.solve(S, lam, t[rows], allowed[rows], tol=tol, warm_start=warm[rows],
-                       max_iter=max_iter, warn=False)
+                       max_iter=max_iter, warn=False, psd_tol=None)
         warm[rows] = res.coef
         record(rows, lam, res)
         active[rows[res.support_size > kmax_stop]] = False
@@ -254,7 +255,7 @@ def fit_covlasso_k(fold: Fold, ks: Sequence[int],
             c = best_cols[a, rows]
             np.put_along_axis(w, np.maximum(c, 0), np.where(c >= 0, best_vals[a, rows], 0.0), 1)
             res = cl.solve(S, lam, t[rows], allowed[rows], tol=tol, warm_start=w,
-                           max_iter=max_iter, warn=False)
+                           max_iter=max_iter, warn=False, psd_tol=None)
             record(rows, lam, res, kk=[a])
     out = {}
     for a, k in enumerate(ks):

@@ -141,7 +141,7 @@ def lasso_path_fidelity(C: np.ndarray, mu: np.ndarray, X_eval: np.ndarray, targe
     rr_l = np.empty((L, len(targets)))
     refit = np.empty_like(p.coefs)
     for ell in range(L):
-        refit[ell] = covlasso.refit(C, p.coefs[ell], targets=targets)
+        refit[ell] = covlasso.refit(C, p.coefs[ell], targets=targets, psd_tol=None)
         rr[ell] = oos_relative_residual(refit[ell], targets, mu, X_eval)
         rr_l[ell] = oos_relative_residual(p.coefs[ell], targets, mu, X_eval)
     return {"k": k, "rr": rr, "rr_lasso": rr_l, "gap": p.relative_gap, "coef": p.coefs,
