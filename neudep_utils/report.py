@@ -111,12 +111,6 @@ def _jsonable(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def read_results(output_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """All notebook result files in ``output_dir``, keyed by notebook stem."""
-    return {p.stem: json.loads(p.read_text()) for p in sorted(Path(output_dir).glob("*.json"))
-            if not p.name.startswith(".")}
-
-
 def fmt_ci(value: float, ci: tuple[float, float] | None, scale: float = 100,
            digits: int = 1) -> str:
     """``value [lo, hi]`` scaled (default: fractions as percentages), e.g. ``12.3 [10.1, 14.0]``."""
