@@ -48,17 +48,17 @@ LEVELS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTABLE)
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of the paper: its id (C1..C6c), a short name, its statement and the notebook
+    """One claim of the paper: its id ``cid`` (C1..C6c), a short name, its statement and the notebook
     that tests it."""
 
-    id: str
+    cid: str
     name: str
     statement: str
     notebook: str
 
 
 #: The paper's claims in the wording of STUDY.md section 1 (shortened); the numbering is ours.
-CLAIMS: dict[str, Claim] = {c.id: c for c in (
+CLAIMS: dict[str, Claim] = {c.cid: c for c in (
     Claim("C1", "single-model dependency",
           "In a well-trained large-scale image classifier, the logit of some category can be "
           "obtained by linearly combining the logits of a *few* other categories, without tuning "

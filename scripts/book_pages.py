@@ -101,7 +101,7 @@ def claim_list() -> str:
     """The paper's claims as a Markdown definition list (included by the introduction)."""
     lines = [GENERATED_NOTE]
     for c in CLAIMS.values():
-        lines += [f"{c.id} {c.name}", f": {c.statement}", ""]
+        lines += [f"{c.cid} {c.name}", f": {c.statement}", ""]
     return "\n".join(lines)
 
 

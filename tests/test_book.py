@@ -89,7 +89,7 @@ def test_results_carry_verdicts_and_provenance(tmp_path: Path, monkeypatch) -> N
 def test_claim_list_is_the_package_list() -> None:
     text = bp.claim_list()
     for c in verdicts.CLAIMS.values():
-        assert f"{c.id} {c.name}" in text and c.statement in text
+        assert f"{c.cid} {c.name}" in text and c.statement in text
 
 
 def test_claims_page_rows_and_links(tmp_path: Path, monkeypatch) -> None:
