@@ -2,8 +2,11 @@
 
 For one target (:func:`solve_target`): a greedy pass adds KKT violators (largest first) to the
 working set (= the support), coordinate descent runs on the small Gram block of the working set
-(:func:`cd_sub`, Anderson-accelerated), and, once the sign pattern is stable, a Newton "polish"
-(:func:`polish`) solves the active block exactly. The loop ends when the full-problem duality gap
+(:func:`cd_sub`, Anderson-accelerated; rows of the previous round's block are reused), and, once
+the sign pattern is stable, a Newton "polish" (:func:`polish`) solves the active block exactly
+with a Cholesky factor that is kept for the whole solve and updated one coordinate at a time as
+the support grows and shrinks (:mod:`._linalg`), so the factorisation work is about one
+Cholesky of the final support instead of one per Newton step. The loop ends when the full-problem duality gap
 (:func:`..certificates.gap_kernel`) is certified. :func:`solve_batch` runs targets in ``prange``.
 The first call JIT-compiles the kernels (a few seconds); they are cached on disk.
 """
@@ -15,7 +18,7 @@ from numba import njit, prange
 
 from ._anderson import K as ANDERSON_K
 from ._anderson import anderson_combine, anderson_weights
-from ._linalg import FASTMATH, cholesky_solve
+from ._linalg import FASTMATH, chol_append, chol_delete, chol_solve
 from .certificates import gap_kernel
 
 
@@ -45,59 +48,64 @@ def sub_obj(sA, sii, lam, th, qA):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def polish(G, sA, sii, lam, th, qA):  # pragma: no cover - numba
+def polish(S, A, wpos, G, sA, sii, lam, th, qA, fac):  # pragma: no cover - numba
     """Newton step on the current sign pattern (feature-sign search).
 
-    Solves (G_SS + eps I) x = s_S - lam/2 sign(th_S) on the support S (Cholesky; the tiny ridge
-    keeps singular supports of rank-deficient S finite). If the signs of x agree, x is the
-    candidate; otherwise the candidate is the first zero crossing on the segment th -> x (that
-    coordinate set to exactly 0). The candidate is accepted only if it lowers the objective.
-    Returns 2 (accepted, signs agreed), 1 (accepted, a coordinate left), 0 (rejected).
+    Solves (S_SS + ridge I) x = s_S - lam/2 sign(th_S) on the support S with the incremental
+    Cholesky factor ``fac`` (see :func:`new_factor`): coordinates that left the support since the
+    last polish are deleted from it and new ones appended, O(m^2) each, instead of factoring
+    from scratch. The tiny ridge keeps singular supports of rank-deficient S finite. If the signs
+    of x agree, x is the candidate; otherwise the candidate is the first zero crossing on the
+    segment th -> x (that coordinate set to exactly 0). The candidate is accepted only if it
+    lowers the objective. Returns 2 (accepted, signs agreed), 1 (accepted, a coordinate left),
+    0 (rejected, or a new coordinate is numerically dependent on the others).
     """
+    L, F, infac, meta, work, tols = fac
     k = th.shape[0]
-    m = 0
-    for j in range(k):
-        if th[j] != 0.0:
+    m = meta[0]
+    for f in range(m - 1, -1, -1):  # drop coordinates no longer in the support
+        a = wpos[F[f]]
+        if a < 0 or th[a] == 0.0:
+            chol_delete(L, m, f, work)
+            infac[F[f]] = False
+            for g in range(f, m - 1):
+                F[g] = F[g + 1]
+            m -= 1
+    for a in range(k):  # append new support coordinates
+        j = A[a]
+        if th[a] != 0.0 and not infac[j]:
+            for f in range(m):
+                L[m, f] = S[j, F[f]]
+            if not chol_append(L, m, S[j, j] + tols[0], tols[1]):
+                meta[0] = m
+                return 0
+            F[m] = j
+            infac[j] = True
             m += 1
+    meta[0] = m
     if m == 0:
         return 0
-    idx = np.empty(m, dtype=np.int64)
-    c = 0
-    for j in range(k):
-        if th[j] != 0.0:
-            idx[c] = j
-            c += 1
-    L = np.empty((m, m))
     b = np.empty(m)
-    dm = 0.0
-    for a in range(m):
-        ja = idx[a]
-        for bb in range(m):
-            L[a, bb] = G[ja, idx[bb]]
-        if L[a, a] > dm:
-            dm = L[a, a]
-        sg = 1.0 if th[ja] > 0.0 else -1.0
-        b[a] = sA[ja] - 0.5 * lam * sg
-    ridge = 1e-12 * dm
-    for a in range(m):
-        L[a, a] += ridge
-    if not cholesky_solve(L, b, 1e-15 * dm):
-        return 0
+    for f in range(m):
+        a = wpos[F[f]]
+        sg = 1.0 if th[a] > 0.0 else -1.0
+        b[f] = sA[a] - 0.5 * lam * sg
+    chol_solve(L, m, b)
     step = 1.0
     cross = -1
-    for a in range(m):
-        t0 = th[idx[a]]
-        if (b[a] > 0.0) != (t0 > 0.0) or b[a] == 0.0:
-            tt = t0 / (t0 - b[a])
+    for f in range(m):
+        t0 = th[wpos[F[f]]]
+        if (b[f] > 0.0) != (t0 > 0.0) or b[f] == 0.0:
+            tt = t0 / (t0 - b[f])
             if tt < step:
                 step = tt
-                cross = a
+                cross = f
     cand = th.copy()
-    for a in range(m):
-        ja = idx[a]
-        cand[ja] = th[ja] + step * (b[a] - th[ja])
+    for f in range(m):
+        a = wpos[F[f]]
+        cand[a] = th[a] + step * (b[f] - th[a])
     if cross >= 0:
-        cand[idx[cross]] = 0.0
+        cand[wpos[F[cross]]] = 0.0
     qc = np.empty(k)
     recompute_q(G, cand, qc)
     if sub_obj(sA, sii, lam, cand, qc) < sub_obj(sA, sii, lam, th, qA):
@@ -108,8 +116,41 @@ def polish(G, sA, sii, lam, th, qA):  # pragma: no cover - numba
     return 0
 
 
+@njit(cache=True, nogil=True)
+def new_factor(n, cap, dmax):  # pragma: no cover - numba
+    """An empty incremental factor for one target: (L, F, infac, meta, work, tols).
+
+    ``L`` (cap, cap) holds the lower Cholesky factor of ``S_FF + ridge I`` in its leading
+    ``meta[0]`` block, ``F`` the global coordinates in factor order, ``infac`` (n,) marks them;
+    ``tols = (ridge, pivot tolerance) = (1e-12, 1e-15) * max_j S_jj``.
+    """
+    tols = np.empty(2)
+    tols[0] = 1e-12 * dmax
+    tols[1] = 1e-15 * dmax
+    return (np.empty((cap, cap)), np.empty(cap, dtype=np.int64), np.zeros(n, dtype=np.bool_),
+            np.zeros(1, dtype=np.int64), np.empty(cap), tols)
+
+
+@njit(cache=True, nogil=True)
+def reserve_factor(fac, need):  # pragma: no cover - numba
+    """``fac`` with room for ``need`` coordinates (reallocated and copied when it has less)."""
+    L, F, infac, meta, work, tols = fac
+    cap = L.shape[0]
+    if need <= cap:
+        return fac
+    c2 = max(2 * cap, need)
+    m = meta[0]
+    L2 = np.empty((c2, c2))
+    F2 = np.empty(c2, dtype=np.int64)
+    for a in range(m):
+        F2[a] = F[a]
+        for b in range(a + 1):
+            L2[a, b] = L[a, b]
+    return (L2, F2, infac, meta, np.empty(c2), tols)
+
+
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def cd_sub(G, sA, sii, lam, th, qA, tol, max_sweeps, dmax):  # pragma: no cover - numba
+def cd_sub(S, A, wpos, G, sA, sii, lam, th, qA, tol, max_sweeps, dmax, fac):  # pragma: no cover
     """Coordinate descent on the working-set block, with Anderson extrapolation every K sweeps
     and a Newton polish once the sign pattern is stable. Returns (sweeps, converged)."""
     k = th.shape[0]
@@ -169,7 +210,7 @@ def cd_sub(G, sA, sii, lam, th, qA, tol, max_sweeps, dmax):  # pragma: no cover 
             polish_blocked = False
         if stable >= 2 and not polish_blocked:
             for _ in range(8):
-                res = polish(G, sA, sii, lam, th, qA)
+                res = polish(S, A, wpos, G, sA, sii, lam, th, qA, fac)
                 if res == 0:
                     break
                 nh = 0
@@ -190,6 +231,11 @@ def solve_target(S, dmax, i, lam, allowed, theta, tol, max_iter):  # pragma: no 
     si = S[i]
     half = 0.5 * lam
     q = np.zeros(n)
+    wpos = np.full(n, -1, dtype=np.int64)
+    fac = new_factor(n, min(n, 64), dmax)
+    kprev = 0
+    Aprev = np.empty(0, dtype=np.int64)
+    Gprev = np.empty((0, 0))
     for j in range(n):
         tj = theta[j]
         if tj != 0.0:
@@ -226,9 +272,16 @@ def solve_target(S, dmax, i, lam, allowed, theta, tol, max_iter):  # pragma: no 
                         vval[c] = -v
                         c += 1
             order = np.argsort(vval, kind="mergesort")
+            sv = np.empty(nv, dtype=np.int64)
+            qv = np.empty(nv)
             for o in range(nv):
-                j = vidx[order[o]]
-                z = S[i, j] - q[j]
+                sv[o] = vidx[order[o]]
+                qv[o] = q[sv[o]]
+            # sequential: each addition updates q on the violators still to come (q elsewhere
+            # is recomputed after the working-set solve)
+            for o in range(nv):
+                j = sv[o]
+                z = S[i, j] - qv[o]
                 if z > half:
                     new = (z - half) / S[j, j]
                 elif z < -half:
@@ -237,38 +290,66 @@ def solve_target(S, dmax, i, lam, allowed, theta, tol, max_iter):  # pragma: no 
                     continue
                 theta[j] = new
                 nadd += 1
-                for u in range(n):
-                    q[u] += new * S[j, u]
+                Sj = S[j]
+                for o2 in range(o + 1, nv):
+                    qv[o2] += new * Sj[sv[o2]]
         iters += 1
-        # working set = support
+        # working set = support: rows of the previous block are reused, new ones gathered
         k = 0
         for j in range(n):
             if theta[j] != 0.0:
                 k += 1
         A = np.empty(k, dtype=np.int64)
+        src = np.empty(k, dtype=np.int64)  # position in the previous block, -1 if new
         c = 0
+        for a in range(kprev):
+            if theta[Aprev[a]] != 0.0:
+                A[c] = Aprev[a]
+                src[c] = a
+                c += 1
         for j in range(n):
-            if theta[j] != 0.0:
+            if theta[j] != 0.0 and wpos[j] < 0:
                 A[c] = j
+                src[c] = -1
                 c += 1
         G = np.empty((k, k))
+        for a in range(k):
+            ja = A[a]
+            if src[a] >= 0:
+                Gp = Gprev[src[a]]
+                for b in range(k):
+                    G[a, b] = Gp[src[b]] if src[b] >= 0 else S[ja, A[b]]
+            else:
+                Sa = S[ja]
+                for b in range(k):
+                    G[a, b] = Sa[A[b]]
+        for a in range(kprev):
+            wpos[Aprev[a]] = -1
         sA = np.empty(k)
         th = np.empty(k)
         qA = np.empty(k)
         for a in range(k):
             ja = A[a]
-            for b in range(k):
-                G[a, b] = S[ja, A[b]]
+            wpos[ja] = a
             sA[a] = S[i, ja]
             th[a] = theta[ja]
         recompute_q(G, th, qA)
         if nadd > 0:
             inner_tol = max(0.25 * tol, 0.1 * rel)
+        elif inner_tol > 0.25 * tol:
+            # no KKT violator outside the support: the working-set gap is (up to the dual
+            # scaling) the full gap, so solve the block to the final tolerance in one go
+            inner_tol = 0.25 * tol
         else:
             inner_tol = max(0.1 * min(inner_tol, rel), 1e-16)
         if k > 0:
-            sw, _conv = cd_sub(G, sA, sii, lam, th, qA, inner_tol, max(max_iter - iters, 1), dmax)
+            fac = reserve_factor(fac, fac[3][0] + k)
+            sw, _conv = cd_sub(S, A, wpos, G, sA, sii, lam, th, qA, inner_tol,
+                               max(max_iter - iters, 1), dmax, fac)
             iters += sw
+        Aprev = A
+        Gprev = G
+        kprev = k
         for a in range(k):
             theta[A[a]] = th[a]
         # exact q from scratch
