@@ -258,6 +258,28 @@ def solve(
         if not np.all(np.isfinite(w)):
             raise ValueError("warm_start contains NaN or inf")
         theta = np.where(allowed, w, 0.0)
+    theta, obj, gap, iters, ok = _solve_valid(S, t, lams, allowed, theta, float(tol),
+                                              int(max_iter))
+    if warn and not np.all(ok):
+        bad = t[~ok]
+        warnings.warn(
+            f"CovLasso: {bad.size} target(s) hit max_iter={max_iter} before gap <= tol={tol:g} "
+            f"(e.g. targets {bad[:5].tolist()}); see result.converged / result.gap",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    lm = np.where(allowed, np.abs(2.0 * S[t, :]), 0.0).max(axis=1)
+    return CovLassoResult(theta, obj, gap, lams, t, iters, ok, lm)
+
+
+def _solve_valid(S: np.ndarray, t: np.ndarray, lams: np.ndarray, allowed: np.ndarray,
+                 theta: np.ndarray, tol: float, max_iter: int):
+    """:func:`solve` on validated inputs (``theta`` (T, n) already zero outside ``allowed``).
+
+    Returns ``(theta, objective, gap, n_iter, converged)``; :func:`path` calls it once per lam
+    so that S is checked once, not once per point.
+    """
+    T, n = theta.shape
     theta = np.ascontiguousarray(theta)
     obj = np.zeros(T)
     gap = np.zeros(T)
@@ -272,7 +294,7 @@ def solve(
                        np.zeros(ip.size, np.bool_))
         with numba.parallel_chunksize(1):
             solve_batch(S, dmax, t[ip], lams[ip], np.ascontiguousarray(allowed[ip]), th,
-                        float(tol), int(max_iter), o, g, it, c)
+                        tol, max_iter, o, g, it, c)
         theta[ip] = th
         obj[ip], gap[ip], iters[ip], ok[ip] = o, g, it, c
     if np.any(~pos):
@@ -287,16 +309,7 @@ def solve(
         ok[iz] = True
     # exact zeros where required (the kernel never writes there; this is belt and braces)
     theta[~allowed] = 0.0
-    if warn and not np.all(ok):
-        bad = t[~ok]
-        warnings.warn(
-            f"CovLasso: {bad.size} target(s) hit max_iter={max_iter} before gap <= tol={tol:g} "
-            f"(e.g. targets {bad[:5].tolist()}); see result.converged / result.gap",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    lm = np.where(allowed, np.abs(2.0 * S[t, :]), 0.0).max(axis=1)
-    return CovLassoResult(theta, obj, gap, lams, t, iters, ok, lm)
+    return theta, obj, gap, iters, ok
 
 
 def path(
@@ -357,20 +370,23 @@ def path(
     gap = np.zeros((L, T))
     iters = np.zeros((L, T), dtype=np.int64)
     ok = np.zeros((L, T), dtype=np.bool_)
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive number; got {tol!r}")
+    if int(max_iter) < 1:
+        raise ValueError(f"max_iter must be >= 1; got {max_iter!r}")
+    allowed = V.allowed_masks(S, t, V.check_candidates(candidates, n, T))
     warm = np.zeros((T, n))
     cols = np.arange(T)
-    lm = None
     for step in range(L):
         rows = order[step]
-        res = solve(S, L2[rows, cols], t, candidates, tol=tol, warm_start=warm,
-                    max_iter=max_iter, warn=False)
-        coefs[rows, cols] = res.coef
-        obj[rows, cols] = res.objective
-        gap[rows, cols] = res.gap
-        iters[rows, cols] = res.n_iter
-        ok[rows, cols] = res.converged
-        warm = res.coef
-        lm = res.lam_max
+        warm, o, g, it, c = _solve_valid(S, t, np.ascontiguousarray(L2[rows, cols]), allowed,
+                                         warm, float(tol), int(max_iter))
+        coefs[rows, cols] = warm
+        obj[rows, cols] = o
+        gap[rows, cols] = g
+        iters[rows, cols] = it
+        ok[rows, cols] = c
+    lm = np.where(allowed, np.abs(2.0 * S[t, :]), 0.0).max(axis=1)
     if warn and not np.all(ok):
         warnings.warn(
             f"CovLasso path: {int((~ok).sum())} (lam, target) point(s) hit max_iter={max_iter} "
@@ -378,7 +394,7 @@ def path(
             RuntimeWarning,
             stacklevel=2,
         )
-    return CovLassoPath(coefs, obj, gap, L2, t, iters, ok, lm if lm is not None else np.empty(0))
+    return CovLassoPath(coefs, obj, gap, L2, t, iters, ok, lm)
 
 
 # ---------------------------------------------------------------------------------------------
