@@ -232,7 +232,7 @@ def solve_target(S, dmax, i, lam, allowed, theta, tol, max_iter):  # pragma: no 
     half = 0.5 * lam
     q = np.zeros(n)
     wpos = np.full(n, -1, dtype=np.int64)
-    fac = new_factor(n, min(n, 64), dmax)
+    fac = new_factor(n, 0, dmax)  # grown by reserve_factor to the working set
     kprev = 0
     Aprev = np.empty(0, dtype=np.int64)
     Gprev = np.empty((0, 0))

@@ -23,9 +23,10 @@ def check_S(S: np.ndarray) -> np.ndarray:
     if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
         raise ValueError(f"S must be a real numeric matrix; got dtype {a.dtype}")
     a = np.asarray(a, dtype=np.float64)
-    if not np.all(np.isfinite(a)):
+    hi, lo = float(np.max(a)), float(np.min(a))  # NaN propagates; inf shows
+    if not (np.isfinite(hi) and np.isfinite(lo)):
         raise ValueError("S contains NaN or inf; recompute the moments from finite logits")
-    scale = float(np.max(np.abs(a)))
+    scale = max(abs(hi), abs(lo))
     asym = float(np.max(np.abs(a - a.T)))
     if asym > _SYM_RTOL * max(scale, 1e-300):
         raise ValueError(
@@ -37,6 +38,8 @@ def check_S(S: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"S has negative diagonal entries (min {d.min():.3g}); S must be positive semidefinite"
         )
+    if asym == 0.0:  # (a + a.T) / 2 would be a itself, bit for bit
+        return np.ascontiguousarray(a)
     return np.ascontiguousarray(0.5 * (a + a.T))
 
 
