@@ -15,6 +15,7 @@ import platform
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from neudep_utils import covlasso as cl
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         note_cov = f"Real logit covariance from `{args.cov}`."
     notes = (
         f"\nMeasured in one run on {platform.processor() or platform.machine()} with "
-        f"{os.cpu_count()} CPU cores (numba threads: {cl.numba.get_num_threads()}; load average "
+        f"{os.cpu_count()} CPU cores (numba threads: {numba.get_num_threads()}; load average "
         f"{os.getloadavg()[0]:.1f} at the end). "
         "Ours: one batched `covlasso.solve` call for all targets after a JIT warm-up. "
         f"cvxpy (CLARABEL, tolerances 1e-12) and scikit-learn (`Lasso(precompute=Gram)`, "

@@ -211,6 +211,17 @@ def test_second_moment_and_sums():
     np.testing.assert_allclose(rr, 1.0)
 
 
+def test_public_names_and_one_second_moment():
+    """Every public name stays importable from the package; the moments have one home."""
+    import neudep_utils.covlasso as pkg
+    from neudep_utils import moments
+
+    for name in pkg.__all__:
+        assert name == "PSD_RTOL" or callable(getattr(pkg, name)), name
+    assert cl.second_moment is moments.second_moment
+    assert cl.second_moment_from_sums is moments.second_moment_from_sums
+
+
 def test_validation_errors():
     S = random_psd(5, seed=0)
     with pytest.raises(ValueError, match="square"):

@@ -1,0 +1,69 @@
+"""Covariance Lasso (CovLasso): batched, certified solver written in the logit moments alone.
+
+For a target category ``i`` and a PSD moment matrix ``S`` (second moment ``E[f f^T]`` or centred
+covariance), the CovLasso is
+
+    min_theta  P(theta) = S_ii - 2 theta^T S[:, i] + theta^T S theta + lam * ||theta||_1
+
+over ``theta`` with ``theta_i = 0`` and ``theta_j = 0`` outside an optional candidate mask. It is
+``E[(f_i - theta^T f)^2] + lam ||theta||_1``. ``lam_max = max_j |2 S[j, i]|`` over the allowed ``j``
+is the smallest ``lam`` with ``theta = 0``. Every solution carries a duality-gap certificate
+(:mod:`.certificates`).
+
+Layout
+------
+- :mod:`.api`: :func:`solve`, :func:`path`, :func:`lam_max`, :func:`relative_lams`, :func:`refit`,
+  :func:`residual`, :func:`relative_residual` and the result classes (validation in
+  :mod:`._validate`).
+- :mod:`._kernels`: the numba working-set coordinate descent (the fast path), with
+  :mod:`._anderson` (Anderson extrapolation) and :mod:`._linalg` (small SPD solves).
+- :mod:`.certificates`: :func:`objective`, :func:`duality_gap` and the gap kernel.
+- :mod:`.reference`: :func:`psd_factor`, :func:`solve_cvxpy`, :func:`solve_sklearn` (tests and
+  benchmarks).
+- :func:`second_moment` and :func:`second_moment_from_sums` live in :mod:`neudep_utils.moments`
+  and are re-exported here.
+"""
+
+from __future__ import annotations
+
+# ``_symmetrize`` (private) stays reachable as ``covlasso._symmetrize`` for existing callers.
+from ..moments import _symmetrize as _symmetrize
+from ..moments import second_moment, second_moment_from_sums
+from ._validate import PSD_RTOL, allowed_mask, check_psd
+from .api import (
+    CovLassoPath,
+    CovLassoResult,
+    lam_max,
+    lstsq_on_support,
+    path,
+    refit,
+    relative_lams,
+    relative_residual,
+    residual,
+    solve,
+)
+from .certificates import duality_gap, objective
+from .reference import psd_factor, solve_cvxpy, solve_sklearn
+
+__all__ = [
+    "PSD_RTOL",
+    "CovLassoPath",
+    "CovLassoResult",
+    "allowed_mask",
+    "check_psd",
+    "duality_gap",
+    "lam_max",
+    "lstsq_on_support",
+    "objective",
+    "path",
+    "psd_factor",
+    "refit",
+    "relative_lams",
+    "relative_residual",
+    "residual",
+    "second_moment",
+    "second_moment_from_sums",
+    "solve",
+    "solve_cvxpy",
+    "solve_sklearn",
+]
