@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
 sys.path.insert(0, str(REPO))
 
+from neudep_utils import study  # noqa: E402
 from neudep_utils.data import default_data_root  # noqa: E402
 from neudep_utils.verdicts import CLAIMS  # noqa: E402
 
@@ -72,18 +73,23 @@ def fmt(value: float | None) -> str:
 
 
 def format_number(num: dict[str, Any] | None) -> str:
-    """``value unit [lo, hi]`` for a number dict of :func:`neudep_utils.report.number`."""
+    """``value unit [lo, hi]`` for a number dict of :func:`neudep_utils.report.number`;
+    fractions are shown as percentages."""
     if not num:
         return "n/a"
-    unit = f" {num['unit']}" if num.get("unit") else ""
-    out = f"{fmt(num.get('value'))}{unit}"
+    pct = num.get("unit") == "fraction"
+
+    def f(v: float) -> str:
+        return f"{100 * v:.3g}%" if pct else fmt(v)
+
+    unit = f" {num['unit']}" if num.get("unit") and not pct else ""
+    out = f"{f(num.get('value'))}{unit}"
     ci = num.get("ci")
     if ci:
-        out += f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+        out += f" [{f(ci[0])}, {f(ci[1])}]"
     seeds = num.get("seeds")
     if seeds:
-        out += (f"; {len(seeds['values'])} split seeds: {fmt(seeds['min'])} to "
-                f"{fmt(seeds['max'])}")
+        out += f"; {len(seeds['values'])} split seeds: {f(seeds['min'])} to {f(seeds['max'])}"
     return out
 
 
@@ -121,9 +127,10 @@ def claims_page(results: dict[str, dict[str, Any]], profile: str,
         f"Generated at build time from the notebooks' result files (profile **{profile}**). "
         "Each row gives the verdict of one claim, the models it was tested on, the headline "
         "number the verdict rests on with its interval in brackets (as defined by the notebook; "
-        "bootstrap intervals unless the definition says otherwise), and a link to the verdict "
-        "section of the notebook that holds the evidence and states the rule. The claims are "
-        "numbered as in the [introduction](../intro.md).", ""]
+        "bootstrap intervals unless the definition says otherwise; where given, its range over "
+        "other image-level split seeds), and a link to the verdict section of the notebook that "
+        "holds the evidence. Below the table, each claim's summary, what decided its verdict "
+        "and the rule. The claims are numbered as in the [introduction](../intro.md).", ""]
     if profiles and profiles != [profile]:
         lines += [f"```{{warning}}\nThe result files come from profile(s) {', '.join(profiles)}, "
                   f"not only from profile {profile}.\n```", ""]
@@ -131,28 +138,36 @@ def claims_page(results: dict[str, dict[str, Any]], profile: str,
         lines += ["```{note}\nThis is the **smoke** profile: a quick preview on fewer models and "
                   "targets. Its numbers check that the pipeline runs; the study's verdicts are "
                   "those of the default profile (`make book`).\n```", ""]
-    lines += ["| claim | the paper says | verdict | tested on | headline number [interval] | "
-              "evidence |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += ["| claim | verdict | tested on | headline number [interval] | evidence |",
+              "| --- | --- | --- | --- | --- |"]
+    details: list[str] = []
     for cid, claim_def in CLAIMS.items():
         found = [(stem, r, r["claims"][cid]) for stem, r in results.items()
                  if cid in r["claims"]]
-        statement = md_cell(claim_def.statement)
+        name = f"{cid} {md_cell(claim_def.name)}"
+        details += [f"### {cid} {claim_def.name}", "", f"*The paper:* {claim_def.statement}", ""]
         if not found:
-            lines.append(f"| {cid} | {statement} | *no result* | | n/a | no notebook reported "
-                         "this claim in this build |")
+            lines.append(f"| {name} | *no result* | | n/a | no notebook reported this claim |")
+            details += ["No notebook reported this claim in this build.", ""]
         for stem, r, c in found:
             num = r.get("numbers", {}).get(c.get("headline")) if c.get("headline") else None
-            headline = format_number(num) if num else "n/a"
+            tested = ", ".join(f"`{study.short_name(m)}`" for m in c.get("tested_on", []))
+            evidence = _evidence(stem, c, r.get("title", stem))
+            lines.append(f"| {name} | **{md_cell(c.get('verdict'))}** | {tested or 'n/a'} | "
+                         f"{format_number(num) if num else 'n/a'} | {evidence} |")
+            details += [f"**{c.get('verdict')}** ({evidence}). {c.get('summary', '')}", ""]
+            if c.get("why"):
+                details += [f"*What decided it:* {c['why']}.", ""]
             if num:
-                headline += f"<br>*{md_cell(num.get('definition', ''))}*"
-            tested = ", ".join(f"`{m}`" for m in c.get("tested_on", [])) or "n/a"
-            lines.append(f"| {cid} | {statement} | **{md_cell(c.get('verdict'))}** | {tested} | "
-                         f"{headline} | {_evidence(stem, c, r.get('title', stem))}<br>"
-                         f"{md_cell(c.get('summary', ''))} |")
+                details += [f"*Headline number* (`{c['headline']}`): {format_number(num)}; "
+                            f"{num.get('definition', '')}.", ""]
+            if c.get("rule"):
+                details += [f"*Rule:* {c['rule']}", ""]
     lines.append("")
     missing = [s for s in notebooks if s not in results]
     if missing:
         lines += ["```{warning}", "No result file for: " + ", ".join(missing) + ".", "```", ""]
+    lines += ["## Each claim", ""] + details
     lines += ["## Notebooks", "",
               "| notebook | claims | overall verdict | run time (s) |", "| --- | --- | --- | --- |"]
     for stem, r in results.items():

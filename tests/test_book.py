@@ -69,6 +69,8 @@ def test_number_formatting() -> None:
     assert bp.fmt(None) == "n/a"
     assert bp.format_number({"value": 0.5, "ci": [0.4, 0.6], "unit": "pp"}) == "0.5 pp [0.4, 0.6]"
     assert bp.format_number({"value": 0.5, "ci": None}) == "0.5"
+    assert bp.format_number({"value": 0.123, "ci": [0.1, 0.15], "unit": "fraction"}) == \
+        "12.3% [10%, 15%]"
     n = number(0.5, "x", ci=(0.4, 0.6), seeds=[0.5, 0.45, 0.55])
     assert n["seeds"]["min"] == 0.45 and n["seeds"]["max"] == 0.55 and n["seeds"]["sd"] > 0
     assert bp.format_number(n) == "0.5 [0.4, 0.6]; 3 split seeds: 0.45 to 0.55"
@@ -95,17 +97,19 @@ def test_claim_list_is_the_package_list() -> None:
 def test_claims_page_rows_and_links(tmp_path: Path, monkeypatch) -> None:
     res = bp.load_results(_results(tmp_path / "out", monkeypatch))
     page = bp.claims_page(res, "smoke", ["01_single_model", "04_robustness"])
-    rows = {line.split("|")[1].strip(): line for line in page.splitlines()
+    rows = {line.split("|")[1].strip().split()[0]: line for line in page.splitlines()
             if line.startswith("| C")}
     assert set(rows) == set(verdicts.CLAIMS)
     assert "**partly reproduced**" in rows["C1"] and "0.123 [0.1, 0.15]" in rows["C1"]
-    assert "`efficientnet_lite0`" in rows["C1"]  # the models it was tested on
-    assert "Sparse \\| but weaker" in rows["C1"]  # pipes escaped inside the table
+    assert "`lite0`" in rows["C1"]  # the models it was tested on
     assert "{ref}`Single-model dependencies <verdict-01>`" in rows["C1"]
     assert "(../executed/04_robustness.ipynb)" in rows["C6c"]  # no label: page link
     assert "-0.004 pp [-0.01, 0.002]" in rows["C6c"]
     assert "*no result*" in rows["C2"] and "*no result*" in rows["C5"]
     assert "**not testable here**" in rows["C6a"]
+    # each claim's section: the paper's statement, the summary, the rule
+    assert "### C1 single-model dependency" in page and "Sparse | but weaker" in page
+    assert verdicts.CLAIMS["C5"].statement in page and "*Rule:* a rule" in page
     assert "smoke" in page and "## All reported numbers" in page
 
 
