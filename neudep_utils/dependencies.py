@@ -19,9 +19,11 @@ with the second moment there is none. Partner candidates are a boolean mask, (n,
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -287,9 +289,21 @@ def _digest(*parts) -> str:
 _DEPSET_ARRAYS = ("targets", "cols", "coef", "intercept", "lam", "lam_ratio", "gap", "objective")
 
 
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """sha256 of the source of the CovLasso package and of this module."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = sorted(Path(cl.__file__).parent.glob("*.py")) + [Path(__file__)]
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def save_depsets(path: str | os.PathLike[str], deps: dict[int, DepSet]) -> None:
     """Write ``{k: DepSet}`` to one ``.npz`` (atomic)."""
-    from pathlib import Path
 
     from .cache import atomic_save_npz
 
@@ -306,7 +320,6 @@ def save_depsets(path: str | os.PathLike[str], deps: dict[int, DepSet]) -> None:
 
 def load_depsets(path: str | os.PathLike[str]) -> dict[int, DepSet] | None:
     """Read what :func:`save_depsets` wrote; ``None`` when missing or unreadable."""
-    from pathlib import Path
 
     from .cache import load_npz_checked
 
@@ -334,12 +347,12 @@ def fit_covlasso_k_cached(fold: Fold, ks: Sequence[int],
     """
     if cache_dir is None:
         return fit_covlasso_k(fold, ks, targets, candidates, **kw)
-    from pathlib import Path
 
     t = None if targets is None else np.asarray(targets, np.int64)
     c = None if candidates is None else np.asarray(candidates, bool)
-    key = _digest("covlasso_k-v1", fold.S, fold.mu, fold.center, tuple(sorted(set(ks))), t, c,
-                  sorted(kw.items()))
+    # the code that produces the fits is part of the key: a changed solver never serves old fits
+    key = _digest("covlasso_k-v2", _code_digest(), fold.S, fold.mu, fold.center,
+                  tuple(sorted(set(ks))), t, c, sorted(kw.items()))
     path = Path(cache_dir) / f"deps-{key[:24]}.npz"
     got = load_depsets(path)
     if got is not None:

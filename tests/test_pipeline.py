@@ -447,3 +447,13 @@ def test_unseen_never_uses_hidden_logits_of_A():
     assert r[2]["deps"][0].cols.max() >= 24  # fitted on B's block
     with pytest.raises(ValueError):
         crossmodel.unseen_categories(ab, folding.crossfit(ab, 2, 0), "m", "B", hidden, construction="x")
+
+
+def test_cached_fit_key_covers_the_solver_code(tmp_path, monkeypatch):
+    d = synthetic(n=12)
+    fold = folding.crossfit(d, 2, 0)[0]
+    dependencies.fit_covlasso_k_cached(fold, (2,), np.arange(3), cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("deps-*.npz"))) == 1
+    monkeypatch.setattr(dependencies, "_code_digest", lambda: "another solver")
+    dependencies.fit_covlasso_k_cached(fold, (2,), np.arange(3), cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("deps-*.npz"))) == 2  # not served from the old solver's file
