@@ -14,7 +14,7 @@ import numba
 import numpy as np
 
 from . import _validate as V
-from ._kernels import solve_batch
+from ._kernels import lam_max_rows, solve_batch
 from .certificates import residual_raw
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -157,8 +157,7 @@ def lam_max(
     n = S.shape[0]
     t = V.check_targets(targets, n)
     allowed = V.allowed_masks(S, t, V.check_candidates(candidates, n, t.size))
-    vals = np.where(allowed, np.abs(2.0 * S[t, :]), 0.0)
-    return vals.max(axis=1)
+    return lam_max_rows(S, t, allowed)
 
 
 def relative_lams(
@@ -275,7 +274,7 @@ def solve(
             RuntimeWarning,
             stacklevel=2,
         )
-    lm = np.where(allowed, np.abs(2.0 * S[t, :]), 0.0).max(axis=1)
+    lm = lam_max_rows(S, t, allowed)
     return CovLassoResult(theta, obj, gap, lams, t, iters, ok, lm)
 
 
@@ -283,44 +282,52 @@ def _solve_valid(S: np.ndarray, t: np.ndarray, lams: np.ndarray, allowed: np.nda
                  theta: np.ndarray, tol: float, max_iter: int):
     """:func:`solve` on validated inputs (``theta`` (T, n) already zero outside ``allowed``).
 
-    Returns ``(theta, objective, gap, n_iter, converged)``; :func:`path` calls it once per lam
-    so that S is checked once, not once per point.
+    Returns ``(theta, objective, gap, n_iter, converged)``.
     """
     T, n = theta.shape
-    theta = np.ascontiguousarray(theta)
-    obj = np.zeros(T)
-    gap = np.zeros(T)
-    iters = np.zeros(T, dtype=np.int64)
-    ok = np.zeros(T, dtype=np.bool_)
-    pos = lams > 0
-    dmax = float(np.max(np.diag(S)))
-    if pos.all():  # the common case: solve in place, no copies
+    coefs = np.ascontiguousarray(theta).reshape(1, T, n)
+    obj, gap, iters, ok = _kernel_path(S, t, lams[None, :], np.zeros((1, T), dtype=np.int64),
+                                       allowed, coefs, tol, max_iter)
+    return coefs[0], obj[0], gap[0], iters[0], ok[0]
+
+
+def _kernel_path(S: np.ndarray, t: np.ndarray, lams: np.ndarray, order: np.ndarray,
+                 allowed: np.ndarray, coefs: np.ndarray, tol: float, max_iter: int):
+    """Solve every (lam, target) point in place in ``coefs`` (L, T, n); ``order`` (L, T) lists
+    each target's lams in decreasing order (the kernel warm-starts from ``coefs[order[0]]``).
+
+    Positive lams go to the numba kernel (one call, targets in parallel, each target's lams in
+    turn); ``lam == 0`` points get the least-squares solution. Returns ``(objective, gap,
+    n_iter, converged)``, each (L, T).
+    """
+    L, T, n = coefs.shape
+    obj = np.zeros((L, T))
+    gap = np.zeros((L, T))
+    iters = np.zeros((L, T), dtype=np.int64)
+    ok = np.zeros((L, T), dtype=np.bool_)
+    allowed = np.ascontiguousarray(allowed)
+    if np.any(lams > 0):
+        dmax = float(np.max(np.diag(S)))
         with numba.parallel_chunksize(1):
-            solve_batch(S, dmax, t, lams, np.ascontiguousarray(allowed), theta, tol, max_iter,
-                        obj, gap, iters, ok)
-    elif np.any(pos):
-        ip = np.flatnonzero(pos)
-        th = np.ascontiguousarray(theta[ip])
-        o, g, it, c = (np.zeros(ip.size), np.zeros(ip.size), np.zeros(ip.size, np.int64),
-                       np.zeros(ip.size, np.bool_))
-        with numba.parallel_chunksize(1):
-            solve_batch(S, dmax, t[ip], lams[ip], np.ascontiguousarray(allowed[ip]), th,
-                        tol, max_iter, o, g, it, c)
-        theta[ip] = th
-        obj[ip], gap[ip], iters[ip], ok[ip] = o, g, it, c
-    if np.any(~pos):
-        iz = np.flatnonzero(~pos)
-        th = np.zeros((iz.size, n))
-        _lstsq_targets(S, t[iz], allowed[iz], th)
-        theta[iz] = th
-        r = residual_raw(S, th, t[iz])
-        gvec = S[t[iz], :] - th @ S
-        obj[iz] = r
-        gap[iz] = np.abs(2.0 * np.einsum("tj,tj->t", th, np.where(allowed[iz], gvec, 0.0)))
-        ok[iz] = True
+            solve_batch(S, dmax, t, np.ascontiguousarray(lams), np.ascontiguousarray(order),
+                        allowed, coefs, tol, max_iter, obj, gap, iters, ok)
+    zl, zt = np.nonzero(lams <= 0)
+    if zt.size:
+        tz = np.unique(zt)
+        th = np.zeros((tz.size, n))
+        _lstsq_targets(S, t[tz], allowed[tz], th)
+        r = residual_raw(S, th, t[tz])
+        gvec = S[t[tz], :] - th @ S
+        g0 = np.abs(2.0 * np.einsum("tj,tj->t", th, np.where(allowed[tz], gvec, 0.0)))
+        pos = np.searchsorted(tz, zt)
+        coefs[zl, zt] = th[pos]
+        obj[zl, zt] = r[pos]
+        gap[zl, zt] = g0[pos]
+        iters[zl, zt] = 0
+        ok[zl, zt] = True
     # theta is exactly 0 outside ``allowed``: the warm start is masked and neither the kernel
     # nor the least-squares branch writes there (tests check it)
-    return theta, obj, gap, iters, ok
+    return obj, gap, iters, ok
 
 
 def path(
@@ -364,8 +371,13 @@ def path(
     T = t.size
     if (lams is None) == (lam_ratios is None):
         raise ValueError("give exactly one of lams (absolute) or lam_ratios (relative to lam_max)")
+    allowed = V.allowed_masks(S, t, V.check_candidates(candidates, n, T))
+    lm = lam_max_rows(S, t, allowed)
     if lam_ratios is not None:
-        L2 = relative_lams(S, lam_ratios, t, candidates)
+        r = np.atleast_1d(np.asarray(lam_ratios, dtype=np.float64))
+        if r.ndim != 1 or not np.all(np.isfinite(r)) or np.any(r < 0):
+            raise ValueError("ratios must be a 1-D sequence of finite non-negative numbers")
+        L2 = r[:, None] * lm[None, :]
     else:
         a = np.asarray(lams, dtype=np.float64)
         if a.ndim == 1:
@@ -379,28 +391,13 @@ def path(
     if L == 0:
         raise ValueError("the path needs at least one lam")
     order = np.argsort(-L2, axis=0, kind="stable")  # per target, decreasing lam
-    coefs = np.zeros((L, T, n))
-    obj = np.zeros((L, T))
-    gap = np.zeros((L, T))
-    iters = np.zeros((L, T), dtype=np.int64)
-    ok = np.zeros((L, T), dtype=np.bool_)
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive number; got {tol!r}")
     if int(max_iter) < 1:
         raise ValueError(f"max_iter must be >= 1; got {max_iter!r}")
-    allowed = V.allowed_masks(S, t, V.check_candidates(candidates, n, T))
-    warm = np.zeros((T, n))
-    cols = np.arange(T)
-    for step in range(L):
-        rows = order[step]
-        warm, o, g, it, c = _solve_valid(S, t, np.ascontiguousarray(L2[rows, cols]), allowed,
-                                         warm, float(tol), int(max_iter))
-        coefs[rows, cols] = warm
-        obj[rows, cols] = o
-        gap[rows, cols] = g
-        iters[rows, cols] = it
-        ok[rows, cols] = c
-    lm = np.where(allowed, np.abs(2.0 * S[t, :]), 0.0).max(axis=1)
+    coefs = np.zeros((L, T, n))
+    obj, gap, iters, ok = _kernel_path(S, t, L2, order, allowed, coefs, float(tol),
+                                       int(max_iter))
     if warn and not np.all(ok):
         warnings.warn(
             f"CovLasso path: {int((~ok).sum())} (lam, target) point(s) hit max_iter={max_iter} "
