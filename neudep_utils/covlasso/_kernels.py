@@ -519,15 +519,18 @@ def _greedy_exact(S, si, half, sv, nv, A, th, wpos, th_ref, q, k):  # pragma: no
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def solve_target(S, sd, dmax, i, lams, order, allowed, out, tol, max_iter, obj, gap, iters,
-                 ok):  # pragma: no cover - numba
-    """Working-set CD for one target over the lams ``lams[order[0]] >= lams[order[1]] >= ...``.
+def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_iter, obj, gap,
+                 iters, ok):  # pragma: no cover - numba
+    """Working-set CD for one target over the steps ``lams[0] >= lams[1] >= ...``.
 
-    The initial theta is ``out[order[0]]`` (zero outside ``allowed``); the solution for
-    ``lams[ell]`` is written to ``out[ell]`` with ``obj``, ``gap``, ``iters``, ``ok`` at ``ell``.
-    Each lam warm-starts from the previous one and keeps the working set, its Gram block, the
-    factor and the reference gradient. Stops at the first lam that is not positive (those
-    points are left to the caller). ``sd = sqrt(diag(S))``.
+    Starts from ``w0`` (zero outside ``allowed``). Step ``s`` with ``dest[s] >= 0`` is solved to
+    ``gap <= tol * objective`` and written to ``out[dest[s]]`` with ``obj``, ``gap``, ``iters``,
+    ``ok`` at ``dest[s]``; ``dest[s] == -1`` is a continuation step, solved only to ``ctol``
+    (with at most ``max_iter // 4`` iterations) as a warm start and not written, its
+    iterations counted in the next written point; ``dest[s] == -2`` is skipped. Each step
+    warm-starts from the previous one and keeps the working set, its Gram block, the factor and
+    the reference gradient. Stops at the first lam that is not positive (those points are left
+    to the caller). ``sd = sqrt(diag(S))``.
     """
     n = S.shape[0]
     sii = S[i, i]
@@ -548,7 +551,6 @@ def solve_target(S, sd, dmax, i, lams, order, allowed, out, tol, max_iter, obj, 
     vval = np.empty(n)
     fac = new_factor(n, 0, dmax)
     # the warm start becomes the initial working set
-    w0 = out[order[0]]
     k = 0
     for j in range(n):
         if allowed[j] and w0[j] != 0.0:
@@ -568,14 +570,25 @@ def solve_target(S, sd, dmax, i, lams, order, allowed, out, tol, max_iter, obj, 
     for a in range(k):
         qA[a] = q[A[a]]
     exact = True  # q == S theta for the current theta (otherwise J / gv are refreshed)
+    carry = 0
     for step in range(lams.shape[0]):
-        ell = order[step]
-        lam = lams[ell]
+        ell = dest[step]
+        if ell == -2:
+            continue
+        lam = lams[step]
         if not lam > 0.0:
             break
+        if ell >= 0:
+            tol_s = tol
+            cap_it = max_iter
+        else:
+            tol_s = ctol
+            cap_it = min(carry + max_iter // 4, max_iter - 1)
+            if cap_it <= carry:
+                continue
         half = 0.5 * lam
-        it = 0
-        inner_tol = 0.25 * tol
+        it = carry
+        inner_tol = 0.25 * tol_s
         conv = False
         P = sii
         gp = 0.0
@@ -633,10 +646,10 @@ def solve_target(S, sd, dmax, i, lams, order, allowed, out, tol, max_iter, obj, 
                     if ag > gout:
                         gout = ag
             P, gp, noise, _ = w_gap(sA, qA, th, k, sii, lam, dmax, gout)
-            if gp <= tol * P or gp <= noise:
+            if gp <= tol_s * P or gp <= noise:
                 conv = True
                 break
-            if it >= max_iter:
+            if it >= cap_it:
                 break
             rel = gp / P if P > 0.0 else 0.0
             # KKT violators outside W, largest first
@@ -704,11 +717,11 @@ def solve_target(S, sd, dmax, i, lams, order, allowed, out, tol, max_iter, obj, 
                         w = th[p]
                         for u in range(k):
                             qA[u] += w * G[p, u]
-                inner_tol = max(0.25 * tol, 0.1 * rel)
-            elif inner_tol > 0.25 * tol:
+                inner_tol = max(0.25 * tol_s, 0.1 * rel)
+            elif inner_tol > 0.25 * tol_s:
                 # no KKT violator outside W: the working-set gap is (up to the dual scaling)
                 # the full gap, so solve the block to the final tolerance in one go
-                inner_tol = 0.25 * tol
+                inner_tol = 0.25 * tol_s
             else:
                 inner_tol = max(0.1 * min(inner_tol, rel), 1e-16)
             # drop coordinates that left the support (and the reference) from W: the sweeps,
@@ -722,10 +735,14 @@ def solve_target(S, sd, dmax, i, lams, order, allowed, out, tol, max_iter, obj, 
             if k > 0:
                 fac = reserve_factor(fac, k)
                 sw, _conv = cd_sub(G, A, wpos, k, sA, sii, lam, th, qA, inner_tol,
-                                   max(max_iter - it, 1), dmax, fac)
+                                   max(cap_it - it, 1), dmax, fac)
                 it += sw
                 recompute_q(G, k, th, qA)  # exact on W for the certificate
                 exact = False
+        if ell < 0:
+            carry = it
+            continue
+        carry = 0
         o_ = out[ell]
         for j in range(n):
             o_[j] = 0.0
@@ -738,18 +755,23 @@ def solve_target(S, sd, dmax, i, lams, order, allowed, out, tol, max_iter, obj, 
 
 
 @njit(parallel=True, cache=True)
-def solve_batch(S, dmax, targets, lams, order, allowed, coefs, tol, max_iter, obj, gap, iters,
-                ok):
-    """:func:`solve_target` for every target (columns of ``lams`` / ``order`` (L, T), rows of
-    ``allowed`` (T, n), ``coefs[:, t]`` (L, T, n)) in parallel (``prange``); in place."""
+def solve_batch(S, dmax, targets, lams, dest, allowed, warm, coefs, tol, ctol, max_iter, obj, gap,
+                iters, ok):
+    """:func:`solve_target` for every target in parallel (``prange``), outputs in place.
+
+    Target ``t`` runs the steps ``lams[:, t]`` / ``dest[:, t]`` (L, T) from ``warm[t]`` (T, n)
+    and writes ``coefs[:, t]`` (R, T, n) and ``obj`` / ``gap`` / ``iters`` / ``ok`` (R, T).
+    ``warm`` may be ``coefs[0]`` (each target reads its warm start before writing).
+    """
     T = targets.shape[0]
     n = S.shape[0]
     sd = np.empty(n)
     for j in range(n):
         sd[j] = math.sqrt(max(S[j, j], 0.0))
     for t in prange(T):  # pragma: no cover - numba
-        solve_target(S, sd, dmax, targets[t], lams[:, t], order[:, t], allowed[t], coefs[:, t],
-                     tol, max_iter, obj[:, t], gap[:, t], iters[:, t], ok[:, t])
+        solve_target(S, sd, dmax, targets[t], lams[:, t], dest[:, t], allowed[t], warm[t],
+                     coefs[:, t], tol, ctol, max_iter, obj[:, t], gap[:, t], iters[:, t],
+                     ok[:, t])
 
 
 @njit(cache=True, nogil=True)

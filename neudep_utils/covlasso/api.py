@@ -265,7 +265,7 @@ def solve(
             raise ValueError("warm_start contains NaN or inf")
         theta = np.where(allowed, w, 0.0)
     theta, obj, gap, iters, ok = _solve_valid(S, t, lams, allowed, theta, float(tol),
-                                              int(max_iter))
+                                              int(max_iter), continuation=warm_start is None)
     if warn and not np.all(ok):
         bad = t[~ok]
         warnings.warn(
@@ -278,41 +278,63 @@ def solve(
     return CovLassoResult(theta, obj, gap, lams, t, iters, ok, lm)
 
 
+#: continuation for single solves from zero: before ``lam``, each target is solved loosely (to a
+#: relative gap of ``_CONT_TOL``) at the ladder ratios ``c * lam_max`` with ``c > 2.5 lam /
+#: lam_max``; the support then grows a few coordinates at a time (fewer wasted additions and
+#: working-set rounds at small lam).
+_CONT_LADDER = (0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
+_CONT_TOL = 0.1
+
+
 def _solve_valid(S: np.ndarray, t: np.ndarray, lams: np.ndarray, allowed: np.ndarray,
-                 theta: np.ndarray, tol: float, max_iter: int):
+                 theta: np.ndarray, tol: float, max_iter: int, continuation: bool = False):
     """:func:`solve` on validated inputs (``theta`` (T, n) already zero outside ``allowed``).
 
-    Returns ``(theta, objective, gap, n_iter, converged)``.
+    ``continuation`` (for a zero start) prepends loose solves at larger lams. Returns
+    ``(theta, objective, gap, n_iter, converged)``.
     """
     T, n = theta.shape
-    coefs = np.ascontiguousarray(theta).reshape(1, T, n)
-    obj, gap, iters, ok = _kernel_path(S, t, lams[None, :], np.zeros((1, T), dtype=np.int64),
-                                       allowed, coefs, tol, max_iter)
+    theta = np.ascontiguousarray(theta)
+    steps = lams[None, :]
+    dest = np.zeros((1, T), dtype=np.int64)
+    if continuation:
+        lm = lam_max_rows(S, t, allowed)
+        c = np.asarray(_CONT_LADDER)[:, None]
+        use = (lams[None, :] > 0) & (c * lm[None, :] > 2.5 * lams[None, :])
+        if use.any():
+            steps = np.vstack([c * lm[None, :], lams[None, :]])
+            dest = np.vstack([np.where(use, -1, -2), np.zeros((1, T), dtype=np.int64)])
+    coefs = theta.reshape(1, T, n)
+    obj, gap, iters, ok = _kernel_path(S, t, steps, dest, allowed, theta, coefs, tol, max_iter)
     return coefs[0], obj[0], gap[0], iters[0], ok[0]
 
 
-def _kernel_path(S: np.ndarray, t: np.ndarray, lams: np.ndarray, order: np.ndarray,
-                 allowed: np.ndarray, coefs: np.ndarray, tol: float, max_iter: int):
-    """Solve every (lam, target) point in place in ``coefs`` (L, T, n); ``order`` (L, T) lists
-    each target's lams in decreasing order (the kernel warm-starts from ``coefs[order[0]]``).
+def _kernel_path(S: np.ndarray, t: np.ndarray, steps: np.ndarray, dest: np.ndarray,
+                 allowed: np.ndarray, warm: np.ndarray, coefs: np.ndarray, tol: float,
+                 max_iter: int):
+    """Solve every (lam, target) point into ``coefs`` (R, T, n).
 
-    Positive lams go to the numba kernel (one call, targets in parallel, each target's lams in
-    turn); ``lam == 0`` points get the least-squares solution. Returns ``(objective, gap,
-    n_iter, converged)``, each (L, T).
+    Target ``t`` runs the decreasing lams ``steps[:, t]`` from ``warm[t]``; ``dest[:, t]`` is the
+    row of ``coefs`` each step goes to (-1: a loose continuation step, not stored; -2: no step).
+    Positive lams go to the numba kernel (one call, targets in parallel, each target's steps
+    in turn); ``lam == 0`` points get the least-squares solution. Returns ``(objective, gap,
+    n_iter, converged)``, each (R, T).
     """
-    L, T, n = coefs.shape
-    obj = np.zeros((L, T))
-    gap = np.zeros((L, T))
-    iters = np.zeros((L, T), dtype=np.int64)
-    ok = np.zeros((L, T), dtype=np.bool_)
+    R, T, n = coefs.shape
+    obj = np.zeros((R, T))
+    gap = np.zeros((R, T))
+    iters = np.zeros((R, T), dtype=np.int64)
+    ok = np.zeros((R, T), dtype=np.bool_)
     allowed = np.ascontiguousarray(allowed)
-    if np.any(lams > 0):
+    if np.any(steps > 0):
         dmax = float(np.max(np.diag(S)))
         with numba.parallel_chunksize(1):
-            solve_batch(S, dmax, t, np.ascontiguousarray(lams), np.ascontiguousarray(order),
-                        allowed, coefs, tol, max_iter, obj, gap, iters, ok)
-    zl, zt = np.nonzero(lams <= 0)
+            solve_batch(S, dmax, t, np.ascontiguousarray(steps), np.ascontiguousarray(dest),
+                        allowed, warm, coefs, tol, max(tol, _CONT_TOL), max_iter, obj, gap,
+                        iters, ok)
+    zs, zt = np.nonzero((steps <= 0) & (dest >= 0))
     if zt.size:
+        zl = dest[zs, zt]
         tz = np.unique(zt)
         th = np.zeros((tz.size, n))
         _lstsq_targets(S, t[tz], allowed[tz], th)
@@ -396,8 +418,9 @@ def path(
     if int(max_iter) < 1:
         raise ValueError(f"max_iter must be >= 1; got {max_iter!r}")
     coefs = np.zeros((L, T, n))
-    obj, gap, iters, ok = _kernel_path(S, t, L2, order, allowed, coefs, float(tol),
-                                       int(max_iter))
+    steps = np.take_along_axis(L2, order, axis=0)
+    obj, gap, iters, ok = _kernel_path(S, t, steps, order, allowed, np.zeros((T, n)), coefs,
+                                       float(tol), int(max_iter))
     if warn and not np.all(ok):
         warnings.warn(
             f"CovLasso path: {int((~ok).sum())} (lam, target) point(s) hit max_iter={max_iter} "
