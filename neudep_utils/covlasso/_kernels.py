@@ -1,30 +1,33 @@
 """The fast path: numba working-set coordinate descent, parallel over targets.
 
-For one target (:func:`solve_target`), over one lam or a decreasing sequence of lams (a path):
+For one target (:func:`solve_target`), over one lam or a decreasing sequence of lams (a path,
+or the loose continuation steps a single solve from zero starts with):
 
-- a *working set* W (grow-only within the call) holds every coordinate that was ever non-zero;
-  its Gram block ``G = S_WW`` is assembled once per coordinate (a new coordinate's row is gathered
-  from S and mirrored into the column), never rebuilt;
-- KKT violators outside W are added largest first by a greedy coordinate pass, then coordinate
-  descent runs on W (:func:`cd_sub`, Anderson-accelerated) and, once the sign pattern is stable,
-  a Newton "polish" (:func:`polish`) solves the active block exactly with a Cholesky factor kept
-  for the whole call and updated as the support changes (new coordinates are appended a block at
-  a time, :func:`._linalg.chol_append_rows`);
+- a *working set* W holds the support plus the coordinates just added; its Gram block
+  ``G = S_WW`` is extended by one gathered row (mirrored into the column) per new coordinate and
+  compacted in place when coordinates leave, never rebuilt from S;
+- KKT violators outside W are added largest first by a greedy coordinate pass (four at a time,
+  their rows of S streamed together), then coordinate descent runs on W (:func:`cd_sub`,
+  Anderson-accelerated) and, once the sign pattern is stable, a Newton "polish"
+  (:func:`polish`) solves the active block exactly with a Cholesky factor kept for the whole
+  call and updated as the support changes (new coordinates appended a block at a time,
+  :func:`._linalg.chol_append_rows`);
 - the certificate needs the gradient ``g = s - S theta`` outside W. A full pass over all n
   coordinates (four rows of S at a time) fixes a reference ``theta_ref`` with exact
   ``q_ref = S theta_ref``. Later rounds use the bound
 
       |g_j(theta) - g_j(theta_ref)| <= sqrt(S_jj) * ||theta - theta_ref||_S
 
-  (Cauchy-Schwarz in the S inner product; ``||d||_S^2 = d^T S_WW d`` comes from the exact
-  ``q`` on W at no extra cost) to find the few coordinates that could violate or could carry the
-  largest |g_j|; only those are evaluated exactly (a partial pass). Every other coordinate is
-  proven to lie below both lam / 2 and the largest |g_j| on W, so the certificate (the same
-  duality gap as :func:`..certificates.gap_kernel` over all coordinates) is unchanged; when the
-  bound is too loose to help, a full pass is run instead.
+  (Cauchy-Schwarz in the S inner product, S PSD; ``||d||_S^2 = d^T S_WW d`` comes from the exact
+  ``q`` on W at O(|W|) cost, plus a rounding margin) to find the few coordinates J that could
+  violate or could carry the largest |g_j|; only those are evaluated exactly (a partial pass).
+  Every other coordinate is proven to lie below both lam / 2 and the largest |g_j| on W, so the
+  certificate is the same duality gap as :func:`..certificates.gap_kernel` over all
+  coordinates; when J is large, a full pass is run instead.
 
-:func:`solve_batch` runs targets in ``prange``; a target's result depends only on its own inputs.
-The first call JIT-compiles the kernels (a few seconds); they are cached on disk.
+:func:`solve_batch` runs targets in ``prange``; a target's result depends only on its own inputs
+(not on the batch or the thread that runs it). The first call JIT-compiles the kernels (a few
+seconds); they are cached on disk.
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ from ._linalg import FASTMATH, chol_append_rows, chol_delete, chol_solve
 from .certificates import _gap_terms
 
 _EPS = 2.220446049250313e-16
-#: a partial pass evaluates |J| coordinates with gathers; a full pass streams all n rows. The
-#: partial pass is used while |J| <= n / PARTIAL_RATIO (a gather costs several streamed
-#: multiply-adds).
+#: a partial pass reads one row of S per candidate in J (a gather at the support), a full pass
+#: one row per support coordinate (streamed). The partial pass is used while
+#: |J| <= min(n / PARTIAL_RATIO, 2 |support|).
 PARTIAL_RATIO = 8
 
 
@@ -520,7 +523,7 @@ def _greedy_exact(S, si, half, sv, nv, A, th, wpos, th_ref, q, k):  # pragma: no
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_iter, obj, gap,
-                 iters, ok):  # pragma: no cover - numba
+                 iters, ok, passes):  # pragma: no cover - numba
     """Working-set CD for one target over the steps ``lams[0] >= lams[1] >= ...``.
 
     Starts from ``w0`` (zero outside ``allowed``). Step ``s`` with ``dest[s] >= 0`` is solved to
@@ -530,7 +533,8 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
     iterations counted in the next written point; ``dest[s] == -2`` is skipped. Each step
     warm-starts from the previous one and keeps the working set, its Gram block, the factor and
     the reference gradient. Stops at the first lam that is not positive (those points are left
-    to the caller). ``sd = sqrt(diag(S))``.
+    to the caller). ``sd = sqrt(diag(S))``; ``passes[0]`` / ``passes[1]`` count the full and
+    the partial gradient passes.
     """
     n = S.shape[0]
     sii = S[i, i]
@@ -618,12 +622,18 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
                         if abs(si[j] - q[j]) + sd[j] * delta > thr:
                             jidx[nJ] = j
                             nJ += 1
-                if nJ * PARTIAL_RATIO > n:
+                nnz = 0
+                for a in range(k):
+                    if th[a] != 0.0:
+                        nnz += 1
+                if nJ * PARTIAL_RATIO > n or nJ > 2 * nnz:
+                    passes[0] += 1
                     full_pass(S, A, th, k, q)
                     for a in range(k):
                         th_ref[A[a]] = th[a]
                     exact = True
                 else:
+                    passes[1] += 1
                     for c in range(nJ):
                         j = jidx[c]
                         acc = 0.0
@@ -735,7 +745,7 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
             if k > 0:
                 fac = reserve_factor(fac, k)
                 sw, _conv = cd_sub(G, A, wpos, k, sA, sii, lam, th, qA, inner_tol,
-                                   max(cap_it - it, 1), dmax, fac)
+                                   max(cap_it - it, 0), dmax, fac)
                 it += sw
                 recompute_q(G, k, th, qA)  # exact on W for the certificate
                 exact = False
@@ -756,11 +766,12 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
 
 @njit(parallel=True, cache=True)
 def solve_batch(S, dmax, targets, lams, dest, allowed, warm, coefs, tol, ctol, max_iter, obj, gap,
-                iters, ok):
+                iters, ok, passes):
     """:func:`solve_target` for every target in parallel (``prange``), outputs in place.
 
     Target ``t`` runs the steps ``lams[:, t]`` / ``dest[:, t]`` (L, T) from ``warm[t]`` (T, n)
-    and writes ``coefs[:, t]`` (R, T, n) and ``obj`` / ``gap`` / ``iters`` / ``ok`` (R, T).
+    and writes ``coefs[:, t]`` (R, T, n) and ``obj`` / ``gap`` / ``iters`` / ``ok`` (R, T);
+    ``passes`` (T, 2) counts full and partial gradient passes.
     ``warm`` may be ``coefs[0]`` (each target reads its warm start before writing).
     """
     T = targets.shape[0]
@@ -771,7 +782,7 @@ def solve_batch(S, dmax, targets, lams, dest, allowed, warm, coefs, tol, ctol, m
     for t in prange(T):  # pragma: no cover - numba
         solve_target(S, sd, dmax, targets[t], lams[:, t], dest[:, t], allowed[t], warm[t],
                      coefs[:, t], tol, ctol, max_iter, obj[:, t], gap[:, t], iters[:, t],
-                     ok[:, t])
+                     ok[:, t], passes[t])
 
 
 @njit(cache=True, nogil=True)

@@ -44,7 +44,8 @@ class CovLassoResult:
     targets : ndarray of int, shape (T,)
         Target indices.
     n_iter : ndarray of int, shape (T,)
-        Coordinate sweeps (plus working-set rounds) per target.
+        Coordinate sweeps (plus working-set rounds) per target, including the loose
+        continuation solves at larger lams that a solve from zero starts with.
     converged : ndarray of bool, shape (T,)
         Whether ``gap <= tol * objective`` (or below the rounding floor) was reached within
         ``max_iter``.
@@ -206,6 +207,10 @@ def solve(
 ) -> CovLassoResult:
     """Solve the CovLasso for each target, with a duality-gap certificate.
 
+    Without ``warm_start``, each target with ``lam < 0.12 lam_max`` is first solved loosely
+    (relative gap 0.1) at 0.3, 0.1, 0.03, ... times its ``lam_max`` (those above ``2.5 lam``)
+    as a warm start (continuation); only the final point is returned.
+
     Stops when ``gap <= tol * objective`` or when ``gap`` is below the rounding floor
     ``256 eps (S_ii + 2|theta|^T|s| + ||theta||_1^2 max_j S_jj)`` (only reachable for lam near
     0). ``lam == 0`` returns the min-norm least-squares solution on the allowed block (via a
@@ -228,8 +233,8 @@ def solve(
     warm_start : array_like, shape (T, n), optional
         Initial coefficients (masked to the allowed set).
     max_iter : int, default 20000
-        Cap on coordinate sweeps per target; targets that hit it get ``converged = False`` and a
-        warning (unless ``warn=False``).
+        Cap on coordinate sweeps (plus rounds) per target, continuation included; targets that
+        hit it get ``converged = False`` and a warning (unless ``warn=False``).
     warn : bool, default True
         Warn when a target did not converge.
     psd_tol : float or None, default ``PSD_RTOL``
@@ -331,7 +336,7 @@ def _kernel_path(S: np.ndarray, t: np.ndarray, steps: np.ndarray, dest: np.ndarr
         with numba.parallel_chunksize(1):
             solve_batch(S, dmax, t, np.ascontiguousarray(steps), np.ascontiguousarray(dest),
                         allowed, warm, coefs, tol, max(tol, _CONT_TOL), max_iter, obj, gap,
-                        iters, ok)
+                        iters, ok, np.zeros((T, 2), dtype=np.int64))
     zs, zt = np.nonzero((steps <= 0) & (dest >= 0))
     if zt.size:
         zl = dest[zs, zt]
