@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from neudep_utils.covlasso._kernels import new_factor, reserve_factor
-from neudep_utils.covlasso._linalg import chol_append, chol_delete, chol_solve
+from neudep_utils.covlasso._linalg import (
+    chol_append,
+    chol_append_rows,
+    chol_delete,
+    chol_solve,
+)
 
 
 def spd(m: int, rank: int | None = None, ridge: float = 0.0, seed: int = 0) -> np.ndarray:
@@ -130,3 +135,51 @@ def test_reserve_factor_grows_and_keeps_contents():
     np.testing.assert_array_equal(np.tril(grown[0][:3, :3]), np.tril(Lb[:3, :3]))
     np.testing.assert_array_equal(grown[1][:3], [7, 2, 9])
     assert grown[3] is meta and grown[2] is infac
+
+
+def append_block(M: np.ndarray, m0: int, nb: int, piv_tol: float = 0.0):
+    """Factor M[:m0, :m0] one row at a time, then append rows m0 .. m0 + nb - 1 as one block."""
+    L = build(M[:m0, :m0], cap=m0 + nb) if m0 else np.full((nb, nb), np.nan)
+    for r in range(m0, m0 + nb):
+        L[r, :r] = M[r, :r]
+    got = chol_append_rows(L, m0, nb, np.diag(M)[m0:m0 + nb].copy(), piv_tol)
+    return got, L
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("m0, nb", [(0, 25), (7, 1), (7, 3), (7, 4), (10, 9), (3, 13)])
+def test_append_rows_matches_numpy_cholesky(name, m0, nb):
+    """Blocks of every size mod 4 (the four-row kernel and its remainder), onto empty and
+    non-empty factors, on well-conditioned, nearly singular, tiny and huge matrices."""
+    M = CASES[name]()[: m0 + nb, : m0 + nb]
+    got, L = append_block(M, m0, nb)
+    assert got == nb
+    m = m0 + nb
+    Lm = np.tril(L[:m, :m])
+    assert np.max(np.abs(Lm @ Lm.T - M)) <= 1e-12 * np.max(np.abs(M))
+    # the same factor as appending one coordinate at a time, up to rounding
+    Ls = np.tril(build(M)[:m, :m])
+    assert np.max(np.abs(Lm - Ls)) <= 1e-10 * np.max(np.abs(Ls))
+    if name == "well_conditioned":
+        np.testing.assert_allclose(Lm, np.linalg.cholesky(M), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("bad", [0, 2, 5])
+def test_append_rows_stops_at_the_first_dependent_row(bad):
+    """A new row in the span of the earlier ones stops the block there: the rows before it are
+    appended (the factor of the leading block is valid), the rest is left to the caller."""
+    rng = np.random.default_rng(11)
+    B = rng.standard_normal((9, 9))
+    M = B @ B.T
+    m0, nb = 3, 6
+    pos = m0 + bad
+    M[pos] = M[:, pos] = 0.5 * M[0] + 0.25 * M[m0]  # row pos = combination of rows 0 and m0
+    M[pos, pos] = 0.5 * M[0, pos] + 0.25 * M[m0, pos]
+    if bad == 0:  # then it depends on row 0 only
+        M[pos] = M[:, pos] = 0.5 * M[0]
+        M[pos, pos] = 0.25 * M[0, 0]
+    got, L = append_block(M, m0, nb, piv_tol=1e-10 * np.max(np.diag(M)))
+    assert got == bad
+    m = m0 + got
+    Lm = np.tril(L[:m, :m])
+    assert np.max(np.abs(Lm @ Lm.T - M[:m, :m])) <= 1e-12 * np.max(np.abs(M))

@@ -1,44 +1,143 @@
 """The fast path: numba working-set coordinate descent, parallel over targets.
 
-For one target (:func:`solve_target`): a greedy pass adds KKT violators (largest first) to the
-working set (= the support), coordinate descent runs on the small Gram block of the working set
-(:func:`cd_sub`, Anderson-accelerated; rows of the previous round's block are reused), and, once
-the sign pattern is stable, a Newton "polish" (:func:`polish`) solves the active block exactly
-with a Cholesky factor that is kept for the whole solve and updated one coordinate at a time as
-the support grows and shrinks (:mod:`._linalg`), so the factorisation work is about one
-Cholesky of the final support instead of one per Newton step. The loop ends when the full-problem duality gap
-(:func:`..certificates.gap_kernel`) is certified. :func:`solve_batch` runs targets in ``prange``.
-The first call JIT-compiles the kernels (a few seconds); they are cached on disk.
+For one target (:func:`solve_target`), over one lam or a decreasing sequence of lams (a path,
+or the loose continuation steps a single solve from zero starts with):
+
+- a *working set* W holds the support plus the coordinates just added; its Gram block
+  ``G = S_WW`` is extended by one gathered row (mirrored into the column) per new coordinate and
+  compacted in place when coordinates leave, never rebuilt from S;
+- KKT violators outside W are added largest first by a greedy coordinate pass (four at a time,
+  their rows of S streamed together), then coordinate descent runs on W (:func:`cd_sub`,
+  Anderson-accelerated) and, once the sign pattern is stable, a Newton "polish"
+  (:func:`polish`) solves the active block exactly with a Cholesky factor kept for the whole
+  call and updated as the support changes (new coordinates appended a block at a time,
+  :func:`._linalg.chol_append_rows`);
+- the certificate needs the gradient ``g = s - S theta`` outside W. A full pass over all n
+  coordinates (four rows of S at a time) fixes a reference ``theta_ref`` with exact
+  ``q_ref = S theta_ref``. Later rounds use the bound
+
+      |g_j(theta) - g_j(theta_ref)| <= sqrt(S_jj) * ||theta - theta_ref||_S
+
+  (Cauchy-Schwarz in the S inner product, S PSD; ``||d||_S^2 = d^T S_WW d`` comes from the exact
+  ``q`` on W at O(|W|) cost, plus a rounding margin) to find the few coordinates J that could
+  violate or could carry the largest |g_j|; only those are evaluated exactly (a partial pass).
+  Every other coordinate is proven to lie below both lam / 2 and the largest |g_j| on W, so the
+  certificate is the same duality gap as :func:`..certificates.gap_kernel` over all
+  coordinates; when J is large, a full pass is run instead.
+
+:func:`solve_batch` runs targets in ``prange``; a target's result depends only on its own inputs
+(not on the batch or the thread that runs it). The first call JIT-compiles the kernels (a few
+seconds); they are cached on disk.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit, prange
 
 from ._anderson import K as ANDERSON_K
 from ._anderson import anderson_combine, anderson_weights
-from ._linalg import FASTMATH, chol_append, chol_delete, chol_solve
-from .certificates import gap_kernel
+from ._linalg import FASTMATH, chol_append_rows, chol_delete, chol_solve
+from .certificates import _gap_terms
+
+_EPS = 2.220446049250313e-16
+#: a partial pass reads one row of S per candidate in J (a gather at the support), a full pass
+#: one row per support coordinate (streamed). The partial pass is used while
+#: |J| <= min(n / PARTIAL_RATIO, 2 |support|).
+PARTIAL_RATIO = 8
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers on the working set (G is (cap, cap), the leading k x k block is used)
+# ---------------------------------------------------------------------------------------------
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def recompute_q(G, th, qA):  # pragma: no cover - numba
-    """``qA = G th`` from scratch (skipping zero coefficients)."""
-    k = th.shape[0]
+def recompute_q(G, k, th, qA):  # pragma: no cover - numba
+    """``qA[:k] = G[:k, :k] th[:k]`` from scratch (zero coefficients skipped, 4 rows at a time)."""
     for u in range(k):
         qA[u] = 0.0
-    for j in range(k):
-        tj = th[j]
-        if tj != 0.0:
+    a = 0
+    while a < k:
+        # the next four non-zero coefficients
+        j0 = -1
+        j1 = -1
+        j2 = -1
+        j3 = -1
+        while a < k and j3 < 0:
+            if th[a] != 0.0:
+                if j0 < 0:
+                    j0 = a
+                elif j1 < 0:
+                    j1 = a
+                elif j2 < 0:
+                    j2 = a
+                else:
+                    j3 = a
+            a += 1
+        if j3 >= 0:
+            w0 = th[j0]
+            w1 = th[j1]
+            w2 = th[j2]
+            w3 = th[j3]
             for u in range(k):
-                qA[u] += tj * G[j, u]
+                qA[u] += w0 * G[j0, u] + w1 * G[j1, u] + w2 * G[j2, u] + w3 * G[j3, u]
+        else:
+            for jj in (j0, j1, j2):
+                if jj >= 0:
+                    w = th[jj]
+                    for u in range(k):
+                        qA[u] += w * G[jj, u]
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def sub_obj(sA, sii, lam, th, qA):  # pragma: no cover - numba
+def full_pass(S, A, th, k, q):  # pragma: no cover - numba
+    """``q = S[:, W] th`` over all n coordinates, streaming four rows of S at a time."""
+    n = q.shape[0]
+    for u in range(n):
+        q[u] = 0.0
+    a = 0
+    while a < k:
+        j0 = -1
+        j1 = -1
+        j2 = -1
+        j3 = -1
+        while a < k and j3 < 0:
+            if th[a] != 0.0:
+                if j0 < 0:
+                    j0 = a
+                elif j1 < 0:
+                    j1 = a
+                elif j2 < 0:
+                    j2 = a
+                else:
+                    j3 = a
+            a += 1
+        if j3 >= 0:
+            w0 = th[j0]
+            w1 = th[j1]
+            w2 = th[j2]
+            w3 = th[j3]
+            r0 = A[j0]
+            r1 = A[j1]
+            r2 = A[j2]
+            r3 = A[j3]
+            for u in range(n):
+                q[u] += w0 * S[r0, u] + w1 * S[r1, u] + w2 * S[r2, u] + w3 * S[r3, u]
+        else:
+            for jj in (j0, j1, j2):
+                if jj >= 0:
+                    w = th[jj]
+                    r = A[jj]
+                    for u in range(n):
+                        q[u] += w * S[r, u]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def sub_obj(sA, sii, lam, th, qA, k):  # pragma: no cover - numba
     """Objective on the working set, from ``qA = G th``."""
-    k = th.shape[0]
     v = sii
     for j in range(k):
         tj = th[j]
@@ -48,72 +147,40 @@ def sub_obj(sA, sii, lam, th, qA):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def polish(S, A, wpos, G, sA, sii, lam, th, qA, fac):  # pragma: no cover - numba
-    """Newton step on the current sign pattern (feature-sign search).
+def w_gap(sA, qA, th, k, sii, lam, dmax, gout):  # pragma: no cover - numba
+    """``(P, gap, noise, gW)`` from the working set, with ``gout`` = max |g_j| outside it.
 
-    Solves (S_SS + ridge I) x = s_S - lam/2 sign(th_S) on the support S with the incremental
-    Cholesky factor ``fac`` (see :func:`new_factor`): coordinates that left the support since the
-    last polish are deleted from it and new ones appended, O(m^2) each, instead of factoring
-    from scratch. The tiny ridge keeps singular supports of rank-deficient S finite. If the signs
-    of x agree, x is the candidate; otherwise the candidate is the first zero crossing on the
-    segment th -> x (that coordinate set to exactly 0). The candidate is accepted only if it
-    lowers the objective. Returns 2 (accepted, signs agreed), 1 (accepted, a coordinate left),
-    0 (rejected, or a new coordinate is numerically dependent on the others).
+    The terms of :func:`..certificates.gap_kernel` only involve the support (inside W) and
+    ``max_j |g_j|``, so this is the full-problem certificate when ``gout`` is exact (or a proven
+    bound not above ``gW``), and the working-set subproblem's certificate with ``gout = 0``.
     """
-    L, F, infac, meta, work, tols = fac
-    k = th.shape[0]
-    m = meta[0]
-    for f in range(m - 1, -1, -1):  # drop coordinates no longer in the support
-        a = wpos[F[f]]
-        if a < 0 or th[a] == 0.0:
-            chol_delete(L, m, f, work)
-            infac[F[f]] = False
-            for g in range(f, m - 1):
-                F[g] = F[g + 1]
-            m -= 1
-    for a in range(k):  # append new support coordinates
-        j = A[a]
-        if th[a] != 0.0 and not infac[j]:
-            for f in range(m):
-                L[m, f] = S[j, F[f]]
-            if not chol_append(L, m, S[j, j] + tols[0], tols[1]):
-                meta[0] = m
-                return 0
-            F[m] = j
-            infac[j] = True
-            m += 1
-    meta[0] = m
-    if m == 0:
-        return 0
-    b = np.empty(m)
-    for f in range(m):
-        a = wpos[F[f]]
-        sg = 1.0 if th[a] > 0.0 else -1.0
-        b[f] = sA[a] - 0.5 * lam * sg
-    chol_solve(L, m, b)
-    step = 1.0
-    cross = -1
-    for f in range(m):
-        t0 = th[wpos[F[f]]]
-        if (b[f] > 0.0) != (t0 > 0.0) or b[f] == 0.0:
-            tt = t0 / (t0 - b[f])
-            if tt < step:
-                step = tt
-                cross = f
-    cand = th.copy()
-    for f in range(m):
-        a = wpos[F[f]]
-        cand[a] = th[a] + step * (b[f] - th[a])
-    if cross >= 0:
-        cand[wpos[F[cross]]] = 0.0
-    qc = np.empty(k)
-    recompute_q(G, cand, qc)
-    if sub_obj(sA, sii, lam, cand, qc) < sub_obj(sA, sii, lam, th, qA):
-        for j in range(k):
-            th[j] = cand[j]
-            qA[j] = qc[j]
-        return 2 if cross < 0 else 1
-    return 0
+    l1 = 0.0
+    ts = 0.0
+    tq = 0.0
+    tg = 0.0
+    ats = 0.0
+    gW = 0.0
+    for j in range(k):
+        sj = sA[j]
+        g = sj - qA[j]
+        ag = abs(g)
+        if ag > gW:
+            gW = ag
+        tj = th[j]
+        if tj != 0.0:
+            l1 += abs(tj)
+            ts += tj * sj
+            ats += abs(tj * sj)
+            tq += tj * qA[j]
+            tg += tj * g
+    scale = sii + 2.0 * ats + l1 * l1 * dmax
+    P, gap, noise = _gap_terms(sii, lam, l1, ts, tq, tg, max(gW, gout), scale)
+    return P, gap, noise, gW
+
+
+# ---------------------------------------------------------------------------------------------
+# the Newton polish and its incremental factor
+# ---------------------------------------------------------------------------------------------
 
 
 @njit(cache=True, nogil=True)
@@ -150,10 +217,101 @@ def reserve_factor(fac, need):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def cd_sub(S, A, wpos, G, sA, sii, lam, th, qA, tol, max_sweeps, dmax, fac):  # pragma: no cover
+def polish(G, A, wpos, k, sA, sii, lam, th, qA, fac):  # pragma: no cover - numba
+    """Newton step on the current sign pattern (feature-sign search).
+
+    Solves (S_SS + ridge I) x = s_S - lam/2 sign(th_S) on the support S with the incremental
+    Cholesky factor ``fac`` (see :func:`new_factor`): coordinates that left the support since the
+    last polish are deleted from it and the new ones appended as one block, instead of factoring
+    from scratch. The tiny ridge keeps singular supports of rank-deficient S finite. If the signs
+    of x agree, x is the candidate; otherwise the candidate is the first zero crossing on the
+    segment th -> x (that coordinate set to exactly 0). The candidate is accepted only if it
+    lowers the objective. Returns 2 (accepted, signs agreed), 1 (accepted, a coordinate left),
+    0 (rejected, or a new coordinate is numerically dependent on the others).
+    """
+    L, F, infac, meta, work, tols = fac
+    m = meta[0]
+    for f in range(m - 1, -1, -1):  # drop coordinates no longer in the support
+        a = wpos[F[f]]
+        if a < 0 or th[a] == 0.0:
+            chol_delete(L, m, f, work)
+            infac[F[f]] = False
+            for g in range(f, m - 1):
+                F[g] = F[g + 1]
+            m -= 1
+    nb = 0
+    for a in range(k):
+        if th[a] != 0.0 and not infac[A[a]]:
+            nb += 1
+    if nb > 0:  # append the new support coordinates as one block
+        newpos = np.empty(nb, dtype=np.int64)
+        diag = np.empty(nb)
+        r = 0
+        for a in range(k):
+            if th[a] != 0.0 and not infac[A[a]]:
+                newpos[r] = a
+                r += 1
+        for r in range(nb):
+            a = newpos[r]
+            row = m + r
+            for f in range(m):
+                L[row, f] = G[a, wpos[F[f]]]
+            for r2 in range(r):
+                L[row, m + r2] = G[a, newpos[r2]]
+            diag[r] = G[a, a] + tols[0]
+        got = chol_append_rows(L, m, nb, diag, tols[1])
+        for r in range(got):
+            F[m + r] = A[newpos[r]]
+            infac[A[newpos[r]]] = True
+        m += got
+        if got < nb:
+            meta[0] = m
+            return 0
+    meta[0] = m
+    if m == 0:
+        return 0
+    b = np.empty(m)
+    for f in range(m):
+        a = wpos[F[f]]
+        sg = 1.0 if th[a] > 0.0 else -1.0
+        b[f] = sA[a] - 0.5 * lam * sg
+    chol_solve(L, m, b)
+    step = 1.0
+    cross = -1
+    for f in range(m):
+        t0 = th[wpos[F[f]]]
+        if (b[f] > 0.0) != (t0 > 0.0) or b[f] == 0.0:
+            tt = t0 / (t0 - b[f])
+            if tt < step:
+                step = tt
+                cross = f
+    cand = np.empty(k)
+    for a in range(k):
+        cand[a] = th[a]
+    for f in range(m):
+        a = wpos[F[f]]
+        cand[a] = th[a] + step * (b[f] - th[a])
+    if cross >= 0:
+        cand[wpos[F[cross]]] = 0.0
+    qc = np.empty(k)
+    recompute_q(G, k, cand, qc)
+    if sub_obj(sA, sii, lam, cand, qc, k) < sub_obj(sA, sii, lam, th, qA, k):
+        for j in range(k):
+            th[j] = cand[j]
+            qA[j] = qc[j]
+        return 2 if cross < 0 else 1
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# coordinate descent on the working set
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def cd_sub(G, A, wpos, k, sA, sii, lam, th, qA, tol, max_sweeps, dmax, fac):  # pragma: no cover
     """Coordinate descent on the working-set block, with Anderson extrapolation every K sweeps
     and a Newton polish once the sign pattern is stable. Returns (sweeps, converged)."""
-    k = th.shape[0]
     half = 0.5 * lam
     stable = 0
     polish_blocked = False
@@ -184,7 +342,7 @@ def cd_sub(S, A, wpos, G, sA, sii, lam, th, qA, tol, max_sweeps, dmax, fac):  # 
                 for u in range(k):
                     qA[u] += d * G[j, u]
         if sweep % 64 == 63:
-            recompute_q(G, th, qA)
+            recompute_q(G, k, th, qA)
             nh = 0
         # Anderson acceleration; q is linear in theta, so it is extrapolated alongside
         for u in range(k):
@@ -196,11 +354,11 @@ def cd_sub(S, A, wpos, G, sA, sii, lam, th, qA, tol, max_sweeps, dmax, fac):  # 
             if anderson_weights(hth, cz):
                 anderson_combine(hth, cz, the)
                 anderson_combine(hq, cz, qe)
-                if sub_obj(sA, sii, lam, the, qe) < sub_obj(sA, sii, lam, th, qA):
+                if sub_obj(sA, sii, lam, the, qe, k) < sub_obj(sA, sii, lam, th, qA, k):
                     for u in range(k):
                         th[u] = the[u]
                         qA[u] = qe[u]
-        P, gap, noise = gap_kernel(sA, qA, th, None, sii, lam, dmax)
+        P, gap, noise, _ = w_gap(sA, qA, th, k, sii, lam, dmax, 0.0)
         if gap <= tol * P or gap <= noise:
             return sweep + 1, True
         if changes == 0:
@@ -210,169 +368,436 @@ def cd_sub(S, A, wpos, G, sA, sii, lam, th, qA, tol, max_sweeps, dmax, fac):  # 
             polish_blocked = False
         if stable >= 2 and not polish_blocked:
             for _ in range(8):
-                res = polish(S, A, wpos, G, sA, sii, lam, th, qA, fac)
+                res = polish(G, A, wpos, k, sA, sii, lam, th, qA, fac)
                 if res == 0:
                     break
                 nh = 0
                 if res == 2:
                     break
-            P, gap, noise = gap_kernel(sA, qA, th, None, sii, lam, dmax)
+            P, gap, noise, _ = w_gap(sA, qA, th, k, sii, lam, dmax, 0.0)
             if gap <= tol * P or gap <= noise:
                 return sweep + 1, True
             polish_blocked = res != 1
     return max_sweeps, False
 
 
+# ---------------------------------------------------------------------------------------------
+# one target
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _grow(A, sA, th, qA, k, need):  # pragma: no cover - numba
+    """The working-set vectors with room for ``need`` coordinates (copied when reallocated)."""
+    cap = A.shape[0]
+    if need <= cap:
+        return A, sA, th, qA
+    c2 = max(2 * cap, need)
+    A2 = np.empty(c2, dtype=np.int64)
+    s2 = np.empty(c2)
+    t2 = np.empty(c2)
+    q2 = np.empty(c2)
+    for a in range(k):
+        A2[a] = A[a]
+        s2[a] = sA[a]
+        t2[a] = th[a]
+        q2[a] = qA[a]
+    return A2, s2, t2, q2
+
+
+@njit(cache=True, nogil=True)
+def _grow_G(G, k, need):  # pragma: no cover - numba
+    """``G`` with room for ``need`` coordinates (its leading k x k block copied when
+    reallocated). The capacity tracks W closely (x 1.25): sweeps read rows of G, so a compact
+    block stays in cache."""
+    cap = G.shape[0]
+    if need <= cap:
+        return G
+    c2 = need + need // 4 + 8
+    G2 = np.empty((c2, c2))
+    for a in range(k):
+        for b in range(k):
+            G2[a, b] = G[a, b]
+    return G2
+
+
+@njit(cache=True, nogil=True)
+def _compact(A, G, sA, th, qA, wpos, th_ref, k, k0):  # pragma: no cover - numba
+    """Drop from W the coordinates before position ``k0`` that are zero now and at the reference
+    (``th_ref``); the rest keep their order. Returns the new size. In place: kept rows and columns
+    only move to lower positions."""
+    keep = np.empty(k, dtype=np.bool_)
+    for a in range(k):
+        keep[a] = not (a < k0 and th[a] == 0.0 and th_ref[A[a]] == 0.0)
+    c = 0
+    for a in range(k):
+        ja = A[a]
+        if not keep[a]:
+            wpos[ja] = -1
+            continue
+        cb = 0
+        for b in range(k):
+            if keep[b]:
+                G[c, cb] = G[a, b]
+                cb += 1
+        A[c] = ja
+        sA[c] = sA[a]
+        th[c] = th[a]
+        qA[c] = qA[a]
+        wpos[ja] = c
+        c += 1
+    return c
+
+
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def solve_target(S, dmax, i, lam, allowed, theta, tol, max_iter):  # pragma: no cover - numba
-    """Working-set CD for one target; theta is updated in place. Returns (P, gap, iters, ok)."""
+def _assemble(S, A, G, sA, i, k0, k1):  # pragma: no cover - numba
+    """Rows and columns ``k0 .. k1 - 1`` of ``G = S_WW`` (and ``sA``) for newly added coordinates."""
+    for p in range(k0, k1):
+        jp = A[p]
+        sA[p] = S[i, jp]
+        for b in range(k1):
+            G[p, b] = S[jp, A[b]]
+        for b in range(k0):
+            G[b, p] = G[p, b]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _greedy_exact(S, si, half, sv, nv, A, th, wpos, th_ref, q, k):  # pragma: no cover
+    """Greedy coordinate pass over the violators ``sv`` (largest first) with an exact ``q``.
+
+    Each violator gets its coordinate-descent value given the ones before it. Four violators are
+    decided at a time (within a block the earlier additions enter as scalar corrections), then
+    their rows of S are streamed together to update ``q`` over all n (it stays ``S theta``, and
+    ``theta_ref`` follows theta). Appends the additions to ``A``; returns the new size of W.
+    """
+    n = q.shape[0]
+    rows = np.empty(4, dtype=np.int64)
+    vals = np.empty(4)
+    o = 0
+    while o < nv:
+        ob = min(o + 4, nv)
+        nb = 0
+        for oo in range(o, ob):
+            j = sv[oo]
+            z = si[j] - q[j]
+            for r in range(nb):
+                z -= vals[r] * S[rows[r], j]
+            if z > half:
+                new = (z - half) / S[j, j]
+            elif z < -half:
+                new = (z + half) / S[j, j]
+            else:
+                continue
+            rows[nb] = j
+            vals[nb] = new
+            nb += 1
+        o = ob
+        if nb == 0:
+            continue
+        if nb == 4:
+            r0 = rows[0]
+            r1 = rows[1]
+            r2 = rows[2]
+            r3 = rows[3]
+            w0 = vals[0]
+            w1 = vals[1]
+            w2 = vals[2]
+            w3 = vals[3]
+            for u in range(n):
+                q[u] += w0 * S[r0, u] + w1 * S[r1, u] + w2 * S[r2, u] + w3 * S[r3, u]
+        else:
+            for r in range(nb):
+                rr = rows[r]
+                w = vals[r]
+                for u in range(n):
+                    q[u] += w * S[rr, u]
+        for r in range(nb):
+            j = rows[r]
+            A[k] = j
+            th[k] = vals[r]
+            th_ref[j] = vals[r]
+            wpos[j] = k
+            k += 1
+    return k
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_iter, obj, gap,
+                 iters, ok, passes):  # pragma: no cover - numba
+    """Working-set CD for one target over the steps ``lams[0] >= lams[1] >= ...``.
+
+    Starts from ``w0`` (zero outside ``allowed``). Step ``s`` with ``dest[s] >= 0`` is solved to
+    ``gap <= tol * objective`` and written to ``out[dest[s]]`` with ``obj``, ``gap``, ``iters``,
+    ``ok`` at ``dest[s]``; ``dest[s] == -1`` is a continuation step, solved only to ``ctol``
+    (with at most ``max_iter // 4`` iterations) as a warm start and not written, its
+    iterations counted in the next written point; ``dest[s] == -2`` is skipped. Each step
+    warm-starts from the previous one and keeps the working set, its Gram block, the factor and
+    the reference gradient. Stops at the first lam that is not positive (those points are left
+    to the caller). ``sd = sqrt(diag(S))``; ``passes[0]`` / ``passes[1]`` count the full and
+    the partial gradient passes.
+    """
     n = S.shape[0]
     sii = S[i, i]
     si = S[i]
-    half = 0.5 * lam
-    q = np.zeros(n)
+    cap = 16
+    A = np.empty(cap, dtype=np.int64)
+    G = np.empty((cap, cap))
+    sA = np.empty(cap)
+    th = np.empty(cap)
+    qA = np.empty(cap)
     wpos = np.full(n, -1, dtype=np.int64)
-    fac = new_factor(n, 0, dmax)  # grown by reserve_factor to the working set
-    kprev = 0
-    Aprev = np.empty(0, dtype=np.int64)
-    Gprev = np.empty((0, 0))
+    q = np.zeros(n)  # S theta_ref, exact
+    th_ref = np.zeros(n)  # theta at the last full pass (zero outside W)
+    gv = np.empty(n)  # exact g_j on the partial set J
+    jidx = np.empty(n, dtype=np.int64)
+    nJ = 0
+    vidx = np.empty(n, dtype=np.int64)
+    vval = np.empty(n)
+    fac = new_factor(n, 0, dmax)
+    # the warm start becomes the initial working set
+    k = 0
     for j in range(n):
-        tj = theta[j]
-        if tj != 0.0:
-            for u in range(n):
-                q[u] += tj * S[j, u]
-    iters = 0
-    inner_tol = 0.25 * tol
-    P = sii
-    gap = 0.0
-    ok = False
-    while True:
-        P, gap, noise = gap_kernel(si, q, theta, allowed, sii, lam, dmax)
-        if gap <= tol * P or gap <= noise:
-            ok = True
+        if allowed[j] and w0[j] != 0.0:
+            k += 1
+    A, sA, th, qA = _grow(A, sA, th, qA, 0, k)
+    G = _grow_G(G, 0, k)
+    k = 0
+    for j in range(n):
+        if allowed[j] and w0[j] != 0.0:
+            A[k] = j
+            th[k] = w0[j]
+            th_ref[j] = w0[j]
+            wpos[j] = k
+            k += 1
+    _assemble(S, A, G, sA, i, 0, k)
+    full_pass(S, A, th, k, q)
+    for a in range(k):
+        qA[a] = q[A[a]]
+    exact = True  # q == S theta for the current theta (otherwise J / gv are refreshed)
+    carry = 0
+    for step in range(lams.shape[0]):
+        ell = dest[step]
+        if ell == -2:
+            continue
+        lam = lams[step]
+        if not lam > 0.0:
             break
-        if iters >= max_iter:
-            break
-        rel = gap / P if P > 0.0 else 0.0
-        # greedy pass over KKT violators, largest violation first
-        nv = 0
-        for j in range(n):
-            if allowed[j] and theta[j] == 0.0 and abs(S[i, j] - q[j]) > half:
-                nv += 1
-        nadd = 0
-        if nv > 0:
-            vidx = np.empty(nv, dtype=np.int64)
-            vval = np.empty(nv)
-            c = 0
-            for j in range(n):
-                if allowed[j] and theta[j] == 0.0:
-                    v = abs(S[i, j] - q[j])
-                    if v > half:
-                        vidx[c] = j
-                        vval[c] = -v
-                        c += 1
-            order = np.argsort(vval, kind="mergesort")
-            sv = np.empty(nv, dtype=np.int64)
-            qv = np.empty(nv)
-            for o in range(nv):
-                sv[o] = vidx[order[o]]
-                qv[o] = q[sv[o]]
-            # sequential: each addition updates q on the violators still to come (q elsewhere
-            # is recomputed after the working-set solve)
-            for o in range(nv):
-                j = sv[o]
-                z = S[i, j] - qv[o]
-                if z > half:
-                    new = (z - half) / S[j, j]
-                elif z < -half:
-                    new = (z + half) / S[j, j]
-                else:
-                    continue
-                theta[j] = new
-                nadd += 1
-                Sj = S[j]
-                for o2 in range(o + 1, nv):
-                    qv[o2] += new * Sj[sv[o2]]
-        iters += 1
-        # working set = support: rows of the previous block are reused, new ones gathered
-        k = 0
-        for j in range(n):
-            if theta[j] != 0.0:
-                k += 1
-        A = np.empty(k, dtype=np.int64)
-        src = np.empty(k, dtype=np.int64)  # position in the previous block, -1 if new
-        c = 0
-        for a in range(kprev):
-            if theta[Aprev[a]] != 0.0:
-                A[c] = Aprev[a]
-                src[c] = a
-                c += 1
-        for j in range(n):
-            if theta[j] != 0.0 and wpos[j] < 0:
-                A[c] = j
-                src[c] = -1
-                c += 1
-        G = np.empty((k, k))
-        for a in range(k):
-            ja = A[a]
-            if src[a] >= 0:
-                Gp = Gprev[src[a]]
-                for b in range(k):
-                    G[a, b] = Gp[src[b]] if src[b] >= 0 else S[ja, A[b]]
-            else:
-                Sa = S[ja]
-                for b in range(k):
-                    G[a, b] = Sa[A[b]]
-        for a in range(kprev):
-            wpos[Aprev[a]] = -1
-        sA = np.empty(k)
-        th = np.empty(k)
-        qA = np.empty(k)
-        for a in range(k):
-            ja = A[a]
-            wpos[ja] = a
-            sA[a] = S[i, ja]
-            th[a] = theta[ja]
-        recompute_q(G, th, qA)
-        if nadd > 0:
-            inner_tol = max(0.25 * tol, 0.1 * rel)
-        elif inner_tol > 0.25 * tol:
-            # no KKT violator outside the support: the working-set gap is (up to the dual
-            # scaling) the full gap, so solve the block to the final tolerance in one go
-            inner_tol = 0.25 * tol
+        if ell >= 0:
+            tol_s = tol
+            cap_it = max_iter
         else:
-            inner_tol = max(0.1 * min(inner_tol, rel), 1e-16)
-        if k > 0:
-            fac = reserve_factor(fac, fac[3][0] + k)
-            sw, _conv = cd_sub(S, A, wpos, G, sA, sii, lam, th, qA, inner_tol,
-                               max(max_iter - iters, 1), dmax, fac)
-            iters += sw
-        Aprev = A
-        Gprev = G
-        kprev = k
+            tol_s = ctol
+            cap_it = min(carry + max_iter // 4, max_iter - 1)
+            if cap_it <= carry:
+                continue
+        half = 0.5 * lam
+        it = carry
+        inner_tol = 0.25 * tol_s
+        conv = False
+        P = sii
+        gp = 0.0
+        while True:
+            if not exact:
+                # |g_j - g_ref_j| <= sd_j * ||theta - theta_ref||_S for every j (PSD S)
+                d2 = 0.0
+                dl1 = 0.0
+                tl1 = 0.0
+                gW = 0.0
+                for a in range(k):
+                    ja = A[a]
+                    dd = th[a] - th_ref[ja]
+                    if dd != 0.0:
+                        d2 += dd * (qA[a] - q[ja])
+                        dl1 += abs(dd)
+                    tl1 += abs(th[a]) + abs(th_ref[ja])
+                    ag = abs(sA[a] - qA[a])
+                    if ag > gW:
+                        gW = ag
+                # rounding of q_ref and qA (each within k eps dmax ||theta||_1)
+                delta = math.sqrt(abs(d2) + 4.0 * (k + 1) * _EPS * dmax * dl1 * tl1)
+                thr = min(half, gW)
+                nJ = 0
+                for j in range(n):
+                    if allowed[j] and wpos[j] < 0:
+                        if abs(si[j] - q[j]) + sd[j] * delta > thr:
+                            jidx[nJ] = j
+                            nJ += 1
+                nnz = 0
+                for a in range(k):
+                    if th[a] != 0.0:
+                        nnz += 1
+                if nJ * PARTIAL_RATIO > n or nJ > 2 * nnz:
+                    passes[0] += 1
+                    full_pass(S, A, th, k, q)
+                    for a in range(k):
+                        th_ref[A[a]] = th[a]
+                    exact = True
+                else:
+                    passes[1] += 1
+                    for c in range(nJ):
+                        j = jidx[c]
+                        acc = 0.0
+                        for a in range(k):
+                            ta = th[a]
+                            if ta != 0.0:
+                                acc += ta * S[j, A[a]]
+                        gv[j] = si[j] - acc
+            # certificate: W exactly, plus the largest |g_j| outside W
+            gout = 0.0
+            if exact:
+                for j in range(n):
+                    if allowed[j] and wpos[j] < 0:
+                        ag = abs(si[j] - q[j])
+                        if ag > gout:
+                            gout = ag
+            else:
+                for c in range(nJ):
+                    ag = abs(gv[jidx[c]])
+                    if ag > gout:
+                        gout = ag
+            P, gp, noise, _ = w_gap(sA, qA, th, k, sii, lam, dmax, gout)
+            if gp <= tol_s * P or gp <= noise:
+                conv = True
+                break
+            if it >= cap_it:
+                break
+            rel = gp / P if P > 0.0 else 0.0
+            # KKT violators outside W, largest first
+            nv = 0
+            if exact:
+                for j in range(n):
+                    if allowed[j] and wpos[j] < 0:
+                        v = abs(si[j] - q[j])
+                        if v > half:
+                            vidx[nv] = j
+                            vval[nv] = -v
+                            nv += 1
+            else:
+                for c in range(nJ):
+                    j = jidx[c]
+                    v = abs(gv[j])
+                    if v > half:
+                        vidx[nv] = j
+                        vval[nv] = -v
+                        nv += 1
+            k0 = k
+            if nv > 0:
+                srt = np.argsort(vval[:nv], kind="mergesort")
+                sv = np.empty(nv, dtype=np.int64)
+                for o in range(nv):
+                    sv[o] = vidx[srt[o]]
+                A, sA, th, qA = _grow(A, sA, th, qA, k, k + nv)
+                if exact:
+                    k = _greedy_exact(S, si, half, sv, nv, A, th, wpos, th_ref, q, k)
+                else:
+                    # greedy pass updating only the remaining violators (gathers)
+                    zv = np.empty(nv)
+                    for o in range(nv):
+                        zv[o] = gv[sv[o]]
+                    for o in range(nv):
+                        j = sv[o]
+                        z = zv[o]
+                        if z > half:
+                            new = (z - half) / S[j, j]
+                        elif z < -half:
+                            new = (z + half) / S[j, j]
+                        else:
+                            continue
+                        A[k] = j
+                        th[k] = new
+                        wpos[j] = k
+                        k += 1
+                        for o2 in range(o + 1, nv):
+                            zv[o2] -= new * S[j, sv[o2]]
+            it += 1
+            nadd = k - k0
+            if nadd > 0:
+                G = _grow_G(G, k0, k)
+                _assemble(S, A, G, sA, i, k0, k)
+                if exact:
+                    for a in range(k):
+                        qA[a] = q[A[a]]
+                else:
+                    for p in range(k0, k):
+                        acc = 0.0
+                        for b in range(k0):
+                            acc += G[p, b] * th[b]
+                        qA[p] = acc
+                    for p in range(k0, k):
+                        w = th[p]
+                        for u in range(k):
+                            qA[u] += w * G[p, u]
+                inner_tol = max(0.25 * tol_s, 0.1 * rel)
+            elif inner_tol > 0.25 * tol_s:
+                # no KKT violator outside W: the working-set gap is (up to the dual scaling)
+                # the full gap, so solve the block to the final tolerance in one go
+                inner_tol = 0.25 * tol_s
+            else:
+                inner_tol = max(0.1 * min(inner_tol, rel), 1e-16)
+            # drop coordinates that left the support (and the reference) from W: the sweeps,
+            # the polish and q on W then cost O(k |support|) with k close to |support|
+            ndrop = 0
+            for a in range(k0):
+                if th[a] == 0.0 and th_ref[A[a]] == 0.0:
+                    ndrop += 1
+            if ndrop > 0 and ndrop * 8 >= k:
+                k = _compact(A, G, sA, th, qA, wpos, th_ref, k, k0)
+            if k > 0:
+                fac = reserve_factor(fac, k)
+                sw, _conv = cd_sub(G, A, wpos, k, sA, sii, lam, th, qA, inner_tol,
+                                   max(cap_it - it, 0), dmax, fac)
+                it += sw
+                recompute_q(G, k, th, qA)  # exact on W for the certificate
+                exact = False
+        if ell < 0:
+            carry = it
+            continue
+        carry = 0
+        o_ = out[ell]
+        for j in range(n):
+            o_[j] = 0.0
         for a in range(k):
-            theta[A[a]] = th[a]
-        # exact q from scratch
-        for u in range(n):
-            q[u] = 0.0
-        for a in range(k):
-            tj = th[a]
-            if tj != 0.0:
-                ja = A[a]
-                for u in range(n):
-                    q[u] += tj * S[ja, u]
-    return P, gap, iters, ok
+            o_[A[a]] = th[a]
+        obj[ell] = P
+        gap[ell] = gp
+        iters[ell] = it
+        ok[ell] = conv
 
 
 @njit(parallel=True, cache=True)
-def solve_batch(S, dmax, targets, lams, allowed, theta, tol, max_iter, obj, gap, iters, ok):
-    """:func:`solve_target` for every row, in parallel (``prange``); outputs written in place."""
+def solve_batch(S, dmax, targets, lams, dest, allowed, warm, coefs, tol, ctol, max_iter, obj, gap,
+                iters, ok, passes):
+    """:func:`solve_target` for every target in parallel (``prange``), outputs in place.
+
+    Target ``t`` runs the steps ``lams[:, t]`` / ``dest[:, t]`` (L, T) from ``warm[t]`` (T, n)
+    and writes ``coefs[:, t]`` (R, T, n) and ``obj`` / ``gap`` / ``iters`` / ``ok`` (R, T);
+    ``passes`` (T, 2) counts full and partial gradient passes.
+    ``warm`` may be ``coefs[0]`` (each target reads its warm start before writing).
+    """
     T = targets.shape[0]
+    n = S.shape[0]
+    sd = np.empty(n)
+    for j in range(n):
+        sd[j] = math.sqrt(max(S[j, j], 0.0))
     for t in prange(T):  # pragma: no cover - numba
-        P, g, it, conv = solve_target(
-            S, dmax, targets[t], lams[t], allowed[t], theta[t], tol, max_iter
-        )
-        obj[t] = P
-        gap[t] = g
-        iters[t] = it
-        ok[t] = conv
+        solve_target(S, sd, dmax, targets[t], lams[:, t], dest[:, t], allowed[t], warm[t],
+                     coefs[:, t], tol, ctol, max_iter, obj[:, t], gap[:, t], iters[:, t],
+                     ok[:, t], passes[t])
+
+
+@njit(cache=True, nogil=True)
+def lam_max_rows(S, targets, allowed):  # pragma: no cover - numba
+    """``max_j |2 S[j, i]|`` over the allowed ``j`` of each target (0 when none is allowed)."""
+    T = targets.shape[0]
+    out = np.zeros(T)
+    for t in range(T):
+        row = S[targets[t]]
+        al = allowed[t]
+        m = 0.0
+        for j in range(row.shape[0]):
+            if al[j]:
+                v = abs(2.0 * row[j])
+                if v > m:
+                    m = v
+        out[t] = m
+    return out

@@ -135,3 +135,61 @@ def chol_solve(L, m, rhs):  # pragma: no cover - numba
         rhs[a] = z
         for p in range(a):
             rhs[p] -= z * L[a, p]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def chol_append_rows(L, m, nb, diag, piv_tol):  # pragma: no cover - numba
+    """Grow the factor of ``M[:m, :m]`` by ``nb`` rows at once: to ``M[:m+nb, :m+nb]``.
+
+    On entry row ``m + r`` of ``L`` holds ``M[m + r, :m + r]`` (the new rows' entries left of the
+    diagonal) and ``diag[r] = M[m + r, m + r]``. The new rows are computed four at a time
+    against each row of the old factor (one read of ``L[c, :c]`` serves four dot products), so
+    appending ``nb`` coordinates costs the same arithmetic as ``nb`` calls of
+    :func:`chol_append` but far less memory traffic. Rows are accepted in order; the first whose
+    pivot is not above ``piv_tol`` stops the growth. Returns the number of rows appended (the
+    leading ``m + returned`` factor is valid; later rows hold scratch).
+    """
+    r0 = m
+    end = m + nb
+    while r0 < end:
+        nr = min(4, end - r0)
+        # columns left of the block: dot products with the finished rows of the factor
+        if nr == 4:
+            for c in range(r0):
+                s0 = 0.0
+                s1 = 0.0
+                s2 = 0.0
+                s3 = 0.0
+                for p in range(c):
+                    lv = L[c, p]
+                    s0 += lv * L[r0, p]
+                    s1 += lv * L[r0 + 1, p]
+                    s2 += lv * L[r0 + 2, p]
+                    s3 += lv * L[r0 + 3, p]
+                d = L[c, c]
+                L[r0, c] = (L[r0, c] - s0) / d
+                L[r0 + 1, c] = (L[r0 + 1, c] - s1) / d
+                L[r0 + 2, c] = (L[r0 + 2, c] - s2) / d
+                L[r0 + 3, c] = (L[r0 + 3, c] - s3) / d
+        else:
+            for r in range(r0, r0 + nr):
+                for c in range(r0):
+                    w = L[r, c]
+                    for p in range(c):
+                        w -= L[c, p] * L[r, p]
+                    L[r, c] = w / L[c, c]
+        # the block's own triangle, one row at a time
+        for r in range(r0, r0 + nr):
+            for c in range(r0, r):
+                w = L[r, c]
+                for p in range(c):
+                    w -= L[c, p] * L[r, p]
+                L[r, c] = w / L[c, c]
+            d = diag[r - m]
+            for p in range(r):
+                d -= L[r, p] * L[r, p]
+            if not d > piv_tol:
+                return r - m
+            L[r, r] = math.sqrt(d)
+        r0 += nr
+    return nb

@@ -6,14 +6,51 @@ Every check names the bad input and the fix; the solver kernels assume what thes
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
+from numba import njit
 
 _SYM_RTOL = 1e-7
 #: ``S`` is refused as not positive semidefinite when an eigenvalue is below ``-PSD_RTOL * trace(S)``
 #: (rounding of a real, even rank-deficient, moment matrix stays orders of magnitude above that).
 PSD_RTOL = 1e-10
+
+
+@njit(cache=True, nogil=True)
+def _scan(a):  # pragma: no cover - numba
+    """``(all finite, max |a_ij|, max |a_ij - a_ji|, min a_ii)`` in one blocked pass, no copies."""
+    n = a.shape[0]
+    finite = True
+    amax = 0.0
+    asym = 0.0
+    dmin = np.inf
+    B = 32
+    for i0 in range(0, n, B):
+        i1 = min(i0 + B, n)
+        for j0 in range(i0, n, B):
+            j1 = min(j0 + B, n)
+            for i in range(i0, i1):
+                for j in range(max(j0, i), j1):
+                    x = a[i, j]
+                    y = a[j, i]
+                    if not (np.isfinite(x) and np.isfinite(y)):
+                        finite = False
+                    ax = abs(x)
+                    if ax > amax:
+                        amax = ax
+                    ay = abs(y)
+                    if ay > amax:
+                        amax = ay
+                    d = abs(x - y)
+                    if d > asym:
+                        asym = d
+        for i in range(i0, i1):
+            if a[i, i] < dmin:
+                dmin = a[i, i]
+    return finite, amax, asym, dmin
 
 
 def check_S(S: np.ndarray) -> np.ndarray:
@@ -25,24 +62,21 @@ def check_S(S: np.ndarray) -> np.ndarray:
         raise ValueError("S is empty (n = 0)")
     if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
         raise ValueError(f"S must be a real numeric matrix; got dtype {a.dtype}")
-    a = np.asarray(a, dtype=np.float64)
-    hi, lo = float(np.max(a)), float(np.min(a))  # NaN propagates; inf shows
-    if not (np.isfinite(hi) and np.isfinite(lo)):
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    finite, scale, asym, dmin = _scan(a)
+    if not finite:
         raise ValueError("S contains NaN or inf; recompute the moments from finite logits")
-    scale = max(abs(hi), abs(lo))
-    asym = float(np.max(np.abs(a - a.T)))
     if asym > _SYM_RTOL * max(scale, 1e-300):
         raise ValueError(
             f"S is not symmetric: max |S - S.T| = {asym:.3g} > {_SYM_RTOL:g} * max |S|; "
             "pass a symmetric moment matrix, e.g. (S + S.T) / 2 if the asymmetry is rounding"
         )
-    d = np.diag(a)
-    if np.any(d < -1e-12 * max(scale, 1e-300)):
+    if dmin < -1e-12 * max(scale, 1e-300):
         raise ValueError(
-            f"S has negative diagonal entries (min {d.min():.3g}); S must be positive semidefinite"
+            f"S has negative diagonal entries (min {dmin:.3g}); S must be positive semidefinite"
         )
     if asym == 0.0:  # (a + a.T) / 2 would be a itself, bit for bit
-        return np.ascontiguousarray(a)
+        return a
     return np.ascontiguousarray(0.5 * (a + a.T))
 
 
@@ -133,9 +167,27 @@ def check_psd(S: np.ndarray, tol: float = PSD_RTOL) -> None:
     With such an eigenvalue (reachable from the target's allowed block) the CovLasso objective is
     unbounded below, so no solution could be certified. ``S`` must already be symmetric (see
     :func:`check_S`). Cost: one Cholesky factorization of ``S + tol * trace(S) * I``; the
-    eigenvalues are computed only when it fails, for the message.
+    eigenvalues are computed only when it fails, for the message. A matrix that passed is
+    remembered by the hash of its content (16 most recent), so checking it again costs one
+    SHA-256 of its bytes.
     """
-    a = np.asarray(S, dtype=np.float64)
+    a = np.ascontiguousarray(S, dtype=np.float64)
+    key = (a.shape, float(tol), hashlib.sha256(memoryview(a).cast("B")).digest())
+    if key in _PSD_OK:
+        return
+    _check_psd(a, tol)
+    _PSD_OK[key] = True
+    while len(_PSD_OK) > 16:
+        _PSD_OK.popitem(last=False)
+
+
+#: content-addressed memo of matrices that passed :func:`check_psd` (key: shape, tolerance and
+#: the SHA-256 of the bytes), so repeated solves on one S pay a hash, not a factorization.
+_PSD_OK: OrderedDict[tuple, bool] = OrderedDict()
+
+
+def _check_psd(a: np.ndarray, tol: float) -> None:
+    """:func:`check_psd` without the memo."""
     n = a.shape[0]
     scale = float(np.trace(a))
     if not scale > 0:  # a zero diagonal: PSD only when S is zero

@@ -14,7 +14,7 @@ import numba
 import numpy as np
 
 from . import _validate as V
-from ._kernels import solve_batch
+from ._kernels import lam_max_rows, solve_batch
 from .certificates import residual_raw
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -44,7 +44,8 @@ class CovLassoResult:
     targets : ndarray of int, shape (T,)
         Target indices.
     n_iter : ndarray of int, shape (T,)
-        Coordinate sweeps (plus working-set rounds) per target.
+        Coordinate sweeps (plus working-set rounds) per target, including the loose
+        continuation solves at larger lams that a solve from zero starts with.
     converged : ndarray of bool, shape (T,)
         Whether ``gap <= tol * objective`` (or below the rounding floor) was reached within
         ``max_iter``.
@@ -157,8 +158,7 @@ def lam_max(
     n = S.shape[0]
     t = V.check_targets(targets, n)
     allowed = V.allowed_masks(S, t, V.check_candidates(candidates, n, t.size))
-    vals = np.where(allowed, np.abs(2.0 * S[t, :]), 0.0)
-    return vals.max(axis=1)
+    return lam_max_rows(S, t, allowed)
 
 
 def relative_lams(
@@ -207,6 +207,10 @@ def solve(
 ) -> CovLassoResult:
     """Solve the CovLasso for each target, with a duality-gap certificate.
 
+    Without ``warm_start``, each target with ``lam < 0.12 lam_max`` is first solved loosely
+    (relative gap 0.1) at 0.3, 0.1, 0.03, ... times its ``lam_max`` (those above ``2.5 lam``)
+    as a warm start (continuation); only the final point is returned.
+
     Stops when ``gap <= tol * objective`` or when ``gap`` is below the rounding floor
     ``256 eps (S_ii + 2|theta|^T|s| + ||theta||_1^2 max_j S_jj)`` (only reachable for lam near
     0). ``lam == 0`` returns the min-norm least-squares solution on the allowed block (via a
@@ -229,8 +233,8 @@ def solve(
     warm_start : array_like, shape (T, n), optional
         Initial coefficients (masked to the allowed set).
     max_iter : int, default 20000
-        Cap on coordinate sweeps per target; targets that hit it get ``converged = False`` and a
-        warning (unless ``warn=False``).
+        Cap on coordinate sweeps (plus rounds) per target, continuation included; targets that
+        hit it get ``converged = False`` and a warning (unless ``warn=False``).
     warn : bool, default True
         Warn when a target did not converge.
     psd_tol : float or None, default ``PSD_RTOL``
@@ -266,7 +270,7 @@ def solve(
             raise ValueError("warm_start contains NaN or inf")
         theta = np.where(allowed, w, 0.0)
     theta, obj, gap, iters, ok = _solve_valid(S, t, lams, allowed, theta, float(tol),
-                                              int(max_iter))
+                                              int(max_iter), continuation=warm_start is None)
     if warn and not np.all(ok):
         bad = t[~ok]
         warnings.warn(
@@ -275,52 +279,82 @@ def solve(
             RuntimeWarning,
             stacklevel=2,
         )
-    lm = np.where(allowed, np.abs(2.0 * S[t, :]), 0.0).max(axis=1)
+    lm = lam_max_rows(S, t, allowed)
     return CovLassoResult(theta, obj, gap, lams, t, iters, ok, lm)
 
 
+#: continuation for single solves from zero: before ``lam``, each target is solved loosely (to a
+#: relative gap of ``_CONT_TOL``) at the ladder ratios ``c * lam_max`` with ``c > 2.5 lam /
+#: lam_max``; the support then grows a few coordinates at a time (fewer wasted additions and
+#: working-set rounds at small lam).
+_CONT_LADDER = (0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
+_CONT_TOL = 0.1
+
+
 def _solve_valid(S: np.ndarray, t: np.ndarray, lams: np.ndarray, allowed: np.ndarray,
-                 theta: np.ndarray, tol: float, max_iter: int):
+                 theta: np.ndarray, tol: float, max_iter: int, continuation: bool = False):
     """:func:`solve` on validated inputs (``theta`` (T, n) already zero outside ``allowed``).
 
-    Returns ``(theta, objective, gap, n_iter, converged)``; :func:`path` calls it once per lam
-    so that S is checked once, not once per point.
+    ``continuation`` (for a zero start) prepends loose solves at larger lams. Returns
+    ``(theta, objective, gap, n_iter, converged)``.
     """
     T, n = theta.shape
     theta = np.ascontiguousarray(theta)
-    obj = np.zeros(T)
-    gap = np.zeros(T)
-    iters = np.zeros(T, dtype=np.int64)
-    ok = np.zeros(T, dtype=np.bool_)
-    pos = lams > 0
-    dmax = float(np.max(np.diag(S)))
-    if pos.all():  # the common case: solve in place, no copies
+    steps = lams[None, :]
+    dest = np.zeros((1, T), dtype=np.int64)
+    if continuation:
+        lm = lam_max_rows(S, t, allowed)
+        c = np.asarray(_CONT_LADDER)[:, None]
+        use = (lams[None, :] > 0) & (c * lm[None, :] > 2.5 * lams[None, :])
+        if use.any():
+            steps = np.vstack([c * lm[None, :], lams[None, :]])
+            dest = np.vstack([np.where(use, -1, -2), np.zeros((1, T), dtype=np.int64)])
+    coefs = theta.reshape(1, T, n)
+    obj, gap, iters, ok = _kernel_path(S, t, steps, dest, allowed, theta, coefs, tol, max_iter)
+    return coefs[0], obj[0], gap[0], iters[0], ok[0]
+
+
+def _kernel_path(S: np.ndarray, t: np.ndarray, steps: np.ndarray, dest: np.ndarray,
+                 allowed: np.ndarray, warm: np.ndarray, coefs: np.ndarray, tol: float,
+                 max_iter: int):
+    """Solve every (lam, target) point into ``coefs`` (R, T, n).
+
+    Target ``t`` runs the decreasing lams ``steps[:, t]`` from ``warm[t]``; ``dest[:, t]`` is the
+    row of ``coefs`` each step goes to (-1: a loose continuation step, not stored; -2: no step).
+    Positive lams go to the numba kernel (one call, targets in parallel, each target's steps
+    in turn); ``lam == 0`` points get the least-squares solution. Returns ``(objective, gap,
+    n_iter, converged)``, each (R, T).
+    """
+    R, T, n = coefs.shape
+    obj = np.zeros((R, T))
+    gap = np.zeros((R, T))
+    iters = np.zeros((R, T), dtype=np.int64)
+    ok = np.zeros((R, T), dtype=np.bool_)
+    allowed = np.ascontiguousarray(allowed)
+    if np.any(steps > 0):
+        dmax = float(np.max(np.diag(S)))
         with numba.parallel_chunksize(1):
-            solve_batch(S, dmax, t, lams, np.ascontiguousarray(allowed), theta, tol, max_iter,
-                        obj, gap, iters, ok)
-    elif np.any(pos):
-        ip = np.flatnonzero(pos)
-        th = np.ascontiguousarray(theta[ip])
-        o, g, it, c = (np.zeros(ip.size), np.zeros(ip.size), np.zeros(ip.size, np.int64),
-                       np.zeros(ip.size, np.bool_))
-        with numba.parallel_chunksize(1):
-            solve_batch(S, dmax, t[ip], lams[ip], np.ascontiguousarray(allowed[ip]), th,
-                        tol, max_iter, o, g, it, c)
-        theta[ip] = th
-        obj[ip], gap[ip], iters[ip], ok[ip] = o, g, it, c
-    if np.any(~pos):
-        iz = np.flatnonzero(~pos)
-        th = np.zeros((iz.size, n))
-        _lstsq_targets(S, t[iz], allowed[iz], th)
-        theta[iz] = th
-        r = residual_raw(S, th, t[iz])
-        gvec = S[t[iz], :] - th @ S
-        obj[iz] = r
-        gap[iz] = np.abs(2.0 * np.einsum("tj,tj->t", th, np.where(allowed[iz], gvec, 0.0)))
-        ok[iz] = True
+            solve_batch(S, dmax, t, np.ascontiguousarray(steps), np.ascontiguousarray(dest),
+                        allowed, warm, coefs, tol, max(tol, _CONT_TOL), max_iter, obj, gap,
+                        iters, ok, np.zeros((T, 2), dtype=np.int64))
+    zs, zt = np.nonzero((steps <= 0) & (dest >= 0))
+    if zt.size:
+        zl = dest[zs, zt]
+        tz = np.unique(zt)
+        th = np.zeros((tz.size, n))
+        _lstsq_targets(S, t[tz], allowed[tz], th)
+        r = residual_raw(S, th, t[tz])
+        gvec = S[t[tz], :] - th @ S
+        g0 = np.abs(2.0 * np.einsum("tj,tj->t", th, np.where(allowed[tz], gvec, 0.0)))
+        pos = np.searchsorted(tz, zt)
+        coefs[zl, zt] = th[pos]
+        obj[zl, zt] = r[pos]
+        gap[zl, zt] = g0[pos]
+        iters[zl, zt] = 0
+        ok[zl, zt] = True
     # theta is exactly 0 outside ``allowed``: the warm start is masked and neither the kernel
     # nor the least-squares branch writes there (tests check it)
-    return theta, obj, gap, iters, ok
+    return obj, gap, iters, ok
 
 
 def path(
@@ -364,8 +398,13 @@ def path(
     T = t.size
     if (lams is None) == (lam_ratios is None):
         raise ValueError("give exactly one of lams (absolute) or lam_ratios (relative to lam_max)")
+    allowed = V.allowed_masks(S, t, V.check_candidates(candidates, n, T))
+    lm = lam_max_rows(S, t, allowed)
     if lam_ratios is not None:
-        L2 = relative_lams(S, lam_ratios, t, candidates)
+        r = np.atleast_1d(np.asarray(lam_ratios, dtype=np.float64))
+        if r.ndim != 1 or not np.all(np.isfinite(r)) or np.any(r < 0):
+            raise ValueError("ratios must be a 1-D sequence of finite non-negative numbers")
+        L2 = r[:, None] * lm[None, :]
     else:
         a = np.asarray(lams, dtype=np.float64)
         if a.ndim == 1:
@@ -379,28 +418,14 @@ def path(
     if L == 0:
         raise ValueError("the path needs at least one lam")
     order = np.argsort(-L2, axis=0, kind="stable")  # per target, decreasing lam
-    coefs = np.zeros((L, T, n))
-    obj = np.zeros((L, T))
-    gap = np.zeros((L, T))
-    iters = np.zeros((L, T), dtype=np.int64)
-    ok = np.zeros((L, T), dtype=np.bool_)
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive number; got {tol!r}")
     if int(max_iter) < 1:
         raise ValueError(f"max_iter must be >= 1; got {max_iter!r}")
-    allowed = V.allowed_masks(S, t, V.check_candidates(candidates, n, T))
-    warm = np.zeros((T, n))
-    cols = np.arange(T)
-    for step in range(L):
-        rows = order[step]
-        warm, o, g, it, c = _solve_valid(S, t, np.ascontiguousarray(L2[rows, cols]), allowed,
-                                         warm, float(tol), int(max_iter))
-        coefs[rows, cols] = warm
-        obj[rows, cols] = o
-        gap[rows, cols] = g
-        iters[rows, cols] = it
-        ok[rows, cols] = c
-    lm = np.where(allowed, np.abs(2.0 * S[t, :]), 0.0).max(axis=1)
+    coefs = np.zeros((L, T, n))
+    steps = np.take_along_axis(L2, order, axis=0)
+    obj, gap, iters, ok = _kernel_path(S, t, steps, order, allowed, np.zeros((T, n)), coefs,
+                                       float(tol), int(max_iter))
     if warn and not np.all(ok):
         warnings.warn(
             f"CovLasso path: {int((~ok).sum())} (lam, target) point(s) hit max_iter={max_iter} "
