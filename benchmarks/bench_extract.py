@@ -165,52 +165,37 @@ def forward_only(model: str, paths: list, args, cache_dir: Path) -> dict:
     loaded = fresh_model(model)
     x = preprocessed(loaded, paths)
     batches = [x[s:s + args.batch_size] for s in range(0, len(x), args.batch_size)]
-    m = loaded.model
-
-    def eager():
-        with torch.inference_mode():
-            return np.concatenate([m(b).numpy() for b in batches])
-
     cl_model = fresh_model(model).model.to(memory_format=torch.channels_last)
-    cl_batches = [b.contiguous(memory_format=torch.channels_last) for b in batches]
-
-    def channels_last():
-        with torch.inference_mode():
-            return np.concatenate([cl_model(b).numpy() for b in cl_batches])
-
     ort = engines.build_ort_runner(fresh_model(model), cache_dir)
-
-    def onnxruntime():
-        return np.concatenate([ort(b)[0] for b in batches])
-
-    fns = {"eager": eager, "channels_last": channels_last, "onnxruntime": onnxruntime}
+    # each engine: a function of a list of batches, returning the logits
+    fns = {
+        "eager": lambda bs: [loaded.model(b) for b in bs],
+        "channels_last": lambda bs: [cl_model(b.contiguous(memory_format=torch.channels_last))
+                                     for b in bs],
+        "onnxruntime": lambda bs: [ort(b)[0] for b in bs],
+    }
     notes = {}
     if model in args.compile_models:
         compiled = torch.compile(fresh_model(model).model)
         t0 = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode():  # the first call compiles; the last batch may be smaller
             compiled(batches[0])
-            if len(batches[-1]) != len(batches[0]):
-                compiled(batches[-1])
+            compiled(batches[-1])
         notes["compile_s"] = time.perf_counter() - t0
+        fns["torch_compile"] = lambda bs: [compiled(b) for b in bs]
 
-        def torch_compile():
-            with torch.inference_mode():
-                return np.concatenate([compiled(b).numpy() for b in batches])
+    def run(f, bs) -> np.ndarray:
+        with torch.inference_mode():
+            return np.concatenate([np.asarray(v) for v in f(bs)])
 
-        fns["torch_compile"] = torch_compile
-    # warm-up on the first batch (oneDNN primitives, ONNX Runtime arenas)
-    first, batches[1:] = batches[1:], batches[:1]
-    cl_first, cl_batches[1:] = cl_batches[1:], cl_batches[:1]
-    for f in fns.values():
-        f()
-    batches[1:], cl_batches[1:] = first, cl_first
+    for f in fns.values():  # warm-up: oneDNN primitives, ONNX Runtime arenas
+        run(f, batches[:1])
     rates: dict[str, list[float]] = {k: [] for k in fns}
     out: dict[str, np.ndarray] = {}
     for _ in range(args.repeats):
         for k, f in fns.items():
             t0 = time.perf_counter()
-            out[k] = f()
+            out[k] = run(f, batches)
             rates[k].append(len(x) / (time.perf_counter() - t0))
     ref = out["eager"]
     return {"model": model, "median": {k: statistics.median(v) for k, v in rates.items()},
