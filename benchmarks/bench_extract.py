@@ -20,8 +20,12 @@ Everything runs in one process on the same images with the same batch size, and 
    ONNX Runtime; agreement against eager.
 3. **Where the time goes**, per image on one thread (as in a DataLoader worker): JPEG decode (PIL
    and ``torchvision.io.decode_jpeg``, with pixel identity), resize + centre crop, tensor +
-   normalisation; and reduced-size JPEG draft decoding (``Image.draft``) on the original-size
+   normalisation; ``extract`` with 0, 1 and 2 DataLoader workers (and with ONNX Runtime's threads
+   busy-waiting); and reduced-size JPEG draft decoding (``Image.draft``) on the original-size
    ``imagenet-sample`` images, with its effect on the logits.
+
+With ``--profile-cost default`` it also extrapolates the extraction time of a study profile
+(``make logits``) with either engine from a subset of each of its entries.
 
     python benchmarks/bench_extract.py [--models lite0,lite2,mobilenet] [--images 200]
         [--batch-size 64] [--repeats 3] [--compile-models lite0] [--out PATH]
@@ -245,6 +249,29 @@ def stages(folder_name: str, manifest, loaded) -> dict:
                                          + t["tensor_norm"][i] for i in range(len(manifest))]))}
 
 
+def worker_configs(model: str, folder, manifest, args, cache_dir: Path) -> list[dict]:
+    """``extract`` with the default engine and 0, 1, 2 DataLoader workers, and with ONNX Runtime's
+    threads busy-waiting (2 workers); interleaved, medians; whether the logits are identical."""
+    from neudep_utils import engines
+
+    configs = [("0 workers", 0, False), ("1 worker", 1, False), ("2 workers", 2, False),
+               ("2 workers, ONNX Runtime threads spinning", 2, True)]
+    rates: dict[str, list[float]] = {c[0]: [] for c in configs}
+    logits: dict[str, np.ndarray] = {}
+    try:
+        for _ in range(args.repeats):
+            for name, workers, spin in configs:
+                engines.ORT_SPINNING = spin
+                r, logits[name], _ = cached_path(model, folder, manifest, args.batch_size,
+                                                 workers, "auto", cache_dir)
+                rates[name].append(r)
+    finally:
+        engines.ORT_SPINNING = False
+    ref = logits[configs[0][0]]
+    return [{"config": name, "median": statistics.median(rates[name]),
+             "identical": bool(np.array_equal(logits[name], ref))} for name, *_ in configs]
+
+
 def draft_view(path, pp):
     """The evaluation view with reduced-size JPEG decoding: the decoder scales by 1/2, 1/4 or 1/8
     as long as the shorter side stays at least the resize size."""
@@ -395,7 +422,7 @@ def fmt_rel(v: float) -> str:
 
 
 def report(args, header: dict, e2e: list[dict], fwd: list[dict], st: list[dict],
-           draft: dict | None, pc: dict | None = None) -> str:
+           draft: dict | None, pc: dict | None = None, wk: list[dict] | None = None) -> str:
     """The markdown the script prints and writes."""
     lines = [
         f"Measured by `{header['command']}` on {header['machine']}, {header['cores']} CPU "
@@ -462,6 +489,12 @@ def report(args, header: dict, e2e: list[dict], fwd: list[dict], st: list[dict],
                          f"{s['tv_decode']:.2f} ({s['identical']}/{s['n']}) | "
                          f"{s['resize_crop']:.2f} | {s['tensor_norm']:.2f} | "
                          f"{s['mean_total']:.2f} |")
+    if wk:
+        lines += ["", f"**DataLoader workers** ({header['cores']} cores; `extract`, default engine, "
+                  f"{wk[0]['model']}, images/s, medians; logits bitwise identical to 0 workers):",
+                  "", "| configuration | images/s | identical |", "|---|---|---|"]
+        for w in wk:
+            lines.append(f"| {w['config']} | {w['median']:.1f} | {'yes' if w['identical'] else 'NO'} |")
     if draft:
         d = draft
         line = (f"**JPEG draft decoding** (`Image.draft`, decoder-side 1/2-1/8 scaling) on "
@@ -515,7 +548,7 @@ def main(argv: list[str] | None = None) -> None:
     full = scan_folder(folder)
     manifest = full.subset(np.linspace(0, len(full) - 1, min(args.images, len(full))).astype(int))
     paths = [manifest.path(i) for i in range(len(manifest))]
-    e2e, fwd, st, draft, pc = [], [], [], None, None
+    e2e, fwd, st, draft, pc, wk = [], [], [], None, None, None
     with tempfile.TemporaryDirectory() as tmp:
         cache_dir = Path(tmp)
         for model in models:
@@ -538,11 +571,15 @@ def main(argv: list[str] | None = None) -> None:
                 st.append(stages(name, sub, lite0))
             sample = scan_folder(resolve_folder("imagenet-sample"))
             draft = jpeg_draft(sample, "efficientnet_lite0", cache_dir)
+            if models:
+                wk = worker_configs(models[0], folder, manifest, args, cache_dir)
+                for w in wk:
+                    w["model"] = models[0]
         if args.profile_cost:
             print(f"extraction cost of the {args.profile_cost} profile:", flush=True)
             pc = profile_cost(args.profile_cost, args.profile_images, cache_dir)
     header["load_end"] = loadavg()
-    text = report(args, header, e2e, fwd, st, draft, pc)
+    text = report(args, header, e2e, fwd, st, draft, pc, wk)
     print()
     print(text)
     if args.out:

@@ -594,7 +594,7 @@ def extract(
         if len(set(labels)) > 1:
             raise CacheError(f"the torchrun ranks would extract with different engines "
                              f"({sorted(set(labels))}); install the same packages on every node "
-                             "or pass --engine torch")
+                             "or set NEUDEP_ENGINE=torch for every rank")
     label = runner.label if runner is not None else default_key_label(engine, device)
     key = make_key(spec, manifest, loaded=loaded, engine=label)
     edir = entry_dir(key, cache_root)
@@ -944,7 +944,7 @@ def merge_shards(model: str, folder: str | os.PathLike[str], n_shards: int,
             f"cannot merge: shard(s) {', '.join(missing)} of {canonical_name(model)} on "
             f"{folder_path} are not extracted with engine {labels_tried[0]!r}; run `python -m "
             f"neudep_utils extract --model {model} --data {folder_path} --shard k/{n_shards}` for "
-            "each (with the same --engine)"
+            "each (with the same engine: NEUDEP_ENGINE)"
         )
     key = make_key(base, manifest, loaded=loaded, engine=label)
     edir = entry_dir(key, cdir)

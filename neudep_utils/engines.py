@@ -45,6 +45,10 @@ EXPORT_VERSION = 1
 PROBE_RTOL = 1e-4
 #: Images in the probe batch.
 PROBE_BATCH = 2
+#: Whether ONNX Runtime's threads busy-wait between operators. Off: on a few cores the spinning
+#: threads take the cores from the DataLoader workers decoding the next batch
+#: (``benchmarks/bench_extract.py`` measures both). It does not change any result.
+ORT_SPINNING = False
 
 
 class EngineError(ValueError):
@@ -83,11 +87,11 @@ def resolve_engine(engine: str | None, device: str) -> str:
     if name == "onnxruntime":
         if not on_cpu:
             raise EngineError(f"engine 'onnxruntime' runs on the CPU only (device {device!r}); use "
-                              "--device cpu, or --engine torch on this device")
+                              "device cpu, or engine 'torch' (NEUDEP_ENGINE=torch) on this device")
         if onnxruntime_version() is None:
             raise EngineError("engine 'onnxruntime' requested but the onnxruntime package does not "
-                              "import; install it (`pip install -e .` pins it) or use --engine "
-                              "torch")
+                              "import; install it (`pip install -e .` pins it) or use engine "
+                              "'torch' (NEUDEP_ENGINE=torch)")
     return name
 
 
@@ -306,9 +310,7 @@ def _ort_session(data: bytes, threads: int):
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
-    # no busy-waiting between operators: the spinning threads would take the cores from the
-    # DataLoader workers decoding the next batch (measured: ~1.4x the throughput on 2 cores)
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if ORT_SPINNING else "0")
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
@@ -409,7 +411,7 @@ def _cached_ort_runner(loaded, cache_dir: Path) -> OrtRunner:
     import torch
 
     k = (loaded.name, loaded.weights_sha256, loaded.preprocess.input_size, export_tag(),
-         torch.get_num_threads(), onnxruntime_version())
+         torch.get_num_threads(), onnxruntime_version(), ORT_SPINNING)
     runner = _ORT_RUNNERS.get(k)
     if runner is None:
         runner = build_ort_runner(loaded, cache_dir)
