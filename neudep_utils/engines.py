@@ -1,16 +1,16 @@
 """Inference engines for logit extraction: ONNX Runtime on the CPU, and PyTorch.
 
 An engine turns a batch of preprocessed images into logits and pooled penultimate features. The
-engine is part of every cache key, because engines differ in the last bits of the logits (about
-1e-6 relative): entries computed by different engines never mix.
+engine is part of every cache key, because engines differ in the last bits of the logits (far
+below :data:`PROBE_RTOL`, but not zero): entries computed by different engines never mix.
 
 - ``onnxruntime`` (the default on the CPU when the package imports): the model is exported once
   with ``torch.onnx.export`` (the ``torch.export``-based exporter, dynamic batch size) to
   ``<cache_dir>/onnx/<model>/<digest>.onnx``, keyed by the weights' sha256, the input size, the
   opset and the torch version, and checksummed; a damaged file is exported again. Each session is
   checked against the PyTorch model on a seeded probe batch before use (top-1 identical, logits
-  and features within :data:`PROBE_RTOL` relative). On 2 CPU cores its forward pass is about 4x
-  PyTorch eager for EfficientNet-Lite and MobileNet v1 (``benchmarks/bench_extract.py``). Its
+  and features within :data:`PROBE_RTOL` relative). It is several times faster than PyTorch eager
+  for EfficientNet-Lite and MobileNet v1 on the CPU (``benchmarks/bench_extract.py``). Its
   results do not depend on the batch size or the number of threads (bitwise; tested).
 - ``torch``: eager PyTorch, channels-last (oneDNN) on the CPU, on any device. Its cache-key label
   is ``torch`` on the CPU (the label entries written before engines existed implicitly carry) and
