@@ -525,7 +525,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-stages", action="store_true", help="skip the per-stage table")
     ap.add_argument("--profile-cost", default="",
                     help="also extrapolate a study profile's extraction time (e.g. default)")
-    ap.add_argument("--profile-images", type=int, default=32,
+    ap.add_argument("--profile-images", type=int, default=96,
                     help="images per entry for --profile-cost")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="markdown output ('' for none)")
     args = ap.parse_args(argv)
