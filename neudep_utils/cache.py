@@ -174,11 +174,17 @@ class CacheKey:
     mode: str = "full"  # "full" (per-image logits and features) or "moments"
     features: bool = True
     version: int = CACHE_VERSION
+    #: the inference engine's label (:func:`neudep_utils.engines.key_label`): ``torch`` (PyTorch
+    #: on the CPU), ``torch-cuda``, ``onnxruntime <version>; <export>``
+    engine: str = "torch"
 
     def as_dict(self) -> dict:
-        """JSON-able form."""
+        """JSON-able form. ``engine`` is left out when it is ``torch`` (PyTorch on the CPU): the
+        entries written before engines entered the key were computed that way and keep their key."""
         d = dataclasses.asdict(self)
         d["shard"] = list(self.shard) if self.shard else None
+        if d["engine"] == "torch":
+            del d["engine"]
         return d
 
     @property
@@ -383,26 +389,22 @@ class _SafeViews:
 
 
 class _Extractor:
-    """Runs a model over a :class:`ViewDataset` in batches (DataLoader workers, inference mode)."""
+    """Runs a model over a :class:`ViewDataset` in batches: DataLoader workers decode, the
+    engine's runner (:mod:`neudep_utils.engines`) computes logits and features."""
 
-    def __init__(self, loaded, device: str, batch_size: int, num_workers: int, progress: bool,
+    def __init__(self, loaded, runner, batch_size: int, num_workers: int, progress: bool,
                  desc: str):
         self.loaded = loaded
-        self.device = device
+        self.runner = runner
+        self.device = runner.device
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.progress = progress
         self.desc = desc
-        import torch
-
-        self.model = loaded.model.to(device)
-        if device == "cpu":
-            self.model = self.model.to(memory_format=torch.channels_last)
 
     def run(self, dataset: ViewDataset, n_total: int, done: int):
         """Yield ``(logits, features, image_index, view_index, errors)`` numpy batches; ``errors``
         holds '' or the reason an image could not be read (its row is then meaningless)."""
-        import torch
         from torch.utils.data import DataLoader
         from tqdm.auto import tqdm
 
@@ -414,15 +416,11 @@ class _Extractor:
         bar = tqdm(total=n_total, initial=done, desc=self.desc, unit="view",
                    disable=not self.progress, smoothing=0.1, mininterval=1.0)
         try:
-            with torch.inference_mode():
-                for x, img_i, view_i, errs in loader:
-                    x = x.to(self.device, non_blocking=True)
-                    if self.device == "cpu":
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    logits, feats = self.loaded.logits_and_features(x)
-                    bar.update(x.shape[0])
-                    yield (logits.float().cpu().numpy(), feats.float().cpu().numpy(),
-                           img_i.numpy(), view_i.numpy(), np.asarray(errs, dtype=object))
+            for x, img_i, view_i, errs in loader:
+                logits, feats = self.runner(x)
+                bar.update(x.shape[0])
+                yield (logits, feats, img_i.numpy(), view_i.numpy(),
+                       np.asarray(errs, dtype=object))
         finally:
             bar.close()
 
@@ -443,8 +441,13 @@ class ExtractSpec:
 
 
 def make_key(spec: ExtractSpec, manifest: Manifest, loaded=None, weights_sha256: str | None = None,
-             preprocess: dict | None = None) -> CacheKey:
-    """The :class:`CacheKey` of ``spec`` on ``manifest``."""
+             preprocess: dict | None = None, engine: str | None = None) -> CacheKey:
+    """The :class:`CacheKey` of ``spec`` on ``manifest``.
+
+    ``engine``: the engine's key label (:func:`neudep_utils.engines.key_label`); ``None``: the
+    label :func:`extract` uses by default on this machine (before any fallback).
+    """
+    from .engines import default_key_label
     from .models import canonical_name
 
     if loaded is not None:
@@ -459,7 +462,8 @@ def make_key(spec: ExtractSpec, manifest: Manifest, loaded=None, weights_sha256:
     return CacheKey(model=canonical_name(spec.model), weights_sha256=weights_sha256,
                     manifest_digest=manifest.digest, n_images=len(manifest),
                     preprocess=preprocess, views=spec.views.describe(), corruption=spec.corruption,
-                    shard=spec.shard, mode=spec.mode, features=spec.features and spec.mode == "full")
+                    shard=spec.shard, mode=spec.mode, features=spec.features and spec.mode == "full",
+                    engine=default_key_label() if engine is None else engine)
 
 
 def entry_dir(key: CacheKey, cache_dir: Path | None = None) -> Path:
@@ -535,6 +539,7 @@ def extract(
     manifest: Manifest | None = None,
     on_chunk: Callable[[int], None] | None = None,
     dist=None,
+    engine: str | None = None,
 ) -> LogitSet | None:
     """Logits (and features) of ``model`` on an image folder, from the cache or computed once.
 
@@ -547,7 +552,11 @@ def extract(
     images, all-reduce the moments and rank 0 writes the one (unsharded) entry; ranks other than 0
     return ``None``. Images that cannot be read are skipped and recorded (``LogitSet.skipped``).
     ``on_chunk(i)`` is called after each chunk is saved (used by tests to simulate interruptions).
+    ``engine``: ``auto`` (default, or ``$NEUDEP_ENGINE``), ``onnxruntime`` or ``torch``
+    (:mod:`neudep_utils.engines`); the engine is part of the key, and an ``auto`` fallback from
+    ONNX Runtime to PyTorch warns and is recorded in ``meta.json`` (``engine``).
     """
+    from .engines import default_key_label, make_runner
     from .models import canonical_name
 
     if isinstance(views, int):
@@ -577,8 +586,18 @@ def extract(
         check_shard_count(dist.world_size, len(manifest), folder_path,
                           f"torchrun world size {dist.world_size}")
     loaded = _load_model_cached(spec.model)
-    key = make_key(spec, manifest, loaded=loaded)
-    edir = entry_dir(key, Path(cache_dir) if cache_dir else None)
+    cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
+    runner = None
+    if dist is not None:  # every rank builds its runner first: all must use one engine
+        runner = make_runner(loaded, engine, device, cache_root)
+        labels = dist.all_gather(runner.label)
+        if len(set(labels)) > 1:
+            raise CacheError(f"the torchrun ranks would extract with different engines "
+                             f"({sorted(set(labels))}); install the same packages on every node "
+                             "or set NEUDEP_ENGINE=torch for every rank")
+    label = runner.label if runner is not None else default_key_label(engine, device)
+    key = make_key(spec, manifest, loaded=loaded, engine=label)
+    edir = entry_dir(key, cache_root)
     cached = _read_entry(key, edir, manifest)
     if dist is not None:
         cached_everywhere = dist.rank0_says(cached is not None)
@@ -586,6 +605,14 @@ def extract(
             return cached if dist.rank == 0 else None
     elif cached is not None:
         return cached
+    if runner is None:
+        runner = make_runner(loaded, engine, device, cache_root)
+        if runner.label != label:  # fell back (with a warning): the fallback engine's own entry
+            key = make_key(spec, manifest, loaded=loaded, engine=runner.label)
+            edir = entry_dir(key, cache_root)
+            cached = _read_entry(key, edir, manifest)
+            if cached is not None:
+                return cached
     make_dirs(edir)
     workers = _default_workers() if num_workers is None else num_workers
     desc = f"{spec.model} {folder_path.name}" + (f" [{corruption}]" if corruption else "")
@@ -593,12 +620,12 @@ def extract(
         desc += f" shard {spec.shard[0]}/{spec.shard[1]}"
     if dist is not None:
         desc += f" rank {dist.rank}/{dist.world_size}"
-    ex = _Extractor(loaded, device, batch_size, workers, progress, desc)
+    ex = _Extractor(loaded, runner, batch_size, workers, progress, desc)
     idx = shard_indices(len(manifest), spec.shard)
     labelled = label_mode == "wnid"
     extra: dict = {"folder": str(folder_path), "model": spec.model,
                    "weights_source": loaded.weights_source, "device": device, "world_size": 1,
-                   "n_requested": int(len(idx))}
+                   "n_requested": int(len(idx)), "engine": runner.meta}
     if mode == "moments" and dist is not None:
         return _extract_moments_distributed(ex, spec, manifest, idx, edir, chunk_images, on_chunk,
                                             dist, key, extra)
@@ -872,13 +899,17 @@ def _extract_moments_distributed(ex: _Extractor, spec: ExtractSpec, manifest: Ma
 def merge_shards(model: str, folder: str | os.PathLike[str], n_shards: int,
                  views: int | ViewSpec = 0, *, seed: int = 0, label_mode: str = "wnid",
                  corruption: str | None = None, mode: str = "full", features: bool = True,
-                 cache_dir: str | os.PathLike[str] | None = None) -> LogitSet:
+                 cache_dir: str | os.PathLike[str] | None = None, engine: str | None = None,
+                 device: str | None = None) -> LogitSet:
     """Merge the cache entries of shards ``0/N .. N-1/N`` into the unsharded entry.
 
     The merged moments are the sums of the shards' moments; per-image arrays are concatenated in
-    manifest order, and the shards' skipped images are kept. Raises :class:`CacheError` naming the
-    missing shards.
+    manifest order, and the shards' skipped images are kept. ``engine``/``device`` as given to
+    :func:`extract` for the shards: all shards must come from one engine, which the merged entry
+    keeps (with ``auto``, the PyTorch fallback's shards are merged when the default engine has
+    none). Raises :class:`CacheError` naming the missing shards.
     """
+    from .engines import default_key_label, key_label, requested_engine
     from .models import canonical_name
 
     if int(n_shards) < 1:
@@ -892,18 +923,30 @@ def merge_shards(model: str, folder: str | os.PathLike[str], n_shards: int,
     base = ExtractSpec(model=canonical_name(model), folder=folder_path, views=views,
                        label_mode=label_mode, corruption=corruption, mode=mode, features=features)
     cdir = Path(cache_dir) if cache_dir else None
-    parts, missing = [], []
-    for k in range(n_shards):
-        key = make_key(dataclasses.replace(base, shard=(k, n_shards)), manifest, loaded=loaded)
-        ent = _read_entry(key, entry_dir(key, cdir), manifest)
-        (missing.append(f"{k}/{n_shards}") if ent is None else parts.append(ent))
+    device = resolve_device(device)
+    labels_tried = [default_key_label(engine, device)]
+    if requested_engine(engine) == "auto" and key_label("torch", device) not in labels_tried:
+        labels_tried.append(key_label("torch", device))
+    found = []  # (label, parts, missing) per engine label tried
+    for label in labels_tried:
+        parts, missing = [], []
+        for k in range(n_shards):
+            key = make_key(dataclasses.replace(base, shard=(k, n_shards)), manifest, loaded=loaded,
+                           engine=label)
+            ent = _read_entry(key, entry_dir(key, cdir), manifest)
+            (missing.append(f"{k}/{n_shards}") if ent is None else parts.append(ent))
+        found.append((label, parts, missing))
+        if not missing:
+            break
+    label, parts, missing = found[-1] if not found[-1][2] else found[0]
     if missing:
         raise CacheError(
             f"cannot merge: shard(s) {', '.join(missing)} of {canonical_name(model)} on "
-            f"{folder_path} are not extracted; run `python -m neudep_utils extract --model {model} "
-            f"--data {folder_path} --shard k/{n_shards}` for each"
+            f"{folder_path} are not extracted with engine {labels_tried[0]!r}; run `python -m "
+            f"neudep_utils extract --model {model} --data {folder_path} --shard k/{n_shards}` for "
+            "each (with the same engine: NEUDEP_ENGINE)"
         )
-    key = make_key(base, manifest, loaded=loaded)
+    key = make_key(base, manifest, loaded=loaded, engine=label)
     edir = entry_dir(key, cdir)
     mom = parts[0].moments
     for p in parts[1:]:
@@ -925,6 +968,7 @@ def merge_shards(model: str, folder: str | os.PathLike[str], n_shards: int,
                                          "n_requested": len(manifest),
                                          "model": base.model, "merged_from": n_shards, "top1": top1,
                                          "weights_source": loaded.weights_source, "world_size": 1,
+                                         "engine": parts[0].meta.get("engine", {"name": "torch"}),
                                          "skipped_images": [list(x) for x in skipped]})
     return LogitSet(key=key, path=edir, logits=arrays.get("logits"), features=arrays.get("features"),
                     labels=labels, image_ids=tuple(manifest.relpaths[i] for i in index),
