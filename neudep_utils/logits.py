@@ -38,14 +38,15 @@ def read_entry(model: str, folder: str | os.PathLike[str], views: int = 0, **kw)
         "n_images": int(ls.meta.get("n_images", len(ls))), "key_digest": key.digest,
         "manifest_digest": key.manifest_digest, "weights_sha256": key.weights_sha256,
         "entry": f"{ls.path.parent.name}/{ls.path.name}", "data_sha256": ls.meta.get("data_sha256"),
-        "top1": ls.meta.get("top1"), "skipped": len(ls.skipped)})
+        "top1": ls.meta.get("top1"), "skipped": len(ls.skipped),
+        "engine": key.engine})
     return ls
 
 
 def entries_read() -> list[dict]:
     """The cache entries read through :func:`read_entry` in this process (one record each: model,
     folder, views, mode, corruption, key and manifest digests, weights sha256, entry folder,
-    data sha256, top-1)."""
+    data sha256, top-1, the engine's cache-key label)."""
     return list(_READ.values())
 
 

@@ -284,17 +284,18 @@ def reproducibility_page(profile: str, results: dict[str, dict[str, Any]], outpu
     lines += ["", "## Logit cache entries read", "",
               "Every content-addressed entry (`<model>/<first 16 hex digits of the key's "
               "sha256>`) a notebook read, as the notebook recorded it; extracted by "
-              f"`make logits PROFILE={profile}`.", "",
-              "| model | folder | views | corruption | mode | images | entry | manifest digest "
-              "| data.npz sha256 | read by |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              f"`make logits PROFILE={profile}`. The engine (ONNX Runtime or PyTorch) is part of "
+              "the key: engines agree to 1e-4 relative, not bitwise (see Performance).", "",
+              "| model | folder | views | corruption | mode | images | engine | entry "
+              "| manifest digest | data.npz sha256 | read by |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for e in sorted(entries.values(), key=lambda e: (e["model"], e["folder"],
                                                      str(e.get("corruption")))):
         lines.append(
             f"| `{e['model']}` | `{Path(str(e['folder'])).name}` | {e['views']} | "
             f"{md_cell(e.get('corruption') or 'none')} | {e['mode']} | {e['n_images']}"
             + (f" ({e['skipped']} unreadable, excluded)" if e.get("skipped") else "") + " | "
-            f"`{e['entry']}` | `{e['manifest_digest'][:16]}` | "
+            f"{md_cell(e.get('engine', 'torch'))} | `{e['entry']}` | `{e['manifest_digest'][:16]}` | "
             f"`{str(e.get('data_sha256') or '')[:16]}` | "
             f"{', '.join(sorted(set(readers[e['key_digest']])))} |")
     lines += ["", "## Notebook run times", "",

@@ -31,7 +31,8 @@ rn = _load("run_notebooks")
 ENTRY = {"model": "efficientnet_lite0", "folder": "/data/imagenet-val", "views": 2,
          "mode": "full", "corruption": None, "n_images": 1000, "key_digest": "ab" * 32,
          "manifest_digest": "cd" * 32, "weights_sha256": "ef" * 32,
-         "entry": "efficientnet_lite0/abababababababab", "data_sha256": "12" * 32, "top1": 0.84}
+         "entry": "efficientnet_lite0/abababababababab", "data_sha256": "12" * 32, "top1": 0.84,
+         "engine": "onnxruntime 1.32.0; opset 18"}
 
 
 def _verdict(cid: str, level: str) -> verdicts.Verdict:
@@ -126,7 +127,7 @@ def test_reproducibility_page_from_provenance(tmp_path: Path, monkeypatch) -> No
     (data / "MANIFEST.sha256").write_text("x  a.jpg\n")
     page = bp.reproducibility_page("smoke", bp.load_results(out), out, data)
     assert "| `efficientnet_lite0` | `imagenet-val` | 2 | none | full | 1000 | " \
-           "`efficientnet_lite0/abababababababab` | `cdcdcdcdcdcdcdcd` | `1212121212121212` " \
+           "onnxruntime 1.32.0; opset 18 | `efficientnet_lite0/abababababababab` | `cdcdcdcdcdcdcdcd` | `1212121212121212` " \
            "| 01 |" in page
     assert f"| `efficientnet_lite0` | `{'ef' * 32}` |" in page
     assert "| 01_single_model | ok | 3.2 |" in page
