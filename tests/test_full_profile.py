@@ -72,7 +72,7 @@ def test_full_profile_end_to_end(tmp_path: Path, data_root: Path):
     n_classes = int(os.environ.get("NEUDEP_FULL_CLASSES", "30"))
     imagenet = build_imagenet_layout(data_root, tmp_path / "imagenet", n_classes)
     repo = tmp_path / "repo"
-    for part in ("neudep_utils", "notebooks", "scripts", "book"):
+    for part in ("neudep_utils", "notebooks", "scripts", "book", "benchmarks/results"):
         shutil.copytree(REPO / part, repo / part, ignore=shutil.ignore_patterns(
             "_build", "executed", "generated", "__pycache__", ".ipynb_checkpoints"))
     cache = Path(os.environ.get("NEUDEP_CACHE") or tmp_path / "cache")
