@@ -61,6 +61,16 @@ PATH_RATIOS = np.geomspace(1.0, 0.05, 20)
 RATIOS = (0.3, 0.1, 0.03)
 
 
+
+def load_words(max_load: float) -> str:
+    """What the load average says about the run: the benchmark's own threads keep it at or below
+    the core count; above that, other jobs shared the machine."""
+    cores = os.cpu_count() or 1
+    if max_load > cores + 0.5:
+        return (f"above the {cores} cores, so other jobs shared the machine: treat the ratios as "
+                "indicative")
+    return f"at most about the {cores} cores the benchmark itself uses: no other heavy job ran"
+
 def random_decaying_psd(n: int = 1000, seed: int = 0, decay: float = 60.0) -> np.ndarray:
     """Seeded random PSD matrix with eigenvalues 100 * exp(-k / decay) (nearly singular)."""
     rng = np.random.default_rng(seed)
@@ -499,8 +509,8 @@ def main(argv: list[str] | None = None) -> None:
         f"Measured by `{shlex.join(['python', 'benchmarks/bench_covlasso.py', *cmdline])}` "
         f"in one run on {platform.machine()} with {os.cpu_count()} CPU cores; 1-minute load "
         f"average between {min(loads):.1f} and {max(loads):.1f} during the run (sampled at its "
-        "start, after each setting and at its end; the machine was shared with other jobs, so "
-        f"treat the ratios as indicative). Medians of {repeats} interleaved repeats. "
+        f"start, after each setting and at its end; {load_words(max(loads))}). "
+        f"Medians of {repeats} interleaved repeats. "
         f"Ours: one batched call for all n targets with numba's {numba.get_num_threads()} threads "
         "('ours, 1 thread': the same on one thread), certified to a relative duality gap of 1e-8, "
         "input checks included (the PSD check of S is remembered by the SHA-256 of its bytes "

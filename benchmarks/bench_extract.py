@@ -428,8 +428,7 @@ def report(args, header: dict, e2e: list[dict], fwd: list[dict], st: list[dict],
         f"Measured by `{header['command']}` on {header['machine']}, {header['cores']} CPU "
         f"cores, torch {header['torch']} ({header['threads']} threads), onnxruntime "
         f"{header['ort']}; load average (1/5/15 min) {header['load_before']} at the start and "
-        f"{header['load_end']} at the end (other jobs shared the machine: read the ratios, not the "
-        "absolute rates). "
+        f"{header['load_end']} at the end ({header['load_words']}). "
         f"{args.images} `{args.data}` images, batch {args.batch_size}, "
         f"{args.repeats} interleaved runs per path, medians.",
         "",
@@ -579,6 +578,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"extraction cost of the {args.profile_cost} profile:", flush=True)
             pc = profile_cost(args.profile_cost, args.profile_images, cache_dir)
     header["load_end"] = loadavg()
+    peak = max(float(h.split(" / ")[0]) for h in (header["load_before"], header["load_end"]))
+    header["load_words"] = (
+        "other jobs shared the machine: read the ratios, not the absolute rates"
+        if peak > (os.cpu_count() or 1) + 0.5 else
+        "at most about the core count, i.e. the benchmark's own work: no other heavy job ran")
     text = report(args, header, e2e, fwd, st, draft, pc, wk)
     print()
     print(text)
