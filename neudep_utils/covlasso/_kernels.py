@@ -40,7 +40,7 @@ from numba import njit, prange
 from ._anderson import K as ANDERSON_K
 from ._anderson import anderson_combine, anderson_weights
 from ._linalg import FASTMATH, chol_append_rows, chol_delete, chol_solve
-from .certificates import _gap_terms
+from .certificates import _gap_terms, gap_sums
 
 _EPS = 2.220446049250313e-16
 #: a partial pass reads one row of S per candidate in J (a gather at the support), a full pass
@@ -55,28 +55,35 @@ PARTIAL_RATIO = 8
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
+def next_four(th, a, k):  # pragma: no cover - numba
+    """From position ``a``: the positions of the next four non-zero ``th[:k]`` (-1 where fewer
+    remain) and the position after the last one scanned."""
+    j0 = -1
+    j1 = -1
+    j2 = -1
+    j3 = -1
+    while a < k and j3 < 0:
+        if th[a] != 0.0:
+            if j0 < 0:
+                j0 = a
+            elif j1 < 0:
+                j1 = a
+            elif j2 < 0:
+                j2 = a
+            else:
+                j3 = a
+        a += 1
+    return a, j0, j1, j2, j3
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
 def recompute_q(G, k, th, qA):  # pragma: no cover - numba
     """``qA[:k] = G[:k, :k] th[:k]`` from scratch (zero coefficients skipped, 4 rows at a time)."""
     for u in range(k):
         qA[u] = 0.0
     a = 0
     while a < k:
-        # the next four non-zero coefficients
-        j0 = -1
-        j1 = -1
-        j2 = -1
-        j3 = -1
-        while a < k and j3 < 0:
-            if th[a] != 0.0:
-                if j0 < 0:
-                    j0 = a
-                elif j1 < 0:
-                    j1 = a
-                elif j2 < 0:
-                    j2 = a
-                else:
-                    j3 = a
-            a += 1
+        a, j0, j1, j2, j3 = next_four(th, a, k)
         if j3 >= 0:
             w0 = th[j0]
             w1 = th[j1]
@@ -100,21 +107,7 @@ def full_pass(S, A, th, k, q):  # pragma: no cover - numba
         q[u] = 0.0
     a = 0
     while a < k:
-        j0 = -1
-        j1 = -1
-        j2 = -1
-        j3 = -1
-        while a < k and j3 < 0:
-            if th[a] != 0.0:
-                if j0 < 0:
-                    j0 = a
-                elif j1 < 0:
-                    j1 = a
-                elif j2 < 0:
-                    j2 = a
-                else:
-                    j3 = a
-            a += 1
+        a, j0, j1, j2, j3 = next_four(th, a, k)
         if j3 >= 0:
             w0 = th[j0]
             w1 = th[j1]
@@ -154,25 +147,7 @@ def w_gap(sA, qA, th, k, sii, lam, dmax, gout):  # pragma: no cover - numba
     ``max_j |g_j|``, so this is the full-problem certificate when ``gout`` is exact (or a proven
     bound not above ``gW``), and the working-set subproblem's certificate with ``gout = 0``.
     """
-    l1 = 0.0
-    ts = 0.0
-    tq = 0.0
-    tg = 0.0
-    ats = 0.0
-    gW = 0.0
-    for j in range(k):
-        sj = sA[j]
-        g = sj - qA[j]
-        ag = abs(g)
-        if ag > gW:
-            gW = ag
-        tj = th[j]
-        if tj != 0.0:
-            l1 += abs(tj)
-            ts += tj * sj
-            ats += abs(tj * sj)
-            tq += tj * qA[j]
-            tg += tj * g
+    l1, ts, ats, tq, tg, gW = gap_sums(sA, qA, th, None, k)
     scale = sii + 2.0 * ats + l1 * l1 * dmax
     P, gap, noise = _gap_terms(sii, lam, l1, ts, tq, tg, max(gW, gout), scale)
     return P, gap, noise, gW

@@ -56,14 +56,10 @@ def _gap_terms(sii, lam, l1, ts, tq, tg, gmax, scale):  # pragma: no cover - num
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def gap_kernel(s, q, theta, allowed, sii, lam, dmax):  # pragma: no cover - numba
-    """Objective, duality gap and rounding floor ``(P, gap, noise)`` of one target.
-
-    ``s = S[:, i]``, ``q = S theta`` and ``theta`` are vectors over the same coordinates: either
-    all ``n`` (then ``allowed`` (n,) masks the coordinates the dual constraint covers) or a working
-    set (then ``allowed`` is None and every coordinate counts). ``dmax = max_j S_jj``.
-    """
-    k = theta.shape[0]
+def gap_sums(s, q, theta, allowed, k):  # pragma: no cover - numba
+    """The sums a certificate needs over the first ``k`` coordinates (those ``allowed`` masks in,
+    every one when it is None): ``(|theta|_1, theta.s, sum |theta_j s_j|, theta.q, theta.g,
+    max |g_j|)`` with ``g = s - q``."""
     l1 = 0.0
     ts = 0.0
     tq = 0.0
@@ -86,6 +82,18 @@ def gap_kernel(s, q, theta, allowed, sii, lam, dmax):  # pragma: no cover - numb
             ats += abs(tj * sj)
             tq += tj * q[j]
             tg += tj * g
+    return l1, ts, ats, tq, tg, gmax
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def gap_kernel(s, q, theta, allowed, sii, lam, dmax):  # pragma: no cover - numba
+    """Objective, duality gap and rounding floor ``(P, gap, noise)`` of one target.
+
+    ``s = S[:, i]``, ``q = S theta`` and ``theta`` are vectors over the same coordinates: either
+    all ``n`` (then ``allowed`` (n,) masks the coordinates the dual constraint covers) or a working
+    set (then ``allowed`` is None and every coordinate counts). ``dmax = max_j S_jj``.
+    """
+    l1, ts, ats, tq, tg, gmax = gap_sums(s, q, theta, allowed, theta.shape[0])
     scale = sii + 2.0 * ats + l1 * l1 * dmax
     return _gap_terms(sii, lam, l1, ts, tq, tg, gmax, scale)
 
