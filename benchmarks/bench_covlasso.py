@@ -49,6 +49,7 @@ import numpy as np
 from numba import njit, prange
 
 from neudep_utils import covlasso as cl
+from neudep_utils import moments
 from neudep_utils.covlasso.certificates import gap_kernel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def random_decaying_psd(n: int = 1000, seed: int = 0, decay: float = 60.0) -> np
     rng = np.random.default_rng(seed)
     q, _ = np.linalg.qr(rng.standard_normal((n, n)))
     w = 100.0 * np.exp(-np.arange(n) / decay)
-    return cl._symmetrize((q * w) @ q.T)
+    return moments.symmetrize((q * w) @ q.T)
 
 
 def factor(S: np.ndarray) -> np.ndarray:
@@ -489,7 +490,7 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     load0 = os.getloadavg()
     for label, S in mats:
-        S = cl._symmetrize(np.asarray(S, float))
+        S = moments.symmetrize(np.asarray(S, float))
         n = S.shape[0]
         rng = np.random.default_rng(1)
         sample = (np.arange(n) if sample_n <= 0 or sample_n >= n

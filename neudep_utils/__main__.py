@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.cmd == "extract":
-        from . import distributed
+        from . import _dist as distributed
 
         t0 = time.perf_counter()
         ctx = distributed.init_from_env(args.device) if distributed.launched_by_torchrun() else None

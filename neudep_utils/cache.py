@@ -548,7 +548,7 @@ def extract(
     transform (e.g. an ImageNet-C corruption); the name enters the cache key. ``shard``: ``"k/N"``
     extracts a contiguous block of images; :func:`merge_shards` combines the N parts.
     ``mode="moments"`` keeps only the streamed moments (count, sum f, sum f f^T) for huge folders.
-    ``dist``: a :class:`neudep_utils.distributed.DistContext` (``torchrun``): the ranks split the
+    ``dist``: a :class:`neudep_utils._dist.DistContext` (``torchrun``): the ranks split the
     images, all-reduce the moments and rank 0 writes the one (unsharded) entry; ranks other than 0
     return ``None``. Images that cannot be read are skipped and recorded (``LogitSet.skipped``).
     ``on_chunk(i)`` is called after each chunk is saved (used by tests to simulate interruptions).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["second_moment", "second_moment_from_sums"]
+__all__ = ["second_moment", "second_moment_from_sums", "symmetrize"]
 
 
 def second_moment(logits: np.ndarray, center: bool = False) -> np.ndarray:
@@ -43,7 +43,7 @@ def second_moment(logits: np.ndarray, center: bool = False) -> np.ndarray:
     if center:
         x = x - x.mean(axis=0, keepdims=True)
     s = (x.T @ x) / x.shape[0]
-    return _symmetrize(s)
+    return symmetrize(s)
 
 
 def second_moment_from_sums(
@@ -88,9 +88,9 @@ def second_moment_from_sums(
     if center:
         mu = sf / float(count)
         s = s - np.outer(mu, mu)
-    return _symmetrize(s)
+    return symmetrize(s)
 
 
-def _symmetrize(s: np.ndarray) -> np.ndarray:
+def symmetrize(s: np.ndarray) -> np.ndarray:
     """``(s + s^T) / 2`` as a C-contiguous array (exactly symmetric)."""
     return np.ascontiguousarray(0.5 * (s + s.T))

@@ -236,9 +236,9 @@ REGULARIZERS = ("none", "l2sp", "dep_weaken", "dep_consistency")
 def dependency_matrix(logits: np.ndarray, lam_ratio: float, tol: float = 1e-6) -> np.ndarray:
     """CovLasso dependencies of every category on the others, ``Theta`` (n, n) (row i = theta_i),
     from the centred covariance of ``logits`` (rows) at ``lam = lam_ratio * lam_max``."""
-    from . import covlasso
+    from . import covlasso, moments
 
-    C = covlasso.second_moment(np.asarray(logits, dtype=np.float64), center=True)
+    C = moments.second_moment(np.asarray(logits, dtype=np.float64), center=True)
     lams = covlasso.relative_lams(C, lam_ratio)[0]
     return covlasso.solve(C, lams, tol=tol, warn=False).coef
 

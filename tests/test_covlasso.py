@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neudep_utils import covlasso as cl
+from neudep_utils import moments
 
 
 def random_psd(n: int, rank: int | None = None, decay: float | None = None, seed: int = 0):
@@ -16,7 +17,7 @@ def random_psd(n: int, rank: int | None = None, decay: float | None = None, seed
     r = n if rank is None else rank
     q, _ = np.linalg.qr(rng.standard_normal((n, r)))
     w = np.exp(-np.arange(r) / decay) if decay else rng.uniform(0.5, 2.0, r)
-    return cl._symmetrize((q * w) @ q.T)
+    return moments.symmetrize((q * w) @ q.T)
 
 
 def logit_cov(n: int, d: int, N: int, seed: int = 0, center: bool = False):
@@ -25,7 +26,7 @@ def logit_cov(n: int, d: int, N: int, seed: int = 0, center: bool = False):
     feats = np.maximum(rng.standard_normal((N, d)) @ rng.standard_normal((d, d)) / np.sqrt(d), 0)
     W = rng.standard_normal((n, d)) / np.sqrt(d)
     b = 0.1 * rng.standard_normal(n)
-    return cl.second_moment(feats @ W.T + b, center=center)
+    return moments.second_moment(feats @ W.T + b, center=center)
 
 
 MATS = {
@@ -123,7 +124,7 @@ def test_candidates_1d_2d_and_cross_model():
     N, m = 500, 40
     fa = rng.standard_normal((N, 20)) @ rng.standard_normal((20, m))
     fb = fa + 0.3 * rng.standard_normal((N, m))
-    S = cl.second_moment(np.hstack([fa, fb]))
+    S = moments.second_moment(np.hstack([fa, fb]))
     n = 2 * m
     blockB = np.zeros(n, bool)
     blockB[m:] = True
@@ -199,12 +200,12 @@ def test_sklearn_reference_agrees(method):
 def test_second_moment_and_sums():
     rng = np.random.default_rng(0)
     f = rng.standard_normal((50, 6)) + 2.0
-    S = cl.second_moment(f)
+    S = moments.second_moment(f)
     np.testing.assert_allclose(S, f.T @ f / 50)
-    C = cl.second_moment(f, center=True)
+    C = moments.second_moment(f, center=True)
     np.testing.assert_allclose(C, np.cov(f.T, bias=True), atol=1e-12)
-    S2 = cl.second_moment_from_sums(50, f.sum(0), f.T @ f)
-    C2 = cl.second_moment_from_sums(50, f.sum(0), f.T @ f, center=True)
+    S2 = moments.second_moment_from_sums(50, f.sum(0), f.T @ f)
+    C2 = moments.second_moment_from_sums(50, f.sum(0), f.T @ f, center=True)
     np.testing.assert_allclose(S2, S)
     np.testing.assert_allclose(C2, C, atol=1e-12)
     rr = cl.relative_residual(C, np.zeros((6, 6)))
@@ -214,12 +215,11 @@ def test_second_moment_and_sums():
 def test_public_names_and_one_second_moment():
     """Every public name stays importable from the package; the moments have one home."""
     import neudep_utils.covlasso as pkg
-    from neudep_utils import moments
 
     for name in pkg.__all__:
         assert name == "PSD_RTOL" or callable(getattr(pkg, name)), name
-    assert cl.second_moment is moments.second_moment
-    assert cl.second_moment_from_sums is moments.second_moment_from_sums
+    # one home for the moment matrix: covlasso takes S, it does not build it
+    assert not hasattr(pkg, "second_moment") and not hasattr(pkg, "second_moment_from_sums")
 
 
 def test_validation_errors():
@@ -286,7 +286,7 @@ def psd_problems(draw):
 @given(psd_problems())
 def test_kkt_property(prob):
     S, ratio = prob
-    S = cl._symmetrize(S)
+    S = moments.symmetrize(S)
     n = S.shape[0]
     lm = cl.lam_max(S)
     lam = np.maximum(ratio * lm, 1e-6)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from neudep_utils import covlasso as cl
+from neudep_utils import moments
 from neudep_utils.covlasso import _validate as V
 from neudep_utils.covlasso._kernels import lam_max_rows, solve_batch
 
@@ -17,13 +18,13 @@ def logit_cov(n: int, d: int, N: int, seed: int, scale: float = 1.0) -> np.ndarr
     rng = np.random.default_rng(seed)
     feats = np.maximum(rng.standard_normal((N, d)) @ rng.standard_normal((d, d)) / np.sqrt(d), 0)
     W = rng.standard_normal((n, d)) / np.sqrt(d)
-    return scale * cl.second_moment(feats @ W.T + 0.1 * rng.standard_normal(n))
+    return scale * moments.second_moment(feats @ W.T + 0.1 * rng.standard_normal(n))
 
 
 def decaying(n: int, seed: int, decay: float) -> np.ndarray:
     rng = np.random.default_rng(seed)
     q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    return cl._symmetrize((q * np.exp(-np.arange(n) / decay)) @ q.T)
+    return moments.symmetrize((q * np.exp(-np.arange(n) / decay)) @ q.T)
 
 
 MATS = {

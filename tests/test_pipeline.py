@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neudep_utils import bootstrap, crossmodel, dependencies, logits, metrics, taxonomy
+from neudep_utils import bootstrap, crossmodel, dependencies, logits, metrics, moments, taxonomy
 from neudep_utils import covlasso as cl
 from neudep_utils import folds as folding
 
@@ -55,7 +55,7 @@ def test_crossfit_disjoint_and_moments():
         assert np.intersect1d(f.fit_idx, f.eval_idx).size == 0
         X = d.logits[f.fit_idx].reshape(-1, d.logits.shape[2]).astype(float)
         assert f.n_fit_rows == X.shape[0] == 2 * f.fit_idx.size  # all views in the fit
-        np.testing.assert_allclose(f.S, cl.second_moment(X, center=True), atol=1e-10)
+        np.testing.assert_allclose(f.S, moments.second_moment(X, center=True), atol=1e-10)
         np.testing.assert_allclose(f.mu, X.mean(0), atol=1e-12)
     centre_only = folding.crossfit(d, 2, seed=0, fit_views=False)
     assert centre_only[0].n_fit_rows == centre_only[0].fit_idx.size
@@ -65,7 +65,7 @@ def test_fold_from_moments():
     d = synthetic()
     X = d.logits.reshape(-1, d.logits.shape[2]).astype(float)
     f = folding.fold_from_moments(X.shape[0], X.sum(0), X.T @ X, np.arange(10), center=True)
-    np.testing.assert_allclose(f.S, cl.second_moment(X, center=True), atol=1e-9)
+    np.testing.assert_allclose(f.S, moments.second_moment(X, center=True), atol=1e-9)
     assert f.fit_idx is None and f.n_fit_rows == X.shape[0]
 
 
@@ -163,7 +163,7 @@ def test_least_squares_collinear_partners_finite():
     X = rng.standard_normal((200, 6))
     X[:, 2] = X[:, 1]  # duplicate column
     X[:, 0] = X[:, 1] + 0.1 * rng.standard_normal(200)
-    fold = folding.Fold(cl.second_moment(X, center=True), X.mean(0), True, np.arange(10), None, 200)
+    fold = folding.Fold(moments.second_moment(X, center=True), X.mean(0), True, np.arange(10), None, 200)
     dep = dependencies.least_squares_on_support(fold, np.array([0]), np.array([[1, 2]]))
     c = dep.dense()[0]
     assert np.all(np.isfinite(c))
@@ -174,7 +174,7 @@ def test_least_squares_collinear_partners_finite():
 def test_dense_least_squares_and_drop():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((300, 12))
-    fold = folding.Fold(cl.second_moment(X, center=True), X.mean(0), True, np.arange(5), None, 300)
+    fold = folding.Fold(moments.second_moment(X, center=True), X.mean(0), True, np.arange(5), None, 300)
     dep = dependencies.dense_least_squares(fold, np.array([3]))
     others = np.setdiff1d(np.arange(12), [3])
     ref = np.linalg.solve(fold.S[np.ix_(others, others)], fold.S[others, 3])
@@ -218,7 +218,7 @@ def test_dense_least_squares_is_min_norm_on_singular_moments(case):
         H = rng.standard_normal((300, 12))  # width 12 < n: rank 12 after centring
         X = H @ rng.standard_normal((12, n)) + rng.standard_normal(n)
         X = X * {"low-rank head": 1.0, "scale 1e-6": 1e-6, "scale 1e6": 1e6}[case]
-    S = cl.second_moment(X, center=True)
+    S = moments.second_moment(X, center=True)
     fold = folding.Fold(S, X.mean(0), True, np.arange(3), None, X.shape[0])
     targets = np.array([0, 5, 17])
     dep = dependencies.dense_least_squares(fold, targets)
@@ -247,7 +247,7 @@ def test_dense_least_squares_exact_dependency_held_out():
     W, b = rng.standard_normal((60, 20)), rng.standard_normal(60)
     X = rng.standard_normal((400, 20)) @ W.T + b
     fit, ev = np.arange(300), np.arange(300, 400)
-    S = cl.second_moment(X[fit], center=True)
+    S = moments.second_moment(X[fit], center=True)
     fold = folding.Fold(S, X[fit].mean(0), True, ev, fit, 300)
     dep = dependencies.dense_least_squares(fold, np.arange(60))
     err = dep.predict(X[ev]) - X[ev]

@@ -20,15 +20,12 @@ Layout
 - :mod:`.certificates`: :func:`objective`, :func:`duality_gap` and the gap kernel.
 - :mod:`.reference`: :func:`psd_factor`, :func:`solve_cvxpy`, :func:`solve_sklearn` (tests and
   benchmarks).
-- :func:`second_moment` and :func:`second_moment_from_sums` live in :mod:`neudep_utils.moments`
-  and are re-exported here.
+- The moment matrix itself (``S`` from logits or streamed sums) is built by
+  :mod:`neudep_utils.moments`, its one home.
 """
 
 from __future__ import annotations
 
-# ``_symmetrize`` (private) stays reachable as ``covlasso._symmetrize`` for existing callers.
-from ..moments import _symmetrize as _symmetrize
-from ..moments import second_moment, second_moment_from_sums
 from ._validate import PSD_RTOL, allowed_mask, check_psd
 from .api import (
     CovLassoPath,
@@ -61,8 +58,6 @@ __all__ = [
     "relative_lams",
     "relative_residual",
     "residual",
-    "second_moment",
-    "second_moment_from_sums",
     "solve",
     "solve_cvxpy",
     "solve_sklearn",

@@ -193,7 +193,8 @@ def _check_psd(a: np.ndarray, tol: float) -> None:
     if not scale > 0:  # a zero diagonal: PSD only when S is zero
         if np.any(a != 0):
             raise ValueError("S is not positive semidefinite: its diagonal is zero but it has "
-                             "non-zero entries; build S from logits (covlasso.second_moment)")
+                             "non-zero entries; build S from logits "
+                             "(neudep_utils.moments.second_moment)")
         return
     shift = float(tol) * scale
     shifted = a.copy()
@@ -210,8 +211,8 @@ def _check_psd(a: np.ndarray, tol: float) -> None:
         f"S is not positive semidefinite: its smallest eigenvalue is {w0:.4g} "
         f"({w0 / scale:.2g} x trace(S)), below the tolerance -{tol:g} x trace(S); the CovLasso "
         "objective is then unbounded below and no solution can be certified. Build S from "
-        "logits (covlasso.second_moment / second_moment_from_sums), or project it onto the PSD "
-        "cone (clip its negative eigenvalues) if the defect is known to be harmless"
+        "logits (neudep_utils.moments.second_moment / second_moment_from_sums), or project it "
+        "onto the PSD cone (clip its negative eigenvalues) if the defect is known to be harmless"
     )
 
 
