@@ -60,7 +60,7 @@ def loadavg() -> str:
 
 def max_rel(a: np.ndarray, ref: np.ndarray) -> float:
     """Largest per-image ``max|a - ref| / max|ref|``."""
-    from neudep_utils.engines import max_rel_diff
+    from neudep_utils.models.engines import max_rel_diff
 
     return max_rel_diff(a, ref)
 
@@ -154,7 +154,7 @@ def preprocessed(loaded, paths: list):
     """The evaluation view of every image as one float tensor (not timed)."""
     import torch
 
-    from neudep_utils.data import open_image
+    from neudep_utils.images import open_image
 
     pp = loaded.preprocess
     return torch.stack([pp.to_tensor(pp.eval_geometric(open_image(p))) for p in paths])
@@ -164,7 +164,7 @@ def forward_only(model: str, paths: list, args, cache_dir: Path) -> dict:
     """Images/second of each engine's forward pass (batch ``args.batch_size``), interleaved."""
     import torch
 
-    from neudep_utils import engines
+    from neudep_utils.models import engines
 
     loaded = fresh_model(model)
     x = preprocessed(loaded, paths)
@@ -252,7 +252,7 @@ def stages(folder_name: str, manifest, loaded) -> dict:
 def worker_configs(model: str, folder, manifest, args, cache_dir: Path) -> list[dict]:
     """``extract`` with the default engine and 0, 1, 2 DataLoader workers, and with ONNX Runtime's
     threads busy-waiting (2 workers); interleaved, medians; whether the logits are identical."""
-    from neudep_utils import engines
+    from neudep_utils.models import engines
 
     configs = [("0 workers", 0, False), ("1 worker", 1, False), ("2 workers", 2, False),
                ("2 workers, ONNX Runtime threads spinning", 2, True)]
@@ -291,8 +291,8 @@ def jpeg_draft(manifest, model: str, cache_dir: Path) -> dict:
     """Time and logit agreement of draft decoding against the full decode (ONNX Runtime)."""
     import torch
 
-    from neudep_utils import engines
-    from neudep_utils.data import open_image
+    from neudep_utils.images import open_image
+    from neudep_utils.models import engines
 
     loaded = fresh_model(model)
     pp = loaded.preprocess
@@ -348,22 +348,26 @@ def profile_cost(profile: str, k: int, cache_dir: Path) -> dict:
     Each entry's time is ``t1 + (tk - t1) / (k - 1) * (n - 1)``: ``t1`` an extraction of its first
     image (the per-call start-up: DataLoader workers, first batches), ``tk`` of the ``k`` images,
     ``n`` its images. The one-time ONNX export of each model is timed into an empty folder."""
-    from neudep_utils import engines
-    from neudep_utils.cache import _load_model_cached, extract
-    from neudep_utils.data import resolve_folder, scan_folder
-    from neudep_utils.study import get_profile
+    from neudep_utils.cache import extract
+    from neudep_utils.images import resolve_folder, scan_folder
+    from neudep_utils.images.corruptions import corruption_fn, subset_manifest
+    from neudep_utils.models import engines, load_model_cached
+    from neudep_utils.profiles import get_profile
 
     rows, exports = [], {}
     for ex in get_profile(profile).extractions():
         kw = ex.kwargs()
-        manifest = kw.pop("manifest", None)
-        if manifest is None:
-            manifest = scan_folder(resolve_folder(ex.folder), label_mode=ex.label_mode)
+        subset, corruption = kw.pop("subset"), kw.pop("corruption")
+        if corruption is not None:
+            kw.update(corruption=corruption, pil_fn=corruption_fn(corruption))
+        manifest = (scan_folder(resolve_folder(ex.folder), label_mode=ex.label_mode)
+                    if subset is None else
+                    subset_manifest(ex.folder, subset, label_mode=ex.label_mode)[0])
         sub = manifest.subset(np.linspace(0, len(manifest) - 1, min(k, len(manifest))).astype(int))
         nv = ex.views + 1
         if ex.model not in exports:  # one-time costs
             t0 = time.perf_counter()
-            engines.build_ort_runner(_load_model_cached(ex.model), cache_dir / "export-timing")
+            engines.build_ort_runner(load_model_cached(ex.model), cache_dir / "export-timing")
             exports[ex.model] = time.perf_counter() - t0
             for engine in ("torch", "auto"):  # model load, the default engine's export
                 shutil.rmtree(extract(**{**kw, "manifest": sub.subset(range(1))},
@@ -531,9 +535,9 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from neudep_utils.data import resolve_folder, scan_folder
-    from neudep_utils.engines import onnxruntime_version
+    from neudep_utils.images import resolve_folder, scan_folder
     from neudep_utils.models import canonical_name
+    from neudep_utils.models.engines import onnxruntime_version
 
     args.compile_models = {canonical_name(m) for m in args.compile_models.split(",") if m}
     models = [canonical_name(m) for m in args.models.split(",") if m]

@@ -1,16 +1,19 @@
 """The logit second moment ``S = E[f f^T]`` (or the centred covariance): one home for both forms.
 
 :func:`second_moment` takes the logits themselves, :func:`second_moment_from_sums` the streamed
-sums ``(count, sum f, sum f f^T)`` a cache accumulates. Both return population moments
+sums ``(count, sum f, sum f f^T)`` that :class:`Moments` accumulates batch by batch (the cache
+stores them with every entry, so the 1.28M ImageNet train logits never sit in memory at once). Both return population moments
 (normalised by the sample count) in float64, exactly symmetric, which is what
 :mod:`neudep_utils.covlasso` solves on.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["second_moment", "second_moment_from_sums", "symmetrize"]
+__all__ = ["Moments", "second_moment", "second_moment_from_sums", "symmetrize"]
 
 
 def second_moment(logits: np.ndarray, center: bool = False) -> np.ndarray:
@@ -94,3 +97,46 @@ def second_moment_from_sums(
 def symmetrize(s: np.ndarray) -> np.ndarray:
     """``(s + s^T) / 2`` as a C-contiguous array (exactly symmetric)."""
     return np.ascontiguousarray(0.5 * (s + s.T))
+
+
+@dataclass
+class Moments:
+    """Streamed logit moments: ``count``, ``sum_f`` (n,) and ``sum_ff`` (n, n), float64.
+
+    Add batches with :meth:`update`, merge shards with ``+``, and get ``S`` with
+    :meth:`second_moment` (which is :func:`second_moment_from_sums`, with its input checks).
+    """
+
+    count: int
+    sum_f: np.ndarray
+    sum_ff: np.ndarray
+
+    @classmethod
+    def zeros(cls, n: int) -> Moments:
+        """Empty moments for ``n`` classes."""
+        return cls(0, np.zeros(n), np.zeros((n, n)))
+
+    def update(self, f: np.ndarray) -> None:
+        """Add a batch of logit rows ``f`` of shape ``(B, n)`` (any real dtype)."""
+        f64 = np.asarray(f, dtype=np.float64).reshape(-1, self.sum_f.shape[0])
+        self.count += f64.shape[0]
+        self.sum_f += f64.sum(axis=0)
+        self.sum_ff += f64.T @ f64
+
+    def __add__(self, other: Moments) -> Moments:
+        return Moments(self.count + other.count, self.sum_f + other.sum_f,
+                       self.sum_ff + other.sum_ff)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """``E[f]``, shape (n,)."""
+        return self.sum_f / max(self.count, 1)
+
+    def second_moment(self, center: bool = False) -> np.ndarray:
+        """``S = E[f f^T]`` (n, n), or the centred covariance when ``center``; see
+        :func:`second_moment_from_sums` (raises ``ValueError`` on no samples or non-finite
+        sums)."""
+        if self.count == 0:
+            raise ValueError("no samples accumulated (every image was skipped or the folder is "
+                             "empty)")
+        return second_moment_from_sums(self.count, self.sum_f, self.sum_ff, center=center)

@@ -37,8 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
 sys.path.insert(0, str(REPO))
 
-from neudep_utils import study  # noqa: E402
-from neudep_utils.data import default_data_root  # noqa: E402
+from neudep_utils.images import default_data_root  # noqa: E402
+from neudep_utils.models import short_name  # noqa: E402
 from neudep_utils.verdicts import CLAIMS  # noqa: E402
 
 KEY_PACKAGES = (
@@ -151,7 +151,7 @@ def claims_page(results: dict[str, dict[str, Any]], profile: str,
             details += ["No notebook reported this claim in this build.", ""]
         for stem, r, c in found:
             num = r.get("numbers", {}).get(c.get("headline")) if c.get("headline") else None
-            tested = ", ".join(f"`{study.short_name(m)}`" for m in c.get("tested_on", []))
+            tested = ", ".join(f"`{short_name(m)}`" for m in c.get("tested_on", []))
             evidence = _evidence(stem, c, r.get("title", stem))
             lines.append(f"| {name} | **{md_cell(c.get('verdict'))}** | {tested or 'n/a'} | "
                          f"{format_number(num) if num else 'n/a'} | {evidence} |")

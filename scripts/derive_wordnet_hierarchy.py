@@ -62,8 +62,9 @@ def render(data: dict) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns a process exit code."""
     sys.path.insert(0, str(REPO))
-    from neudep_utils.data import imagenet_classes
-    from neudep_utils.taxonomy import COMMITTED, WordNetError, derive_hierarchy, find_wordnet
+    from neudep_utils.errors import WordNetError
+    from neudep_utils.images import imagenet_classes
+    from neudep_utils.images.taxonomy import COMMITTED, derive_hierarchy, find_wordnet
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--wordnet", default=None,

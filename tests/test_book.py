@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from neudep_utils import verdicts
-from neudep_utils.report import claim, number, write_results
+from neudep_utils.report.results import claim, number, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,9 +40,9 @@ def _verdict(cid: str, level: str) -> verdicts.Verdict:
 
 
 def _results(out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from neudep_utils import logits
+    class _Input:  # anything with the provenance records of its cache entries
+        provenance = (ENTRY, ENTRY)
 
-    monkeypatch.setattr(logits, "_READ", {ENTRY["key_digest"]: ENTRY})
     write_results(out, "01_single_model", "Single-model dependencies",
                   claims={"C1": claim(_verdict("C1", "partly reproduced"),
                                       "Sparse | but weaker", "rel_res", ["efficientnet_lite0"],
@@ -51,8 +51,7 @@ def _results(out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                   numbers={"rel_res": number(0.12345, "relative residual, held-out images",
                                              ci=(0.1, 0.15)),
                            "k": number(7, "median support size")},
-                  profile="smoke", runtime_s=12.5)
-    monkeypatch.setattr(logits, "_READ", {})
+                  profile="smoke", runtime_s=12.5, inputs=[_Input()])
     write_results(out, "04_robustness", "Robustness",
                   claims={"C6c": claim(_verdict("C6c", "not reproduced"), "No gain.", "delta")},
                   numbers={"delta": number(-0.004, "accuracy change", ci=(-0.01, 0.002),
@@ -166,7 +165,7 @@ def test_runner_executes_skips_and_names_failures(tmp_path: Path, capsys) -> Non
     nbdir, executed, out = tmp_path / "notebooks", tmp_path / "executed", tmp_path / "out"
     nbdir.mkdir()
     _notebook(nbdir / "01_ok.ipynb",
-              "from neudep_utils.report import write_results\n"
+              "from neudep_utils.report.results import write_results\n"
               "write_results(output_dir, '01_ok', 'ok', {}, {}, profile=profile)")
     args = ["--profile", "smoke", "--output-dir", str(out), "--notebook-dir", str(nbdir),
             "--executed-dir", str(executed)]

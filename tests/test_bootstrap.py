@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neudep_utils import bootstrap
+from neudep_utils.metrics import bootstrap
 
 
 def test_counts_are_multinomial_and_seeded() -> None:

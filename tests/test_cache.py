@@ -9,18 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neudep_utils.__main__ import main as cli
-from neudep_utils.cache import (
-    CacheError,
-    ExtractSpec,
-    Moments,
-    entry_dir,
-    extract,
-    make_key,
-    merge_shards,
-    shard_indices,
-)
-from neudep_utils.data import ViewSpec, scan_folder
+from neudep_utils.cache import extract, merge_shards
+from neudep_utils.cache.key import ExtractSpec, entry_dir, make_key
+from neudep_utils.cache.shards import shard_indices
+from neudep_utils.cli import main as cli
+from neudep_utils.errors import CacheError
+from neudep_utils.images import ViewSpec, scan_folder
+from neudep_utils.moments import Moments
 
 KW = {"progress": False, "num_workers": 0, "batch_size": 8, "chunk_images": 4}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neudep_utils.data import (
-    DataError,
+from neudep_utils.errors import DataError
+from neudep_utils.images import (
     ViewDataset,
     ViewSpec,
     data_root,

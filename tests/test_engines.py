@@ -12,9 +12,10 @@ import pytest
 import torch
 from conftest import copy_images
 
-from neudep_utils import engines
-from neudep_utils.cache import CacheKey, ExtractSpec, extract, make_key, merge_shards
-from neudep_utils.data import ViewDataset, ViewSpec, scan_folder
+from neudep_utils.cache import CacheKey, extract, merge_shards
+from neudep_utils.cache.key import ExtractSpec, make_key
+from neudep_utils.images import ViewDataset, ViewSpec, scan_folder
+from neudep_utils.models import engines
 
 KW = {"progress": False, "num_workers": 0, "batch_size": 8}
 ORT_LABEL = engines.key_label("onnxruntime", "cpu") if engines.onnxruntime_version() else None

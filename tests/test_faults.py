@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neudep_utils.__main__ import main as cli
 from neudep_utils.cache import extract
-from neudep_utils.data import scan_folder
+from neudep_utils.cli import main as cli
+from neudep_utils.images import scan_folder
 
 REPO = Path(__file__).resolve().parents[1]
 KW = {"progress": False, "num_workers": 0, "batch_size": 8}
@@ -221,7 +221,7 @@ def test_truncated_image_is_skipped_and_recorded(tiny_folder: Path, tmp_path: Pa
 
 
 def test_consumers_exclude_skipped_images_and_say_so(tiny_folder: Path, tmp_path: Path):
-    from neudep_utils.logits import load_logits
+    from neudep_utils.cache import load_logits
 
     bad = _truncate_one(tiny_folder)
     with pytest.warns(UserWarning, match=r"1 unreadable image.*excluded"):

@@ -49,7 +49,7 @@ def build_imagenet_layout(data_root: Path, dst: Path, n_classes: int) -> Path:
 def test_profile_settings_cover_every_notebook(monkeypatch, tmp_path: Path):
     """Every profile has settings for every notebook (notebook 04 failed with KeyError 'full'),
     and `make logits PROFILE=full` lists the entries the notebooks read."""
-    from neudep_utils.study import get_profile
+    from neudep_utils.profiles import get_profile
 
     monkeypatch.setenv("NEUDEP_IMAGENET", str(tmp_path))
     monkeypatch.setenv("NEUDEP_MODELS", MODELS)
@@ -90,7 +90,7 @@ def test_full_profile_end_to_end(tmp_path: Path, data_root: Path):
     # 1. every cache entry of the profile, train moments streamed
     log = run("-m", "neudep_utils", "logits", "--profile", "full", "--quiet")
     assert log.count("(views=1, moments)") == 2, log
-    from neudep_utils.data import scan_folder
+    from neudep_utils.images import scan_folder
 
     train_manifest = scan_folder(imagenet / "train")  # entries are keyed by content, not path
     n_train = len(train_manifest)

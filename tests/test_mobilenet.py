@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from neudep_utils import mobilenet as mn
-from neudep_utils.data import ViewDataset, scan_folder
-from neudep_utils.models import ModelError, canonical_name, load_model, weights_checksum
+from neudep_utils.errors import ModelError
+from neudep_utils.images import ViewDataset, scan_folder
+from neudep_utils.models import canonical_name, load_model, weights_checksum
+from neudep_utils.models import mobilenet as mn
 
 SHARED = mn.default_models_dir() / mn.FOLDER_NAME
 
@@ -251,7 +252,7 @@ def test_missing_models_dir(monkeypatch, tmp_path):
 
 def test_default_models_dir(monkeypatch):
     monkeypatch.delenv("NEUDEP_MODELS_DIR", raising=False)
-    repo = Path(mn.__file__).resolve().parents[1]
+    repo = Path(mn.__file__).resolve().parents[2]
     assert mn.default_models_dir() == repo.parent / "shared" / "models"
 
 
@@ -334,11 +335,11 @@ def test_damaged_folder_names_the_file(tmp_path, monkeypatch, case, damage, mess
 def test_changed_weight_file_changes_the_cache_key(tmp_path, monkeypatch, tiny_folder):
     """A weight file changed (and SHA256SUMS updated) gives a new checksum, a new cache entry and
     new logits; the shared weights give back the old entry."""
-    from neudep_utils import cache
+    from neudep_utils import cache, models
 
     cdir = tmp_path / "cache"
     monkeypatch.setenv("NEUDEP_MODELS_DIR", str(mn.default_models_dir()))
-    cache._load_model_cached.cache_clear()
+    models.load_model_cached.cache_clear()
     a = cache.extract("mobilenet", tiny_folder, cache_dir=cdir, progress=False, num_workers=0)
     root = copy_weights(tmp_path)
     monkeypatch.setenv("NEUDEP_MODELS_DIR", str(root))
@@ -353,11 +354,11 @@ def test_changed_weight_file_changes_the_cache_key(tmp_path, monkeypatch, tiny_f
         weights_checksum("mobilenet")
     rewrite_sums(folder)
     assert weights_checksum("mobilenet") != a.key.weights_sha256
-    cache._load_model_cached.cache_clear()
+    models.load_model_cached.cache_clear()
     try:
         b = cache.extract("mobilenet", tiny_folder, cache_dir=cdir, progress=False, num_workers=0)
     finally:
-        cache._load_model_cached.cache_clear()
+        models.load_model_cached.cache_clear()
     assert b.key.weights_sha256 == weights_checksum("mobilenet")
     assert b.key.digest != a.key.digest and b.path != a.path
     np.testing.assert_allclose(b.logits[:, 0, 0] - a.logits[:, 0, 0], 1, atol=1e-4)
@@ -373,6 +374,7 @@ def test_changed_weight_file_changes_the_cache_key(tmp_path, monkeypatch, tiny_f
 def test_top1_on_all_of_imagenet_val(tmp_path, data_root):
     """All 1000 shared validation images through the cache's extraction path: top-1 about 0.78
     (0.778 measured; full ImageNet val gives about 0.68, these images are easier)."""
+
     from neudep_utils import cache
 
     ls = cache.extract("mobilenet_v1_075", data_root / "imagenet-val", cache_dir=tmp_path,

@@ -8,14 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from neudep_utils.data import ViewDataset, scan_folder
-from neudep_utils.models import (
-    EMBEDDED,
-    HubUnavailableError,
-    ModelError,
-    hub_reachable,
-    load_model,
-)
+from neudep_utils.errors import HubUnavailableError, ModelError
+from neudep_utils.images import ViewDataset, scan_folder
+from neudep_utils.models import load_model
+from neudep_utils.models.efficientnet import EMBEDDED
+from neudep_utils.models.hub import hub_reachable
 
 
 def _predict(loaded, manifest, n):
@@ -67,7 +64,7 @@ def test_other_embedded_models(name, size, data_root):
 
 
 def test_unknown_model_name():
-    with pytest.raises(ModelError, match="unknown model 'resnet_does_not_exist'.*embedded"):
+    with pytest.raises(ModelError, match="unknown model 'resnet_does_not_exist'.*registered model"):
         load_model("resnet_does_not_exist")
 
 
@@ -75,7 +72,7 @@ def test_hub_model_fails_fast_offline(monkeypatch):
     if hub_reachable(3.0):
         pytest.skip("the hub is reachable here; the offline path cannot be exercised")
     t0 = time.monotonic()
-    with pytest.raises(HubUnavailableError, match="not reachable.*embedded model"):
+    with pytest.raises(HubUnavailableError, match="not reachable.*registered model"):
         load_model("resnet18")
     assert time.monotonic() - t0 < 15, "offline hub access must fail within seconds"
 

@@ -1,5 +1,5 @@
 """Tests of the dependency pipeline (logits, folds, dependencies, metrics, bootstrap, crossmodel,
-taxonomy.nearness_vs_chance) on synthetic logits: folds, fits at a support size, baselines,
+semantics.nearness_vs_chance) on synthetic logits: folds, fits at a support size, baselines,
 metrics (against brute-force loops), bootstrap, overlap, nearness and unseen categories."""
 
 from __future__ import annotations
@@ -7,9 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neudep_utils import bootstrap, crossmodel, dependencies, logits, metrics, moments, taxonomy
+from neudep_utils import cache as logits
 from neudep_utils import covlasso as cl
-from neudep_utils import folds as folding
+from neudep_utils import dependencies, metrics, moments
+from neudep_utils import dependencies as folding
+from neudep_utils.findings import crossmodel
+from neudep_utils.metrics import bootstrap, semantics
 
 
 def synthetic(n_img=240, n=30, views=2, seed=0, noise=0.3, n_classes=None):
@@ -407,12 +410,12 @@ def test_nearness_vs_chance():
     near = np.zeros((10, 10), bool)
     near[0, 1] = near[1, 0] = True
     dep = _dep([[1, 2], [0, 5]])
-    r = taxonomy.nearness_vs_chance([dep], near, n_boot=50)
+    r = semantics.nearness_vs_chance([dep], near, n_boot=50)
     assert r["observed"] == pytest.approx(0.5)  # 2 of 4 pairs near
     assert r["chance"] == pytest.approx((2 * 1 / 9 + 2 * 1 / 9) / 4)  # one near class of 9 each
     assert r["n_pairs"] == 4
     everything = ~np.eye(10, dtype=bool)
-    assert taxonomy.nearness_vs_chance([dep], everything, n_boot=20)["chance"] == pytest.approx(1.0)
+    assert semantics.nearness_vs_chance([dep], everything, n_boot=20)["chance"] == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,6 +457,6 @@ def test_cached_fit_key_covers_the_solver_code(tmp_path, monkeypatch):
     fold = folding.crossfit(d, 2, 0)[0]
     dependencies.fit_covlasso_k_cached(fold, (2,), np.arange(3), cache_dir=tmp_path)
     assert len(list(tmp_path.glob("deps-*.npz"))) == 1
-    monkeypatch.setattr(dependencies, "_code_digest", lambda: "another solver")
+    monkeypatch.setattr(dependencies.fit, "_code_digest", lambda: "another solver")
     dependencies.fit_covlasso_k_cached(fold, (2,), np.arange(3), cache_dir=tmp_path)
     assert len(list(tmp_path.glob("deps-*.npz"))) == 2  # not served from the old solver's file

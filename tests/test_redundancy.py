@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neudep_utils import redundancy as R
-from neudep_utils.dependencies import dense_least_squares
-from neudep_utils.folds import Fold
+from neudep_utils.dependencies import Fold, dense_least_squares
+from neudep_utils.findings import redundancy as R
 from neudep_utils.moments import second_moment
 
 
@@ -126,8 +125,8 @@ def test_redundancy_predicts_support_can_fail() -> None:
 
 
 def test_path_study_on_a_planted_sparse_dependency() -> None:
-    from neudep_utils.folds import crossfit
-    from neudep_utils.logits import LogitData
+    from neudep_utils.cache import LogitData
+    from neudep_utils.dependencies import crossfit
 
     rng = np.random.default_rng(8)
     n_img, n = 400, 12

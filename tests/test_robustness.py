@@ -6,34 +6,36 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neudep_utils import robustness as RB
-from neudep_utils.study import get_profile
+from neudep_utils.findings import robustness as RB
+from neudep_utils.images import corruptions
+from neudep_utils.profiles import get_profile
 
 
 def test_corruption_names_and_determinism() -> None:
-    name = RB.corruption_name("gaussian_noise", 3)
-    assert RB.parse_corruption(name) == ("gaussian_noise", 3)
+    name = corruptions.corruption_name("gaussian_noise", 3)
+    assert corruptions.parse_corruption(name) == ("gaussian_noise", 3)
     with pytest.raises(ValueError):
-        RB.parse_corruption("gaussian_noise:3")
+        corruptions.parse_corruption("gaussian_noise:3")
     with pytest.raises(ValueError):
-        RB.corruption_fn("imagecorruptions:not_a_corruption:2")
-    fn = RB.corruption_fn(name)
+        corruptions.corruption_fn("imagecorruptions:not_a_corruption:2")
+    fn = corruptions.corruption_fn(name)
     img = Image.fromarray(np.full((224, 224, 3), 128, np.uint8))
     a, b, c = (np.asarray(fn(img, s)) for s in (7, 7, 8))
     assert a.shape == (224, 224, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     grid = get_profile("default").robustness.corruption_names()
     assert len(grid) >= 18
-    assert len({RB.parse_corruption(n)[0] for n in grid}) >= 6
+    assert len({corruptions.parse_corruption(n)[0] for n in grid}) >= 6
 
 
-def test_subset_indices_and_extraction_kwargs(data_root) -> None:
-    idx = RB.subset_indices(1000, 100)
-    assert len(idx) == 100 and np.array_equal(idx, RB.subset_indices(1000, 100))
-    kw = RB.extraction_kwargs("imagenet-val", "wnid", RB.corruption_name("contrast", 1), 100)
-    man, pos = RB.subset_manifest("imagenet-val", 100)
-    assert kw["manifest"].digest == man.digest and len(man) == 100
-    assert kw["corruption"] == "imagecorruptions:contrast:1"
+def test_subset_indices_and_profile_extractions(data_root) -> None:
+    idx = corruptions.subset_indices(1000, 100)
+    assert len(idx) == 100 and np.array_equal(idx, corruptions.subset_indices(1000, 100))
+    man, pos = corruptions.subset_manifest("imagenet-val", 100)
+    assert len(man) == 100 and np.array_equal(pos, corruptions.subset_indices(1000, 100))
+    corr = [e for e in get_profile("smoke").extractions() if e.corruption]
+    assert corr and all(e.subset == 100 and e.folder == "imagenet-val" for e in corr)
+    assert corr[0].kwargs()["corruption"] == corr[0].corruption
 
 
 def test_decisions_and_shape_bias() -> None:
@@ -76,7 +78,7 @@ def test_finetune_head_runs_and_is_deterministic(kind: str) -> None:
 
 
 def test_eval_subset_leaves_half_the_folder_to_fit() -> None:
-    assert len(RB.subset_indices(50, 300)) == 25
-    assert len(RB.subset_indices(3, 300)) == 1
+    assert len(corruptions.subset_indices(50, 300)) == 25
+    assert len(corruptions.subset_indices(3, 300)) == 1
     with pytest.raises(ValueError, match="at least 2 images"):
-        RB.subset_indices(1, 1)
+        corruptions.subset_indices(1, 1)

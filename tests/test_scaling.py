@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neudep_utils import dependencies, metrics, scaling
-from neudep_utils import folds as folding
-from neudep_utils.logits import LogitData
+from neudep_utils import dependencies, metrics
+from neudep_utils import dependencies as folding
+from neudep_utils.cache import LogitData
+from neudep_utils.findings import scaling
 
 
 def _features(n_img=240, views=2, D=24, n=20, seed=0):

@@ -1,4 +1,4 @@
-"""Tests for neudep_utils.taxonomy: the data.noun reader on a synthetic file, distances, and the
+"""Tests for neudep_utils.images.taxonomy: the data.noun reader on a synthetic file, distances, and the
 committed WordNet 3.0 hierarchy (the same on every machine, with or without WordNet installed)."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neudep_utils import taxonomy as tx
+from neudep_utils.errors import WordNetError
+from neudep_utils.images import taxonomy as tx
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_WORDNET = tx.find_wordnet() is not None
@@ -97,7 +98,7 @@ def test_wordnet_distances(wn_dir):
 
 def test_bad_offset_raises(tmp_path, wn_dir):
     folder, _ = wn_dir
-    with pytest.raises(tx.WordNetError, match="no noun synset"):
+    with pytest.raises(WordNetError, match="no noun synset"):
         tx.read_hypernyms(folder / "data.noun", ["n00000007"])
     with pytest.raises(ValueError, match="noun id"):
         tx.read_hypernyms(folder / "data.noun", ["x123"])
@@ -111,7 +112,7 @@ def test_find_wordnet_env(monkeypatch, wn_dir):
 
 
 def imagenet_wnids() -> tuple[str, ...]:
-    from neudep_utils.data import imagenet_classes
+    from neudep_utils.images import imagenet_classes
 
     return imagenet_classes().wnids
 
@@ -146,9 +147,9 @@ def test_load_taxonomy_without_wordnet_installed(no_wordnet):
     tax = tx.load_taxonomy()
     assert tax.source.startswith("wordnet-3.0 (committed")
     check_imagenet_facts(tax)
-    with pytest.raises(tx.WordNetError, match="wordnet-base"):
+    with pytest.raises(WordNetError, match="wordnet-base"):
         tx.load_taxonomy(source="system")
-    with pytest.raises(tx.WordNetError, match="not found"):
+    with pytest.raises(WordNetError, match="not found"):
         tx.load_taxonomy("/nonexistent/wordnet")
     assert len(tax.wnids) == len(wnids)
 
@@ -221,12 +222,12 @@ def test_damaged_committed_file(tmp_path):
     del broken["synsets"]["n01816887"]  # parrot: macaw's and the grey's hypernym
     bad = tmp_path / "broken.json"
     bad.write_text(json.dumps(broken))
-    with pytest.raises(tx.WordNetError, match=r"broken\.json.*n01816887.*git checkout"):
+    with pytest.raises(WordNetError, match=r"broken\.json.*n01816887.*git checkout"):
         tx.committed_taxonomy(wnids, bad)
     bad.write_text(tx.COMMITTED.read_text()[:5000])
-    with pytest.raises(tx.WordNetError, match="cannot read.*derive_wordnet_hierarchy"):
+    with pytest.raises(WordNetError, match="cannot read.*derive_wordnet_hierarchy"):
         tx.committed_taxonomy(wnids, bad)
-    with pytest.raises(tx.WordNetError, match="not in it.*source='system'"):
+    with pytest.raises(WordNetError, match="not in it.*source='system'"):
         tx.committed_taxonomy(("n00000007",), tx.COMMITTED)
 
 

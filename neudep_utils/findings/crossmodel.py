@@ -1,7 +1,7 @@
 """Cross-model dependencies: partner overlap across models and unseen categories.
 
 Cross-model fits themselves are ordinary :mod:`neudep_utils.dependencies` fits on stacked logits
-(:func:`neudep_utils.logits.stack_models`) with B's block as candidates
+(:func:`neudep_utils.cache.stack_models`) with B's block as candidates
 (:func:`neudep_utils.dependencies.candidate_mask`). This module adds what only the cross-model
 notebook needs: :func:`support_overlap` (do two models pick the same within-model partners?) and
 :func:`unseen_categories` (rebuild classes hidden from model A's head from A's seen logits through
@@ -16,16 +16,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from .bootstrap import bootstrap_ci
-from .dependencies import (
+from ..cache import LogitData
+from ..dependencies import (
     DepSet,
+    Fold,
     dense_least_squares,
     fit_covlasso_k_cached,
     least_squares_on_support,
     random_support,
 )
-from .folds import Fold
-from .logits import LogitData
+from ..metrics import bootstrap_ci
 
 __all__ = ["scale_calibration", "support_overlap", "unseen_categories"]
 

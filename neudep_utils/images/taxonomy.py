@@ -31,18 +31,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .bootstrap import bootstrap_ci
-
-if TYPE_CHECKING:
-    from .dependencies import DepSet
+from ..errors import WordNetError
+from .classes import imagenet_classes
 
 __all__ = [
     "COMMITTED",
@@ -53,7 +50,6 @@ __all__ = [
     "derive_hierarchy",
     "find_wordnet",
     "load_taxonomy",
-    "nearness_vs_chance",
     "read_hypernyms",
     "read_synsets",
     "taxonomy_from_hypernyms",
@@ -61,7 +57,7 @@ __all__ = [
 ]
 
 #: The committed hierarchy (package data).
-COMMITTED = Path(__file__).resolve().parent / "resources" / "imagenet_wordnet.json"
+COMMITTED = Path(__file__).resolve().parents[1] / "resources" / "imagenet_wordnet.json"
 #: Format tag of :data:`COMMITTED`.
 COMMITTED_FORMAT = "neudep-imagenet-wordnet/1"
 
@@ -81,10 +77,6 @@ FAMILY_WNIDS = {
     "vehicle": "n04524313",
     "musical_instrument": "n03800933",
 }
-
-class WordNetError(RuntimeError):
-    """WordNet's database is missing or malformed."""
-
 
 @dataclass
 class Taxonomy:
@@ -286,7 +278,7 @@ def derive_hierarchy(folder: str | os.PathLike[str], wnids: tuple[str, ...],
             "Hypernym closure of the 1000 ImageNet-1k classes in WordNet 3.0: for each class "
             "and each of its ancestor synsets (keyed by noun id 'n' + 8-digit data.noun offset), "
             "its words and its hypernyms (@ and @i pointers). Read by "
-            "neudep_utils.taxonomy.load_taxonomy to compute WordNet distances and families "
+            "neudep_utils.images.taxonomy.load_taxonomy to compute WordNet distances and families "
             "without WordNet installed."),
         "generated_by": "scripts/derive_wordnet_hierarchy.py",
         "source": {"database": "WordNet 3.0 (Princeton University)",
@@ -371,7 +363,7 @@ def load_taxonomy(wordnet_dir: str | os.PathLike[str] | None = None, *, source: 
     machine. ``source="system"``: read a live WordNet 3.0 ``data.noun`` from ``wordnet_dir``, or
     else from ``$NEUDEP_WORDNET`` or the usual system folders; giving ``wordnet_dir`` implies it.
     ``wnids`` defaults to the 1000 ImageNet-1k classes in logit order
-    (:func:`neudep_utils.data.imagenet_classes`).
+    (:func:`neudep_utils.images.imagenet_classes`).
     """
     if source is None:
         source = "system" if wordnet_dir is not None else "committed"
@@ -380,52 +372,6 @@ def load_taxonomy(wordnet_dir: str | os.PathLike[str] | None = None, *, source: 
     if source == "committed" and wordnet_dir is not None:
         raise ValueError("wordnet_dir reads a live WordNet: use source='system' (or omit source)")
     if wnids is None:
-        from .data import imagenet_classes
-
         wnids = imagenet_classes().wnids
     return _load(tuple(wnids), source, None if wordnet_dir is None else str(wordnet_dir))
 
-
-def nearness_vs_chance(deps: Sequence[DepSet], near: np.ndarray, candidates: np.ndarray | None = None,
-                       offset: int = 0, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
-    """How often partners are semantically near their target, against random partners.
-
-    ``near`` (n, n) boolean over classes; partner column ``c`` is class ``c - offset`` (cross-model:
-    offset = n). Observed: fraction of (target, partner) pairs that are near, pooled over the
-    DepSets (e.g. the folds). Chance: the expected fraction for uniformly random partners among
-    each target's allowed candidates at the same k (exact expectation, not a simulation).
-    Intervals: bootstrap over targets (95% percentile). Returns observed, chance, ratio and CIs.
-    """
-    n = near.shape[0]
-    obs_hits, exp_hits, npairs = [], [], []
-    for d in deps:
-        t = d.targets
-        ok = (d.cols >= 0) & (d.coef != 0)
-        cls = np.where(ok, d.cols - offset, 0)
-        valid = ok & (cls >= 0) & (cls < n)
-        hits = (near[t[:, None], cls] & valid).sum(1)
-        if candidates is None:
-            allowed = np.ones((t.size, n), bool)
-        else:
-            c = np.asarray(candidates, dtype=bool)
-            c = np.broadcast_to(c, (t.size, c.shape[-1])) if c.ndim == 1 else c
-            allowed = c[:, offset:offset + n].copy()
-        if offset == 0:
-            allowed[np.arange(t.size), t] = False  # a target is never its own partner
-        p = (near[t] & allowed).sum(1) / np.maximum(allowed.sum(1), 1)
-        kk = valid.sum(1)
-        obs_hits.append(hits)
-        exp_hits.append(p * kk)
-        npairs.append(kk)
-    o, e, k = (np.concatenate(x).astype(float) for x in (obs_hits, exp_hits, npairs))
-
-    def rate(W, x):
-        return (W @ x) / np.maximum(W @ k, 1e-12)
-
-    obs, chance = float(o.sum() / k.sum()), float(e.sum() / k.sum())
-    ci_o = bootstrap_ci(lambda W: rate(W, o), o.size, n_boot, seed)
-    ci_c = bootstrap_ci(lambda W: rate(W, e), o.size, n_boot, seed)
-    ci_r = bootstrap_ci(lambda W: (W @ o) / np.maximum(W @ e, 1e-12), o.size, n_boot, seed)
-    return {"observed": obs, "observed_ci": ci_o, "chance": chance, "chance_ci": ci_c,
-            "ratio": obs / chance if chance > 0 else float("nan"), "ratio_ci": ci_r,
-            "n_pairs": int(k.sum())}

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from . import covlasso
-from .dependencies import dense_least_squares
-from .folds import Fold
-from .moments import second_moment
+from .. import covlasso
+from ..dependencies import Fold, dense_least_squares, depset_from_coef
+from ..metrics import bootstrap_ci, evaluate, metric_ci
+from ..moments import second_moment
 
 _EPS = np.finfo(np.float64).eps
 
@@ -181,12 +181,10 @@ def path_study(data, fold: Fold, lam_ratios: Sequence[float], threshold: float,
                targets: np.ndarray | None = None, tolerance: float = 0.05, n_boot: int = 1000,
                keep_coef: int = 0) -> PathStudy:
     """The CovLasso path of every target on ``fold``'s moments (``data``: the
-    :class:`~neudep_utils.logits.LogitData` the fold indexes), each point refitted by least
+    :class:`~neudep_utils.cache.LogitData` the fold indexes), each point refitted by least
     squares and judged on the fold's eval images: fidelity (1 - R^2), and C1's functional
     criterion, target-class accuracy after replacement. ``keep_coef``: keep the path
     coefficients of the first ``keep_coef`` targets (for plots)."""
-    from .dependencies import depset_from_coef
-    from .metrics import evaluate, metric_ci
 
     t = np.arange(data.n_classes) if targets is None else np.asarray(targets)
     X_eval = data.centre_view(fold.eval_idx).astype(np.float64)
@@ -318,7 +316,6 @@ def redundancy_predicts_support(redundancy: np.ndarray, k_needed: np.ndarray,
     """
     from scipy.stats import rankdata
 
-    from .bootstrap import bootstrap_ci
 
     r = np.asarray(redundancy, float)
     k = np.where(np.isfinite(np.asarray(k_needed, float)), k_needed, np.inf)

@@ -36,6 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write_bytes
+from ..errors import EngineError, WriteError
+
 ENGINES = ("auto", "onnxruntime", "torch")
 #: ONNX opset of the export.
 ONNX_OPSET = 18
@@ -49,10 +52,6 @@ PROBE_BATCH = 2
 #: threads take the cores from the DataLoader workers decoding the next batch
 #: (``benchmarks/bench_extract.py`` measures both). It does not change any result.
 ORT_SPINNING = False
-
-
-class EngineError(ValueError):
-    """An explicitly requested engine cannot be used; the message says why and what to do."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -125,6 +124,47 @@ def default_key_label(engine: str | None = None, device: str | None = None) -> s
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return key_label(resolve_engine(engine, device), device)
+
+
+def best_device() -> str:
+    """``cuda`` when a GPU is present, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(device: str | None) -> str:
+    """Check a device name (``cpu``, ``cuda``, ``cuda:N``, ``mps``); ``None`` -> :func:`best_device`.
+
+    Raises ``ValueError`` naming the device and what to use instead.
+    """
+    import torch
+
+    if device is None:
+        return best_device()
+    d = str(device).strip().lower()
+    if d == "cpu":
+        return d
+    if d == "cuda" or d.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: no CUDA GPU is visible to torch "
+                             "(torch.cuda.is_available() is False); use --device cpu")
+        if d.startswith("cuda:"):
+            try:
+                k = int(d.split(":", 1)[1])
+            except ValueError:
+                raise ValueError(f"device {device!r}: expected cuda:N with an integer N") from None
+            if not 0 <= k < torch.cuda.device_count():
+                raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} GPU(s) "
+                                 f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+        return d
+    if d == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError("device 'mps' is not available here; use --device cpu")
+        return d
+    raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N (default: cuda when a "
+                     "GPU is present, else cpu)")
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,8 +289,6 @@ def export_onnx(loaded) -> bytes:
 
 def save_onnx(loaded, data: bytes, path: Path) -> None:
     """Write an exported model atomically, then its checksum file (which makes it valid)."""
-    from .cache import atomic_write_bytes
-
     atomic_write_bytes(path, data)
     atomic_write_bytes(path.with_suffix(".json"), json.dumps(
         {"sha256": hashlib.sha256(data).hexdigest(), "model": loaded.name,
@@ -336,11 +374,9 @@ def build_ort_runner(loaded, cache_dir: Path, threads: int | None = None) -> Ort
             raise EngineError(f"ONNX export of {loaded.name} failed ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
         sha = hashlib.sha256(data).hexdigest()
-        from .cache import CacheWriteError
-
         try:
             save_onnx(loaded, data, path)
-        except CacheWriteError as exc:
+        except WriteError as exc:
             # the session runs from memory all the same (same bytes, same results); the entry's
             # meta.json says the file was not kept, and the extraction's own writes report the
             # full disk or read-only folder

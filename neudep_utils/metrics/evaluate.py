@@ -6,7 +6,7 @@ after replacing the target's logit by its dependency (against the unmodified mod
 images), false positives created, the WEAK metric (overall top-1 after one replacement) and the
 achieved k (definitions in :data:`METRIC_DEFINITIONS`). :func:`metric_ci` and
 :func:`paired_diff_ci` give 95% percentile bootstrap intervals over eval images (dependencies held
-fixed) through :mod:`neudep_utils.bootstrap`.
+fixed) through :mod:`.bootstrap`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cache import LogitData
+from ..dependencies import DepSet, Fold
 from .bootstrap import bootstrap_ci
-from .dependencies import DepSet
-from .folds import Fold
-from .logits import LogitData
 
 __all__ = ["METRIC_DEFINITIONS", "Metrics", "TargetOutcomes", "evaluate", "metric_ci",
            "metrics_table", "paired_diff_ci", "select_on_fit_side", "similarity_inputs",

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .logits import LogitData
-from .moments import second_moment, second_moment_from_sums
+from ..cache import LogitData
+from ..moments import second_moment, second_moment_from_sums
 
 __all__ = ["Fold", "crossfit", "fold_from_moments", "image_folds", "make_fold"]
 

@@ -19,10 +19,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from .dependencies import dense_least_squares, fit_covlasso_k_cached, least_squares_on_support
-from .folds import crossfit, image_folds, make_fold
-from .logits import LogitData
-from .metrics import evaluate
+from ..cache import LogitData
+from ..dependencies import (
+    crossfit,
+    dense_least_squares,
+    fit_covlasso_k_cached,
+    image_folds,
+    least_squares_on_support,
+    make_fold,
+)
+from ..metrics import evaluate
 
 __all__ = ["fit_saturating", "learning_curve", "low_rank_head", "split_seeds", "width_curve"]
 

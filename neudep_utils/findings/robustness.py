@@ -1,10 +1,8 @@
-"""Robustness experiments (notebook 04): corruptions, head fine-tuning with regularizers, evaluation.
+"""Robustness experiments (notebook 04): head fine-tuning with regularizers, evaluation under
+corruption and on the cue-conflict sets.
 
-- Corruptions: ImageNet-C style corruptions from the PyPI package ``imagecorruptions`` as named,
-  seeded ``pil_fn(img, seed)`` hooks for :func:`neudep_utils.cache.extract` (the name, e.g.
-  ``"imagecorruptions:gaussian_noise:3"``, is part of the cache key).
-- Eval subsets: a seeded subset of a folder's manifest (:func:`subset_indices`), built identically
-  by ``make logits`` (through :func:`extraction_kwargs`) and by the notebook.
+- Corrupted eval subsets: the cache entries of :mod:`neudep_utils.images.corruptions`' named
+  corruptions of a seeded eval subset (:func:`corrupted_features`).
 - Head fine-tuning: the pretrained linear head ``W, b`` fine-tuned on frozen features with cross
   entropy plus an optional regularizer (:func:`finetune_head`): generic L2-SP, or two
   dependency-derived ones built from CovLasso dependencies of the pretrained logits.
@@ -13,157 +11,26 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import sys
-import types
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .study import RobustnessSettings
-
-CORRUPTION_PREFIX = "imagecorruptions"
-
-
-# --------------------------------------------------------------------------------------------
-# Corruptions
-# --------------------------------------------------------------------------------------------
+from .. import covlasso, moments
+from ..cache import LogitSet, read_entry
+from ..images import data_root, imagenet_classes
+from ..profiles import RobustnessSettings
 
 
-def _ensure_pkg_resources() -> None:
-    """``imagecorruptions`` 1.1.2 imports ``pkg_resources.resource_filename`` (only for its frost
-    images); setuptools >= 81 no longer ships ``pkg_resources``. Provide that one function."""
-    try:
-        import pkg_resources  # noqa: F401
-        return
-    except ImportError:
-        pass
-    mod = types.ModuleType("pkg_resources")
-
-    def resource_filename(package: str, path: str) -> str:
-        spec = importlib.util.find_spec(package)
-        if spec is None or spec.origin is None:
-            raise ImportError(f"package {package!r} not found")
-        return os.path.join(os.path.dirname(spec.origin), path)
-
-    mod.resource_filename = resource_filename  # type: ignore[attr-defined]
-    sys.modules["pkg_resources"] = mod
-
-
-def corruption_name(kind: str, severity: int) -> str:
-    """Cache-key name of a corruption, e.g. ``"imagecorruptions:gaussian_noise:3"``."""
-    return f"{CORRUPTION_PREFIX}:{kind}:{int(severity)}"
-
-
-def parse_corruption(name: str) -> tuple[str, int]:
-    """``"imagecorruptions:gaussian_noise:3"`` -> ``("gaussian_noise", 3)``."""
-    m = re.fullmatch(rf"{CORRUPTION_PREFIX}:([a-z_]+):([1-5])", name)
-    if m is None:
-        raise ValueError(f"unknown corruption {name!r}; expected "
-                         f"'{CORRUPTION_PREFIX}:<type>:<severity 1..5>'")
-    return m.group(1), int(m.group(2))
-
-
-@dataclass(frozen=True)
-class Corruption:
-    """A picklable, seeded ``pil_fn(img, seed)``: an ``imagecorruptions`` corruption of a view.
-
-    numpy's global generator (which ``imagecorruptions`` uses) is seeded from the per-view seed
-    right before corrupting, so the result does not depend on worker scheduling.
-    """
-
-    kind: str
-    severity: int
-
-    @property
-    def name(self) -> str:
-        """The cache-key name."""
-        return corruption_name(self.kind, self.severity)
-
-    def __call__(self, img, seed: int):
-        from PIL import Image
-
-        _ensure_pkg_resources()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from imagecorruptions import corrupt
-
-            np.random.seed(int(seed) & 0x7FFF_FFFF)  # noqa: NPY002 (the library uses it)
-            arr = corrupt(np.asarray(img.convert("RGB"), dtype=np.uint8),
-                          corruption_name=self.kind, severity=self.severity)
-        return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).resize(img.size)
-
-
-def corruption_fn(name: str) -> Corruption:
-    """Registry: the ``pil_fn`` of a corruption name (see :func:`corruption_name`)."""
-    kind, severity = parse_corruption(name)
-    _ensure_pkg_resources()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from imagecorruptions import get_corruption_names
-
-        known = get_corruption_names("all")
-    if kind not in known:
-        raise ValueError(f"unknown corruption type {kind!r}; imagecorruptions knows {known}")
-    return Corruption(kind, severity)
-
-
-EVAL_SUBSET_SEED = 0
-
-
-def subset_indices(n_total: int, n: int, seed: int = EVAL_SUBSET_SEED) -> np.ndarray:
-    """A seeded subset of ``n`` of ``n_total`` images (sorted manifest positions); at most half
-    of the images, so that the rest of the folder can be fitted (the full profile evaluates on
-    the user's only folder)."""
-    if n_total < 2:
-        raise ValueError(f"an eval subset needs a folder of at least 2 images, got {n_total}")
-    n = min(n, n_total // 2)
-    return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
-
-
-def subset_manifest(folder: str, n: int | None, seed: int = EVAL_SUBSET_SEED,
-                    label_mode: str = "wnid"):
-    """The manifest of ``folder`` restricted to :func:`subset_indices` (all images if ``n`` is
-    None), and the positions kept."""
-    from .data import resolve_folder, scan_folder
-
-    man = scan_folder(resolve_folder(folder), label_mode=label_mode)
-    if n is None:
-        return man, np.arange(len(man))
-    idx = subset_indices(len(man), n, seed)
-    return man.subset(idx), idx
-
-
-def extraction_kwargs(folder: str, label_mode: str, corruption: str | None,
-                      subset: int | None) -> dict:
-    """Extra keyword arguments of :func:`neudep_utils.cache.extract` for a corrupted and/or
-    subset extraction (used by :class:`neudep_utils.study.Extraction`)."""
-    out: dict = {}
-    if subset is not None:
-        out["manifest"] = subset_manifest(folder, subset, label_mode=label_mode)[0]
-    if corruption is not None:
-        out["corruption"] = corruption
-        out["pil_fn"] = corruption_fn(corruption)
-    return out
-
-
-def corrupted_features(settings: RobustnessSettings, **kw) -> dict[str, object]:
+def corrupted_features(settings: RobustnessSettings, **kw) -> dict[str, LogitSet]:
     """LogitSets of the eval subset under every corruption of a profile's robustness settings,
     by corruption name (same images, same order as the clean eval subset)."""
-    from .logits import read_entry
-
-    out = {}
-    for name in settings.corruption_names():
-        extra = extraction_kwargs(settings.eval_folder, "wnid", name, settings.n_eval)
-        out[name] = read_entry(settings.model, settings.eval_folder, 0, **extra, **kw)
-    return out
+    return {name: read_entry(settings.model, settings.eval_folder, 0, corruption=name,
+                             subset=settings.n_eval, **kw)
+            for name in settings.corruption_names()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,16 +40,12 @@ def corrupted_features(settings: RobustnessSettings, **kw) -> dict[str, object]:
 
 def load_categories16(path: str | os.PathLike[str] | None = None) -> dict[str, list[str]]:
     """Category -> ImageNet wnids, from ``cue-conflict/categories16.json``."""
-    from .data import data_root
-
     p = Path(path) if path else data_root() / "cue-conflict" / "categories16.json"
     return json.loads(Path(p).read_text())
 
 
 def category_index_map(categories: dict[str, list[str]]) -> tuple[list[str], list[np.ndarray]]:
     """Sorted category names and, for each, the ImageNet logit indices of its wnids."""
-    from .data import imagenet_classes
-
     cls = imagenet_classes()
     names = sorted(categories)
     return names, [np.array([cls.index(w) for w in categories[c]]) for c in names]
@@ -236,8 +99,6 @@ REGULARIZERS = ("none", "l2sp", "dep_weaken", "dep_consistency")
 def dependency_matrix(logits: np.ndarray, lam_ratio: float, tol: float = 1e-6) -> np.ndarray:
     """CovLasso dependencies of every category on the others, ``Theta`` (n, n) (row i = theta_i),
     from the centred covariance of ``logits`` (rows) at ``lam = lam_ratio * lam_max``."""
-    from . import covlasso, moments
-
     C = moments.second_moment(np.asarray(logits, dtype=np.float64), center=True)
     lams = covlasso.relative_lams(C, lam_ratio)[0]
     return covlasso.solve(C, lams, tol=tol, warn=False).coef

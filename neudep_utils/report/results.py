@@ -13,7 +13,7 @@ Each notebook calls :func:`write_results` once at its end; the file
       "numbers": {"name": {"value": 0.12, "ci": [0.10, 0.14] | null,
                            "definition": "what it measures, on which images"}, ...},
       "parameters": {...}, "runtime_s": 12.3, "created": "...",
-      "provenance": {"cache_entries": [...]}   # what the notebook read (logits.entries_read)
+      "provenance": {"cache_entries": [...]}   # the cache entries of the inputs it was handed
     }
 """
 
@@ -24,11 +24,12 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .verdicts import CLAIMS, LEVELS, Verdict, notebook_verdict
+from ..cache import LogitSet, provenance_record
+from ..verdicts import CLAIMS, LEVELS, Verdict, notebook_verdict
 
 
 def number(value: float, definition: str, ci: tuple[float, float] | None = None,
@@ -62,16 +63,16 @@ def claim(verdict: Verdict, summary: str, headline: str | None = None,
 def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,
                   claims: dict[str, dict[str, Any]], numbers: dict[str, dict[str, Any]],
                   parameters: dict[str, Any] | None = None, runtime_s: float | None = None,
-                  profile: str | None = None, extra: dict[str, Any] | None = None) -> Path:
+                  profile: str | None = None, extra: dict[str, Any] | None = None,
+                  inputs: Iterable[Any] = ()) -> Path:
     """Validate and write ``<output_dir>/<stem>.json``; returns its path.
 
     The notebook's overall verdict is :func:`neudep_utils.verdicts.notebook_verdict` of its
-    claims. The cache entries the notebook read (:func:`neudep_utils.logits.entries_read`) are
-    recorded under ``provenance``. ``extra``: further top-level entries (e.g. a curve as a list of
+    claims. ``inputs``: the logits the numbers come from (:class:`~neudep_utils.cache.LogitData`
+    or :class:`~neudep_utils.cache.LogitSet`); their cache entries are recorded under
+    ``provenance`` (each once). ``extra``: further top-level entries (e.g. a curve as a list of
     records), which may not shadow the standard keys.
     """
-    from .logits import entries_read
-
     for cid, c in claims.items():
         if cid not in CLAIMS:
             raise ValueError(f"unknown claim id {cid!r}; expected one of {tuple(CLAIMS)}")
@@ -83,7 +84,7 @@ def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,
            "verdict": notebook_verdict(c["verdict"] for c in claims.values()), "claims": claims,
            "numbers": numbers, "parameters": parameters or {}, "runtime_s": runtime_s,
            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-           "provenance": {"cache_entries": entries_read()}}
+           "provenance": {"cache_entries": _entries(inputs)}}
     for key, value in (extra or {}).items():
         if key in out:
             raise ValueError(f"extra key {key!r} would overwrite a standard result key")
@@ -94,6 +95,16 @@ def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,
     tmp.write_text(json.dumps(out, indent=1, default=_jsonable))
     os.replace(tmp, path)
     return path
+
+
+def _entries(inputs: Iterable[Any]) -> list[dict]:
+    """The provenance records of ``inputs``, each cache entry once, in first-seen order."""
+    seen: dict[str, dict] = {}
+    for x in inputs:
+        recs = [provenance_record(x)] if isinstance(x, LogitSet) else list(x.provenance)
+        for r in recs:
+            seen.setdefault(r["key_digest"], r)
+    return list(seen.values())
 
 
 def _jsonable(o: Any) -> Any:

@@ -108,8 +108,8 @@ def learning_curve(lc: pd.DataFrame, fits: dict, title: str) -> plt.Figure:
     """Held-out and oracle (own fit images) 1 - R^2 and target-class accuracy against the number
     of fit images, per method (band: min-max over seeds), with the fitted ``a + b n^-c`` of each
     held-out curve extrapolated to 10x the largest fit set (dotted). ``lc``: records of
-    :func:`neudep_utils.scaling.learning_curve`; ``fits``: ``{(method, column): fit}`` of
-    :func:`neudep_utils.scaling.fit_saturating`."""
+    :func:`neudep_utils.findings.scaling.learning_curve`; ``fits``: ``{(method, column): fit}`` of
+    :func:`neudep_utils.findings.scaling.fit_saturating`."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
     n_max = lc["n_fit"].max()
     grid = np.geomspace(lc["n_fit"].min(), 10 * n_max, 60)
@@ -167,7 +167,7 @@ def nearness_panels(near_tab: pd.DataFrame, distances: pd.DataFrame,
 
 def width_curve(width: pd.DataFrame, title: str) -> plt.Figure:
     """Top-1, target-class accuracy after replacement and 1 - R^2 against d'/n for rank-d' logit
-    layers (records of :func:`neudep_utils.scaling.width_curve`), one line per model and
+    layers (records of :func:`neudep_utils.findings.scaling.width_curve`), one line per model and
     method (CovLasso at each k, dense least squares)."""
     w = width.assign(how=[f"{m}, k = {kr}" if m == "CovLasso" else "dense LS"
                           for m, kr in zip(width["method"], width["k_requested"],

@@ -5,7 +5,7 @@ The weights live outside the repository, in ``$NEUDEP_MODELS_DIR/mobilenet_v1_0.
 topology in ``model.json`` and raw little-endian float32 tensors in ``groupN-shard1of1`` files,
 concatenated in the order of ``weightsManifest``, with a ``SHA256SUMS`` file.
 
-:func:`load_mobilenet` checks, in order, and raises :class:`~neudep_utils.models.ModelError`
+:func:`load_mobilenet` checks, in order, and raises :class:`~neudep_utils.errors.ModelError`
 naming the file and the fix on any failure:
 
 1. the folder, ``model.json`` and ``SHA256SUMS`` exist; ``SHA256SUMS`` lists ``model.json`` and
@@ -39,7 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import ModelError, Preprocess, sha256_file
+from ..errors import ModelError
+from ._base import LoadedModel, Preprocess, sha256_file
+from .registry import ModelSpec, register
 
 #: Folder name of the weights inside the models directory.
 FOLDER_NAME = "mobilenet_v1_0.75_224"
@@ -61,7 +63,7 @@ def default_models_dir() -> Path:
     env = os.environ.get("NEUDEP_MODELS_DIR")
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "shared" / "models"
+    return Path(__file__).resolve().parents[3] / "shared" / "models"
 
 
 def weights_folder(models_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -373,7 +375,7 @@ def check_topology(spec: dict, model: MobileNetV1, path: Path) -> None:
             same = math.isclose(g, v) if isinstance(v, float) and isinstance(g, float) else g == v
             if not same:
                 raise ModelError(f"{where}: {k} = {g!r}, expected {v!r}; this is not "
-                                 f"{FOLDER_NAME} as built by neudep_utils.mobilenet; {_RESTORE}")
+                                 f"{FOLDER_NAME} as built by neudep_utils.models.mobilenet; {_RESTORE}")
 
 
 def load_weights(model: MobileNetV1, weights: dict[str, np.ndarray], source: str) -> None:
@@ -420,3 +422,23 @@ def weights_checksum(models_dir: str | os.PathLike[str] | None = None) -> str:
     """sha256 of the verified ``SHA256SUMS`` (every weight file is checked against it)."""
     return verify_folder(weights_folder(models_dir))
 
+
+
+def _load() -> LoadedModel:
+    model, checksum, folder = load_mobilenet()
+    return LoadedModel(name=NAME, timm_name="MobileNet v1 0.75 x 224 (neudep_utils.models.mobilenet)",
+                       model=model, preprocess=PREPROCESS, weights_sha256=checksum,
+                       weights_source=f"TensorFlow.js layers model {folder} (sha256 of its "
+                                      "verified SHA256SUMS)",
+                       num_classes=model.num_classes, num_features=model.num_features,
+                       family="mobilenet_v1")
+
+
+#: The registered name.
+NAME = "mobilenet_v1_075"
+register(ModelSpec(
+    name=NAME, load=_load, checksum=weights_checksum,
+    description="MobileNet v1 0.75 x 224, float32 (ImageNet-1k; TensorFlow.js weights in "
+                "$NEUDEP_MODELS_DIR/" + FOLDER_NAME + ")",
+    family="mobilenet_v1", width=768, aliases=("mobilenet", "mobilenet_v1_0.75"),
+    short="mobilenet_v1_075"))

