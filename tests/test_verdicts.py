@@ -1,10 +1,16 @@
-"""Every verdict rule of neudep_utils.verdicts at every level and at its boundaries."""
+"""Every verdict rule of neudep_utils.verdicts at every level and at its boundaries, the
+thresholds' one home, and the deviations log."""
 
 from __future__ import annotations
+
+import dataclasses
+import inspect
 
 import pytest
 
 from neudep_utils import verdicts as V
+from neudep_utils.verdicts import deviations as D
+from neudep_utils.verdicts import rules
 
 R, P, N, T = V.LEVELS
 
@@ -39,7 +45,8 @@ def test_similar_performance_boundaries() -> None:
     assert not V.similar_performance((0.0, 0.01), 1.0001, 1.0, (0.1, 0.2)).holds  # new FPs
     assert not V.similar_performance((0.0, 0.01), 0.5, 1.0, (0.0, 0.2)).holds  # lo == 0
     assert not V.similar_performance((0.0, 0.01), 0.5, 1.0, None).holds  # the baseline
-    assert V.similar_performance((0.0, 0.09), 0, 0, (0.1, 0.2), tolerance=0.1).holds
+    wide = dataclasses.replace(rules.SIMILAR, tolerance=0.1)
+    assert V.similar_performance((0.0, 0.09), 0, 0, (0.1, 0.2), wide).holds
 
 
 @pytest.mark.parametrize(("head", "sparse", "exist", "expected"), [
@@ -51,7 +58,7 @@ def test_similar_performance_boundaries() -> None:
     ({"a": False}, {"a": False}, None, N),
     ({}, {}, None, T)])
 def test_c1(head, sparse, exist, expected) -> None:
-    v = V.c1_single_model(head, sparse, exist, 10, 100)
+    v = rules.c1_single_model(head, sparse, exist)
     assert v.level == expected and v.claim == "C1" and "k = 10" in v.rule
     if expected == P and exist and any(exist.values()):
         assert "existential" in v.why
@@ -64,81 +71,94 @@ def test_c1(head, sparse, exist, expected) -> None:
     ({"p": False, "q": False}, {"p": True, "q": True}, False, P, "partly holds"),
     ({"p": False, "q": False}, {"p": True, "q": False}, True, N, "fails")])
 def test_c2(head, sparse, cross_arch, expected, state) -> None:
-    v, s = V.c2_cross_model(head, sparse, cross_arch)
+    v, s = rules.c2_cross_model(head, sparse, cross_arch)
     assert (v.level, s) == (expected, state)
-    assert V.c2_cross_model({}, {}, True)[0].level == T
+    assert rules.c2_cross_model({}, {}, True)[0].level == T
 
 
 def test_c3_boundaries() -> None:
-    assert V.c3_covlasso(1e-5, 1e-4).level == R
-    assert V.c3_covlasso(1.01e-5, 1e-6).level == N
-    assert V.c3_covlasso(1e-9, 1.01e-4).level == N
+    assert rules.c3_covlasso(1e-5, 1e-4).level == R
+    assert rules.c3_covlasso(1.01e-5, 1e-6).level == N
+    assert rules.c3_covlasso(1e-9, 1.01e-4).level == N
 
 
 def test_c4_levels() -> None:
-    ok, no = (0.01, 0.3), (-0.05, 0.1)
+    ok, no = (0.01, 0.3), (-0.05, 0.1)  # intervals of (rho - rho under the null)
     nan = (float("nan"), float("nan"))
-    assert V.c4_redundancy({"a": ok, "b": ok}, (0.01, 0.2), 10, 1000).level == R
-    assert V.c4_redundancy({"a": ok, "b": no}, (0.01, 0.2), 10, 1000).level == P
-    assert V.c4_redundancy({"a": ok, "b": ok}, (0.0, 0.2), 10, 1000).level == P  # touches 0
-    assert V.c4_redundancy({"a": no}, (0.01, 0.2), 10, 1000).level == P  # gain only
-    assert V.c4_redundancy({"a": no, "b": no}, (-0.1, 0.2), 10, 1000).level == N
-    # a model without a full-rank covariance (NaN interval) is not counted
-    assert V.c4_redundancy({"a": ok, "d<n": nan}, (0.01, 0.2), 10, 1000).level == R
-    assert V.c4_redundancy({"d<n": nan}, (-0.1, 0.0), 10, 1000).level == N
+    c4 = rules.c4_redundancy
+    assert c4({"a": ok, "b": ok}, (0.01, 0.2)).level == R
+    assert c4({"a": ok, "b": no}, (0.01, 0.2)).level == P
+    assert c4({"a": ok, "b": ok}, (0.0, 0.2)).level == P  # touches 0
+    assert c4({"a": no}, (0.01, 0.2)).level == P  # gain only
+    assert c4({"a": no, "b": no}, (-0.1, 0.2)).level == N
+    # a model with a singular covariance (NaN interval) is n/a, not counted
+    v = c4({"a": ok, "d<n": nan}, (0.01, 0.2))
+    assert v.level == R and "n/a (singular covariance): d<n" in v.why
+    assert c4({"d<n": nan}, (-0.1, 0.0)).level == N
+    assert "null" in v.rule and "random eigenvectors" in v.rule
 
 
 NAN = float("nan")
 
 
-@pytest.mark.parametrize(("k_func", "reach", "k", "expected"), [
-    (20, 0.1, NAN, R), (3, 0.0, NAN, R),
-    (21, 0.0, NAN, P), (100, 0.0, NAN, P),  # functional only at a larger support
-    (NAN, 0.5, 20, P),  # fidelity reading only
-    (NAN, 0.49, 5, N), (NAN, 0.9, 21, N), (101, 0.1, 20, N), (NAN, 0.0, NAN, N)])
-def test_c5(k_func, reach, k, expected) -> None:
-    assert V.c5_sparsity(k_func, reach, k, 20, 0.3, 100).level == expected
+@pytest.mark.parametrize(("k_func", "expected"), [
+    (20, R), (3, R), (21, P), (100, P), (101, N), (NAN, N)])
+def test_c5(k_func, expected) -> None:
+    assert rules.c5_sparsity(k_func).level == expected
+
+
+def test_c5_correlational_reading() -> None:
+    r = rules.c5_correlational(0.97, 15)
+    assert r["few"] and r["median_k"] == 15 and "0.3" in r["reading"]
+    assert not rules.c5_correlational(0.97, 99)["few"]
+    assert not rules.c5_correlational(0.0, NAN)["few"]
 
 
 def test_c6a_levels() -> None:
-    assert V.c6a_semantics({"a": 1.5, "b": 1.01}, 3).level == R
-    assert V.c6a_semantics({"a": 1.5, "b": 1.01}, 0).level == P
-    assert V.c6a_semantics({"a": 1.5, "b": 1.0}, 3).level == N  # lower end must exceed 1
-    assert V.c6a_semantics({}, 3).level == T
+    c6a = rules.c6a_semantics
+    assert c6a({"a": 1.5, "b": 1.01}, {"a": 0.06, "b": NAN}).level == R
+    assert c6a({"a": 1.5, "b": 1.01}, {"a": 0.05}).level == R  # at the threshold
+    assert c6a({"a": 1.5, "b": 1.01}, {"a": 0.049, "b": NAN}).level == P
+    assert c6a({"a": 1.5, "b": 1.0}, {"a": 0.5}).level == N  # lower end must exceed 1
+    assert c6a({}, {}).level == T
 
 
 def test_c6b_levels() -> None:
+    c6b = rules.c6b_unseen
     # reproduced: at least half of A's own and the interval above 10x chance (0.01)
-    assert V.c6b_unseen(0.40, (0.0101, 0.5), 0.80, 0.0).level == R
-    assert V.c6b_unseen(0.39, (0.3, 0.5), 0.80, 0.5).level == P  # below half, hidden ok
-    assert V.c6b_unseen(0.40, (0.01, 0.5), 0.80, 0.5).level == P  # interval touches 10x
-    assert V.c6b_unseen(0.39, (0.3, 0.5), 0.80, 0.1).level == N  # hidden: 10x of 1% = 0.1
+    assert c6b(0.40, (0.0101, 0.5), 0.80, 0.0, -1.0).level == R
+    assert c6b(0.39, (0.3, 0.5), 0.80, 0.5, 0.01).level == P  # below half, hidden ok
+    assert c6b(0.40, (0.01, 0.5), 0.80, 0.5, 0.01).level == P  # interval touches 10x
+    assert c6b(0.39, (0.3, 0.5), 0.80, 0.5, 0.0).level == N  # not above random partners
+    assert c6b(0.39, (0.3, 0.5), 0.80, 0.1, 0.2).level == N  # hidden: 10x of 1% = 0.1
 
 
-def _gain(ce_lo, gen_lo, clean, ce=0.01):
-    return {"vs_ce": (ce, (ce_lo, 0.05)), "vs_generic": (0.0, (gen_lo, 0.05)),
+def _gain(ce_lo, best_lo, clean, ce=0.01):
+    return {"vs_ce": (ce, (ce_lo, 0.05)), "vs_strongest": (0.0, (best_lo, 0.05)),
+            "vs_generic": (0.0, (best_lo, 0.05)),
             "clean_vs_ce": (clean, (clean - 0.01, clean + 0.01))}
 
 
 def test_c6c_levels_and_best() -> None:
-    v, best = V.c6c_robustness({"a": _gain(0.001, 0.001, -0.005)}, 0.005)
-    assert (v.level, best) == (R, "a")
-    assert V.c6c_robustness({"a": _gain(0.001, 0.0, 0.0)})[0].level == P
-    assert V.c6c_robustness({"a": _gain(0.001, 0.001, -0.0051)})[0].level == N  # clean cost
-    assert V.c6c_robustness({"a": _gain(0.0, 0.001, 0.0)})[0].level == N
+    c6c = rules.c6c_robustness
+    v, best = c6c({"a": _gain(0.001, 0.001, -0.005)}, "pretrained head")
+    assert (v.level, best) == (R, "a") and "pretrained head" in v.why
+    assert c6c({"a": _gain(0.001, 0.0, 0.0)}, "L2-SP")[0].level == P
+    assert c6c({"a": _gain(0.001, 0.001, -0.0051)}, "L2-SP")[0].level == N  # clean cost
+    assert c6c({"a": _gain(0.0, 0.001, 0.0)}, "L2-SP")[0].level == N
     # the best regularizer: highest level first, then the largest gain over cross-entropy
-    v, best = V.c6c_robustness({"a": _gain(0.001, 0.0, 0.0, ce=0.05),
-                                "b": _gain(0.001, 0.001, 0.0, ce=0.01)})
+    v, best = c6c({"a": _gain(0.001, 0.0, 0.0, ce=0.05),
+                   "b": _gain(0.001, 0.001, 0.0, ce=0.01)}, "L2-SP")
     assert (v.level, best) == (R, "b")
-    v, best = V.c6c_robustness({"a": _gain(0.0, 0.0, 0.0, ce=0.02),
-                                "b": _gain(-0.1, 0.0, 0.0, ce=0.03)})
+    v, best = c6c({"a": _gain(0.0, 0.0, 0.0, ce=0.02),
+                   "b": _gain(-0.1, 0.0, 0.0, ce=0.03)}, "L2-SP")
     assert (v.level, best) == (N, "b")
-    assert V.c6c_robustness({})[0].level == T
+    assert c6c({}, "L2-SP")[0].level == T
 
 
 def test_rule_text_fills_parameters() -> None:
     assert "k = 7" in V.rule_text("C1", k_headline=7)
-    assert "10 points" in V.rule_text("similar", tolerance_points=10)
+    assert "10 points" in V.rule_text("similar", tolerance=0.1)
     for rule in (*V.CLAIMS, "similar"):
         assert "{" not in V.rule_text(rule)
     with pytest.raises(KeyError):
@@ -146,11 +166,47 @@ def test_rule_text_fills_parameters() -> None:
 
 
 def test_across_models_is_the_weakest_testable() -> None:
-    per = {"a": V.c5_sparsity(3, 0.9, 3), "b": V.c5_sparsity(float("nan"), 0.6, 5),
+    per = {"a": rules.c5_sparsity(3), "b": rules.c5_sparsity(50),
            "c": V.Verdict("C5", T, "r", "no data")}
     v = V.across_models(per)
     assert v.level == P and v.claim == "C5" and "a: reproduced" in v.why and "c:" in v.why
     with pytest.raises(ValueError):
-        V.across_models({"a": per["a"], "x": V.c3_covlasso(0, 0)})
+        V.across_models({"a": per["a"], "x": rules.c3_covlasso(0, 0)})
     with pytest.raises(ValueError):
         V.across_models({})
+
+
+def test_thresholds_have_one_home() -> None:
+    """No rule function takes a threshold as its own argument: they come from the rule object,
+    and its text shows the same values the function uses."""
+    for name in rules.__all__:
+        obj = getattr(rules, name)
+        if inspect.isfunction(obj) and name != "rule_text":
+            params = set(inspect.signature(obj).parameters)
+            for r in rules.RULES.values():
+                assert not params & {f.name for f in dataclasses.fields(r)} - {"rule"}, name
+    assert "k = 10" in rules.C1.text() and rules.C1.k_headline == 10
+    assert "within 5 points" in rules.SIMILAR.text()
+    c5 = dataclasses.replace(rules.C5, sparse_k=7)
+    assert rules.c5_sparsity(8, c5).level == P and rules.c5_sparsity(7, c5).level == R
+    assert "<= 7" in c5.text()
+
+
+def test_deviations_are_logged_with_old_outcomes() -> None:
+    assert {d.claim for d in D.DEVIATIONS} >= {"C1", "C4", "C5", "C6a", "C6b", "C6c"}
+    for d in D.DEVIATIONS:
+        assert d.when[:4] == "2026" and d.what and d.old_rule
+    rec = D.record("C5", "functional criterion", "partly reproduced", "not reproduced")
+    assert rec["changed_verdict"] and rec["old_rule"].startswith("**C5")
+    with pytest.raises(KeyError, match="no deviation"):
+        D.record("C5", "nope", R, R)
+    # the old rules on numbers like today's
+    assert D.old_c5_fidelity(0.97, 120).level == P
+    assert D.old_c5_fidelity(0.97, 15).level == R
+    assert D.old_c4_interlacing(True, (0.7, 0.74)).level == R
+    assert D.old_c4_without_null({"a": (0.5, 0.6), "m": (NAN, NAN)}, (0.1, 0.2)).level == R
+    assert D.old_c1_without_existential({"a": False}, {"a": False}).level == N
+    assert D.old_c6a_strongest({"a": 17.0}, 0).level == P
+    assert D.old_c6b_without_random(0.0, (0.0, 0.0), 0.8, 0.68).level == P
+    g = _gain(0.01, -0.001, 0.0)
+    assert D.old_c6c_vs_generic({"a": g}).level == P

@@ -51,13 +51,42 @@ def number(value: float, definition: str, ci: tuple[float, float] | None = None,
 
 
 def claim(verdict: Verdict, summary: str, headline: str | None = None,
-          tested_on: Sequence[str] = (), label: str | None = None) -> dict[str, Any]:
-    """A claim's result: its :class:`~neudep_utils.verdicts.Verdict`, a one-sentence summary,
-    the key of its headline number, the models it was tested on and the label of the notebook
-    section holding its verdict (linked from the claims page)."""
+          tested_on: Sequence[str] = (), label: str | None = None, *,
+          deviations: Sequence[dict[str, Any]] = (), readings: dict[str, Any] | None = None,
+          baseline: str | None = None, scope: str | None = None) -> dict[str, Any]:
+    """A claim's result record.
+
+    Parameters
+    ----------
+    verdict : Verdict
+        The claim's :class:`~neudep_utils.verdicts.Verdict`.
+    summary : str
+        One or two sentences with the deciding numbers.
+    headline : str, optional
+        The key of its headline number in the results' ``numbers``.
+    tested_on : sequence of str
+        The models it was tested on.
+    label : str, optional
+        The label of the notebook section holding its verdict (linked from the claims page).
+    deviations : sequence of dict
+        Every rule change after results were seen
+        (:func:`neudep_utils.verdicts.deviations.record`), old and new outcome.
+    readings : dict, optional
+        Further readings shown beside the verdict (e.g. C5's functional and correlational).
+    baseline : str, optional
+        The baseline the verdict was judged against (e.g. C6c's strongest baseline).
+    scope : str, optional
+        What the verdict does not cover (e.g. C2's CNN-transformer clause, untested offline).
+
+    Returns
+    -------
+    dict
+        The record written under ``claims`` in the results file.
+    """
     return {"verdict": verdict.level, "summary": summary, "rule": verdict.rule,
             "why": verdict.why, "headline": headline, "tested_on": list(tested_on),
-            "label": label}
+            "label": label, "deviations": list(deviations), "readings": readings or {},
+            "baseline": baseline, "scope": scope}
 
 
 def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,

@@ -1,48 +1,81 @@
-"""The rules that turn measured numbers into verdicts, one per claim.
+"""The rules that turn measured numbers into verdicts: one per claim, thresholds, function and text
+together.
 
-Everything that decides a verdict lives here, with tests (``tests/test_verdicts.py``): one rule
-per claim (the claims and levels are in :mod:`.claims`). Each rule is a plain function of the numbers a
-notebook measured and returns a :class:`Verdict` (level, the rule in words, and which part of the
-rule held). Notebooks state the rule with :func:`rule_text` and call the function; they never
-re-implement a rule.
+Each rule is a frozen dataclass holding its thresholds (the only place they are defined), with
+:meth:`~Rule.text` (the rule in words, thresholds filled in) and a function of the numbers a
+notebook measured that returns a :class:`~.claims.Verdict` (level, the rule in words, and which
+part of the rule held). Notebooks state a rule with ``rules.C1.text()`` (or :func:`rule_text`)
+and call its function; they never re-implement a rule or type a threshold. Every change of a rule
+after results were seen is logged in :mod:`.deviations`.
 
-Levels, from strongest to weakest: ``reproduced``, ``partly reproduced``, ``not reproduced``;
-``not testable here`` when the data or models needed are not available.
+Example::
+
+    from neudep_utils.verdicts import rules
+    rules.C1.k_headline               # 10: "a few" partners
+    v = rules.c1_single_model(at_head, at_sparse, existential)
+    v.level, v.why
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from .claims import (
-    NOT_REPRODUCED,
-    NOT_TESTABLE,
-    PARTLY,
-    REPRODUCED,
-    Verdict,
-)
+from .claims import CLAIMS, NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, Verdict
 from .claims import rank as _rank
 
 __all__ = [
-    "SimilarCheck",
-    "c1_single_model",
-    "c2_cross_model",
-    "c3_covlasso",
-    "c4_redundancy",
-    "c5_sparsity",
-    "c6a_semantics",
-    "c6b_unseen",
-    "c6c_robustness",
-    "rule_text",
-    "similar_performance",
+    "C1", "C2", "C3", "C4", "C5", "C6A", "C6B", "C6C", "RULES", "SIMILAR",
+    "C1Rule", "C2Rule", "C3Rule", "C4Rule", "C5Rule", "C6aRule", "C6bRule", "C6cRule",
+    "SimilarCheck", "SimilarRule",
+    "c1_single_model", "c2_cross_model", "c3_covlasso", "c4_redundancy", "c5_sparsity",
+    "c6a_semantics", "c6b_unseen", "c6c_robustness", "rule_text", "similar_performance",
 ]
 
+
+class _Rule:
+    """Shared behaviour: the rule's text with its thresholds filled in."""
+
+    TEXT = ""
+
+    def params(self) -> dict[str, float]:
+        """The thresholds by name (and derived display values)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    def text(self) -> str:
+        """The rule in words (Markdown)."""
+        return self.TEXT.format(**self.params())
+
+
 # --------------------------------------------------------------------------------------------
-# C1 and C2: "similar performance" of a dependency
+# "similar performance" (C1, C2)
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimilarRule(_Rule):
+    """A dependency "achieves similar performance" at support size k: ``tolerance`` is the largest
+    accepted drop of target-class accuracy (fraction; the upper end of its 95% interval)."""
+
+    tolerance: float = 0.05
+
+    TEXT = (
+        "A dependency \"achieves similar performance\" at support size k when (i) the "
+        "target-class accuracy after replacement is within {tolerance_points:g} points of the "
+        "unmodified model's on the same images (upper end of the 95% interval of the drop), (ii) "
+        "it creates no more false positives per target than the unmodified model already makes, "
+        "and (iii) it beats random partners at the same k (95% interval of the paired difference "
+        "above 0). A CovLasso dependency counts with its own coefficients or refitted by least "
+        "squares on its support.")
+
+    def params(self) -> dict[str, float]:
+        """Thresholds, with the tolerance also in points."""
+        return {"tolerance": self.tolerance, "tolerance_points": round(100 * self.tolerance, 6)}
+
+
+SIMILAR = SimilarRule()
 
 
 @dataclass(frozen=True)
@@ -60,7 +93,7 @@ class SimilarCheck:
     fp_created: float
     fp_base: float
     vs_random_ci: tuple[float, float] | None
-    tolerance: float = 0.05
+    tolerance: float = SIMILAR.tolerance
 
     @property
     def accuracy_kept(self) -> bool:
@@ -85,33 +118,91 @@ class SimilarCheck:
 
 def similar_performance(drop_ci: tuple[float, float], fp_created: float, fp_base: float,
                         vs_random_ci: tuple[float, float] | None,
-                        tolerance: float = 0.05) -> SimilarCheck:
-    """Rule: a dependency at support size k "achieves similar performance" when (i) the upper end
-    of the 95% interval of the target-class accuracy drop is at most ``tolerance`` (5 points),
-    (ii) it creates no more false positives per target than the unmodified model makes, and
-    (iii) the lower end of the 95% interval of its paired accuracy gain over random partners at
-    the same k is above 0."""
+                        rule: SimilarRule = SIMILAR) -> SimilarCheck:
+    """The "similar performance" test (:data:`SIMILAR`) of one dependency at one k.
+
+    Parameters
+    ----------
+    drop_ci : (float, float)
+        95% interval of unmodified minus after-replacement target-class accuracy (fraction).
+    fp_created, fp_base : float
+        False positives per target created by the replacement / made by the unmodified model.
+    vs_random_ci : (float, float) or None
+        95% interval of the paired accuracy gain over random partners at equal k (``None``
+        for the random baseline itself, which cannot beat itself).
+    rule : SimilarRule
+        The thresholds (default :data:`SIMILAR`).
+
+    Returns
+    -------
+    SimilarCheck
+        The three parts and whether all hold.
+    """
     return SimilarCheck(tuple(drop_ci), float(fp_created), float(fp_base),
-                        None if vs_random_ci is None else tuple(vs_random_ci), tolerance)
+                        None if vs_random_ci is None else tuple(vs_random_ci), rule.tolerance)
+
+
+# --------------------------------------------------------------------------------------------
+# C1, C2
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class C1Rule(_Rule):
+    """C1: ``k_headline`` ("a few" partners), ``k_sparse`` (the largest k still called sparse),
+    ``top_share`` (share of categories the existential reading selects on the fit side)."""
+
+    k_headline: int = 10
+    k_sparse: int = 100
+    top_share: float = 0.05
+
+    TEXT = (
+        "**C1 is reproduced** if some CovLasso dependency achieves similar performance at "
+        "k = {k_headline}, pooled over all targets, for every model; **partly reproduced** if "
+        "it does so only for some models, or for every model only at some k <= {k_sparse}, or "
+        "if the existential reading holds for some model (the categories selected on the fit "
+        "side alone, {top_share_pct:g}% of them, keep their held-out target-class accuracy "
+        "within the tolerance at k <= {k_headline}); **not reproduced** otherwise.")
+
+    def params(self) -> dict[str, float]:
+        """Thresholds, with the top share also in percent."""
+        return {**super().params(), "top_share_pct": round(100 * self.top_share, 6)}
+
+
+C1 = C1Rule()
 
 
 def c1_single_model(at_headline: Mapping[str, bool], at_sparse: Mapping[str, bool],
-                    existential: Mapping[str, bool] | None = None, k_headline: int = 10,
-                    k_sparse: int = 100) -> Verdict:
-    """C1 from, per model, whether some CovLasso dependency (its coefficients or their
-    least-squares refit) achieves similar performance pooled over all targets at ``k_headline``
-    (``at_headline``) and at some ``k <= k_sparse`` (``at_sparse``), and whether the existential
-    reading holds (``existential``: the targets selected on the fit side keep similar held-out
-    accuracy at ``k <= k_headline``)."""
-    rule = rule_text("C1", k_headline=k_headline, k_sparse=k_sparse)
+                    existential: Mapping[str, bool] | None = None,
+                    rule: C1Rule = C1) -> Verdict:
+    """C1 (:data:`C1`) from per-model outcomes of the "similar performance" test.
+
+    Parameters
+    ----------
+    at_headline : mapping of model -> bool
+        Some CovLasso dependency (its coefficients or their least-squares refit) achieves
+        similar performance pooled over all targets at ``rule.k_headline``.
+    at_sparse : mapping of model -> bool
+        The same at some ``k <= rule.k_sparse``.
+    existential : mapping of model -> bool, optional
+        The targets selected on the fit side keep similar held-out accuracy at
+        ``k <= rule.k_headline``.
+    rule : C1Rule
+
+    Returns
+    -------
+    Verdict
+    """
+    k_headline, k_sparse = rule.k_headline, rule.k_sparse
+    text = rule.text()
     if not at_headline:
-        return Verdict("C1", NOT_TESTABLE, rule, "no model was evaluated")
+        return Verdict("C1", NOT_TESTABLE, text, "no model was evaluated")
     existential = existential or {}
     heads = [m for m, ok in at_headline.items() if ok]
     sparse = [m for m, ok in at_sparse.items() if ok]
     exist = [m for m, ok in existential.items() if ok]
     if len(heads) == len(at_headline):
-        return Verdict("C1", REPRODUCED, rule,
+        return Verdict("C1", REPRODUCED, text,
                        f"similar performance at k = {k_headline} for every model")
     reasons = []
     if heads:
@@ -121,23 +212,54 @@ def c1_single_model(at_headline: Mapping[str, bool], at_sparse: Mapping[str, boo
     if exist:
         reasons.append(f"the existential reading holds for {', '.join(exist)}")
     if reasons:
-        return Verdict("C1", PARTLY, rule, "; ".join(reasons))
-    return Verdict("C1", NOT_REPRODUCED, rule,
+        return Verdict("C1", PARTLY, text, "; ".join(reasons))
+    return Verdict("C1", NOT_REPRODUCED, text,
                    f"no model reaches similar performance at k = {k_headline}, pooled or for "
                    f"the targets selected on the fit side; at some k <= {k_sparse}: "
                    f"{', '.join(sparse) if sparse else 'none'}")
 
 
+@dataclass(frozen=True)
+class C2Rule(_Rule):
+    """C2: ``k_headline`` and ``k_sparse`` of the pairs' similar-performance test."""
+
+    k_headline: int = 10
+    k_sparse: int = 50
+
+    TEXT = (
+        "For an ordered pair (A, B), A's logit is rebuilt from B's logits **without** B's own "
+        "category. The pairs tested *hold* if every pair achieves similar performance at "
+        "k = {k_headline}, *partly hold* if some pairs do, or every pair only at some "
+        "k <= {k_sparse}, and *fail* otherwise. **C2 is reproduced** if the pairs hold and a "
+        "CNN-transformer pair was among them; **partly reproduced** if they hold or partly hold "
+        "without such a pair; **not reproduced** if they fail.")
+
+
+C2 = C2Rule()
+
+
 def c2_cross_model(pair_headline: Mapping[tuple[str, str], bool],
                    pair_sparse: Mapping[tuple[str, str], bool],
-                   cross_architecture_tested: bool, k_headline: int = 10,
-                   k_sparse: int = 50) -> tuple[Verdict, str]:
-    """C2 from, per ordered pair (A, B), whether A's logits are rebuilt from B's (without B's own
-    category) with similar performance at ``k_headline`` / at some ``k <= k_sparse``. Returns the
-    verdict and the state of the pairs tested ("holds", "partly holds" or "fails")."""
-    rule = rule_text("C2", k_headline=k_headline, k_sparse=k_sparse)
+                   cross_architecture_tested: bool, rule: C2Rule = C2) -> tuple[Verdict, str]:
+    """C2 (:data:`C2`) from per ordered pair (A, B) outcomes.
+
+    Parameters
+    ----------
+    pair_headline, pair_sparse : mapping of (A, B) -> bool
+        A's logits are rebuilt from B's (without B's own category) with similar performance at
+        ``rule.k_headline`` / at some ``k <= rule.k_sparse``.
+    cross_architecture_tested : bool
+        Whether a CNN-transformer pair was among the pairs.
+    rule : C2Rule
+
+    Returns
+    -------
+    (Verdict, str)
+        The verdict and the state of the pairs tested ("holds", "partly holds" or "fails").
+    """
+    text = rule.text()
     if not pair_headline:
-        return Verdict("C2", NOT_TESTABLE, rule, "no pair was evaluated"), "fails"
+        return Verdict("C2", NOT_TESTABLE, text, "no pair was evaluated"), "fails"
     if all(pair_headline.values()):
         state = "holds"
     elif any(pair_headline.values()) or all(pair_sparse.values()):
@@ -151,31 +273,91 @@ def c2_cross_model(pair_headline: Mapping[tuple[str, str], bool],
     else:
         level = PARTLY
     arch = ("a CNN-transformer pair was tested" if cross_architecture_tested
-            else "no CNN-transformer pair could be tested")
-    return Verdict("C2", level, rule, f"the tested pairs: {state}; {arch}"), state
+            else "no CNN-transformer pair could be tested (no transformer weights offline)")
+    return Verdict("C2", level, text, f"the tested pairs: {state}; {arch}"), state
 
 
-def c3_covlasso(max_rel_gap: float, lasso_agreement: float, gap_tol: float = 1e-5,
-                agreement_tol: float = 1e-4) -> Verdict:
-    """C3 from the largest relative duality gap along the CovLasso paths and the relative
-    coefficient difference between the CovLasso (from the covariance alone) and a Lasso solved on
-    the data rows."""
-    rule = rule_text("C3", gap_tol=gap_tol, agreement_tol=agreement_tol)
-    ok = max_rel_gap <= gap_tol and lasso_agreement <= agreement_tol
-    why = (f"max relative gap {max_rel_gap:.1e} (<= {gap_tol:g}: {max_rel_gap <= gap_tol}), "
+# --------------------------------------------------------------------------------------------
+# C3, C4, C5
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class C3Rule(_Rule):
+    """C3: ``gap_tol`` (largest relative duality gap) and ``agreement_tol`` (largest relative
+    coefficient difference from a Lasso on the data rows)."""
+
+    gap_tol: float = 1e-5
+    agreement_tol: float = 1e-4
+
+    TEXT = (
+        "**C3 is reproduced** if the CovLasso solved from the covariance alone is certified (max "
+        "relative duality gap <= {gap_tol:g}) and matches the Lasso solved on the data rows "
+        "(relative coefficient difference <= {agreement_tol:g}); **not reproduced** otherwise. "
+        "The path is continuous and piecewise linear in lam (a Lasso property); \"smooth\" is "
+        "read as continuity.")
+
+
+C3 = C3Rule()
+
+
+def c3_covlasso(max_rel_gap: float, lasso_agreement: float, rule: C3Rule = C3) -> Verdict:
+    """C3 (:data:`C3`) from the largest relative duality gap along the CovLasso paths and the
+    relative coefficient difference between the CovLasso (from the covariance alone) and a Lasso
+    solved on the data rows."""
+    gap_ok, agree_ok = max_rel_gap <= rule.gap_tol, lasso_agreement <= rule.agreement_tol
+    why = (f"max relative gap {max_rel_gap:.1e} (<= {rule.gap_tol:g}: {gap_ok}), "
            f"agreement with the row Lasso {lasso_agreement:.1e} "
-           f"(<= {agreement_tol:g}: {lasso_agreement <= agreement_tol})")
-    return Verdict("C3", REPRODUCED if ok else NOT_REPRODUCED, rule, why)
+           f"(<= {rule.agreement_tol:g}: {agree_ok})")
+    return Verdict("C3", REPRODUCED if gap_ok and agree_ok else NOT_REPRODUCED, rule.text(), why)
 
 
-def c4_redundancy(predicts: Mapping[str, tuple[float, float]], gain_ci: tuple[float, float],
-                  k_small: int, k_full: int) -> Verdict:
-    """C4 from, per model with a full-rank covariance, the 95% interval of the rank correlation
-    between a target's redundancy (its in-sample unregularized relative residual) and the
-    support its dependency needs for a held-out fidelity (``predicts``), and the 95% interval of
-    the median out-of-sample gain from K = ``k_small`` to ``k_full`` categories (``gain_ci``)."""
-    rule = rule_text("C4", k_small=k_small, k_full=k_full)
-    tested = {m: ci for m, ci in predicts.items() if np.isfinite(ci[0])}
+@dataclass(frozen=True)
+class C4Rule(_Rule):
+    """C4: the category counts ``k_small`` and ``k_full`` of the subset experiment and the held-out
+    fidelity ``threshold`` that defines "the support a dependency needs"."""
+
+    k_small: int = 10
+    k_full: int = 1000
+    threshold: float = 0.3
+
+    TEXT = (
+        "**C4 is reproduced** if, in every model whose logit covariance is full rank, a "
+        "target's redundancy predicts the support its dependency needs (rank correlation "
+        "between the in-sample unregularized relative residual r_i / C_ii and the smallest k "
+        "reaching held-out 1 - R^2 <= {threshold:g}, over the 1000 targets) **beyond what the "
+        "mechanics alone give** (the 95% bootstrap interval of the correlation minus the "
+        "correlation of a null covariance with the same spectrum and random eigenvectors is "
+        "above 0) **and** the out-of-sample best residual improves from K = {k_small} to "
+        "K = {k_full} categories (95% interval of the median paired gain over the 1000 targets "
+        "above 0); **partly reproduced** if only one holds (or the first in some models only); "
+        "**not reproduced** otherwise. Models whose covariance is singular (d < n) are not "
+        "tested (n/a): every residual is 0 there. Interlacing (the in-sample residual can only "
+        "fall as categories are added) is an identity and is shown, not scored.")
+
+
+C4 = C4Rule()
+
+
+def c4_redundancy(beyond_null: Mapping[str, tuple[float, float]], gain_ci: tuple[float, float],
+                  rule: C4Rule = C4) -> Verdict:
+    """C4 (:data:`C4`).
+
+    Parameters
+    ----------
+    beyond_null : mapping of model -> (lo, hi)
+        Per model with a full-rank covariance, the 95% interval of (rank correlation of
+        redundancy with the support needed) minus (the same correlation under the null
+        covariance); NaN for models that are not tested (singular covariance: n/a).
+    gain_ci : (lo, hi)
+        95% interval of the median out-of-sample gain from K = ``k_small`` to ``k_full``.
+    rule : C4Rule
+
+    Returns
+    -------
+    Verdict
+    """
+    tested = {m: ci for m, ci in beyond_null.items() if np.isfinite(ci[0])}
     good = [m for m, ci in tested.items() if ci[0] > 0]
     all_predict = bool(tested) and len(good) == len(tested)
     gain = bool(np.isfinite(gain_ci[0]) and gain_ci[0] > 0)
@@ -185,177 +367,290 @@ def c4_redundancy(predicts: Mapping[str, tuple[float, float]], gain_ci: tuple[fl
         level = PARTLY
     else:
         level = NOT_REPRODUCED
-    pred = (f"redundancy predicts the support needed in {len(good)} of {len(tested)} models "
-            f"tested ({', '.join(good) if good else 'none'})")
-    why = (f"{pred}; out-of-sample gain from K = {k_small} to {k_full}: interval "
+    na = [m for m in beyond_null if m not in tested]
+    pred = (f"redundancy predicts the support needed beyond the null in {len(good)} of "
+            f"{len(tested)} models tested ({', '.join(good) if good else 'none'})"
+            + (f"; n/a (singular covariance): {', '.join(na)}" if na else ""))
+    why = (f"{pred}; out-of-sample gain from K = {rule.k_small} to {rule.k_full}: interval "
            f"[{gain_ci[0]:.3f}, {gain_ci[1]:.3f}] {'excludes' if gain else 'does not exclude'} 0")
-    return Verdict("C4", level, rule, why)
+    return Verdict("C4", level, rule.text(), why)
 
 
-def c5_sparsity(k_functional: float, frac_reaching: float, median_k: float,
-                sparse_k: int = 20, threshold: float = 0.3, k_sparse: int = 100) -> Verdict:
-    """C5 from C1's functional criterion and from fidelity: ``k_functional`` is the smallest
-    median support size along the CovLasso path at which the pooled held-out target-class
-    accuracy after replacement is within the tolerance of the unmodified model (NaN: never);
-    ``frac_reaching`` the share of targets whose path reaches held-out 1 - R^2 <= ``threshold``
-    and ``median_k`` their median support there."""
-    rule = rule_text("C5", sparse_k=sparse_k, threshold=threshold, k_sparse=k_sparse)
-    func = np.isfinite(k_functional)
-    fid = frac_reaching >= 0.5 and np.isfinite(median_k) and median_k <= sparse_k
-    if func and k_functional <= sparse_k:
+@dataclass(frozen=True)
+class C5Rule(_Rule):
+    """C5: ``sparse_k`` ("a few" partners, 2% of 1000), ``k_sparse`` (the largest support still
+    called sparse), ``threshold`` (held-out 1 - R^2 of the correlational reading) and the
+    accuracy ``tolerance`` of the functional reading (C1's)."""
+
+    sparse_k: int = 20
+    k_sparse: int = 100
+    threshold: float = 0.3
+    tolerance: float = SIMILAR.tolerance
+
+    TEXT = (
+        "**C5 is reproduced** if C1's functional criterion is met at a few partners: along the "
+        "CovLasso path (least-squares refits, all 1000 targets), the pooled held-out "
+        "target-class accuracy after replacement is within {tolerance_points:g} points of the "
+        "unmodified model (upper end of its 95% interval) at a median support size <= "
+        "{sparse_k}; **partly reproduced** if that happens only at a median support <= "
+        "{k_sparse}; **not reproduced** otherwise. Beside it, not deciding, the correlational "
+        "reading the claim's wording (\"correlates with only a few others\") suggests: the "
+        "median number of partners a target needs for held-out 1 - R^2 <= {threshold:g}.")
+
+    def params(self) -> dict[str, float]:
+        """Thresholds, with the tolerance also in points."""
+        return {**super().params(), "tolerance_points": round(100 * self.tolerance, 6)}
+
+
+C5 = C5Rule()
+
+
+def c5_sparsity(k_functional: float, rule: C5Rule = C5) -> Verdict:
+    """C5 (:data:`C5`), the functional reading that decides.
+
+    Parameters
+    ----------
+    k_functional : float
+        The smallest median support size along the CovLasso path at which the pooled held-out
+        target-class accuracy after replacement is within the tolerance of the unmodified model
+        (NaN: never).
+    rule : C5Rule
+
+    Returns
+    -------
+    Verdict
+    """
+    func = bool(np.isfinite(k_functional))
+    if func and k_functional <= rule.sparse_k:
         level, why = REPRODUCED, f"similar accuracy at a median support of {k_functional:.0f}"
-    elif (func and k_functional <= k_sparse) or fid:
-        level = PARTLY
-        why = (f"similar accuracy only at a median support of {k_functional:.0f}" if func
-               and k_functional <= k_sparse else
-               f"{frac_reaching:.0%} of targets reach 1 - R^2 <= {threshold:g} with median "
-               f"k {median_k:.0f}, but accuracy is not kept at k <= {k_sparse}")
+    elif func and k_functional <= rule.k_sparse:
+        level, why = PARTLY, f"similar accuracy only at a median support of {k_functional:.0f}"
     else:
         level = NOT_REPRODUCED
-        why = ((f"similar accuracy needs a median support of {k_functional:.0f}" if func else
-                "similar accuracy is not reached along the path") +
-               f"; {frac_reaching:.0%} of targets reach 1 - R^2 <= {threshold:g}")
-    return Verdict("C5", level, rule, why)
+        why = (f"similar accuracy needs a median support of {k_functional:.0f}" if func else
+               "similar accuracy is not reached along the path")
+    return Verdict("C5", level, rule.text(), why)
 
 
-def c6a_semantics(near_ratio_ci_lo: Mapping[str, float], n_far_strong: int,
-                  near_distance: int = 4) -> Verdict:
-    """C6a from, per model, the lower end of the 95% interval of (share of partners semantically
-    near their target) / (share expected for random partners), and the number of the strongest
-    dependencies whose top partner is semantically far."""
-    rule = rule_text("C6a", near_distance=near_distance)
+def c5_correlational(frac_reaching: float, median_k: float, rule: C5Rule = C5) -> dict:
+    """The correlational reading of C5, shown beside the verdict (it does not decide it).
+
+    Parameters
+    ----------
+    frac_reaching : float
+        Share of targets whose CovLasso path reaches held-out 1 - R^2 <= ``rule.threshold``.
+    median_k : float
+        The median number of partners those targets need to get there.
+    rule : C5Rule
+
+    Returns
+    -------
+    dict
+        ``reading`` (its definition), ``frac_reaching``, ``median_k`` and ``few`` (whether the
+        median is at most ``rule.sparse_k``).
+    """
+    few = bool(np.isfinite(median_k) and median_k <= rule.sparse_k)
+    return {"reading": f"partners needed for held-out 1 - R^2 <= {rule.threshold:g} "
+                       f"(median over the targets that reach it)",
+            "frac_reaching": float(frac_reaching), "median_k": float(median_k), "few": few}
+
+
+# --------------------------------------------------------------------------------------------
+# C6a, C6b, C6c
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class C6aRule(_Rule):
+    """C6a: ``near_distance`` (WordNet distance counted as near), ``well_fitted`` (held-out
+    1 - R^2 of a dependency worth interpreting) and ``min_far_share`` (share of the well-fitted
+    targets whose top partner is far that counts as "sometimes contradicts intuition")."""
+
+    near_distance: int = 4
+    well_fitted: float = 0.3
+    min_far_share: float = 0.05
+
+    TEXT = (
+        "**C6a is reproduced** if, in every model, partners are semantically near their target "
+        "(WordNet distance <= {near_distance}) more often than random partners at the same k "
+        "(95% interval of the ratio above 1) **and**, among all well-fitted targets (held-out "
+        "1 - R^2 <= {well_fitted:g}), at least {min_far_pct:g}% lean on a semantically far top "
+        "partner (the \"counter-intuitive\" cases; lower end of the 95% interval); **partly "
+        "reproduced** if only the first holds; **not reproduced** otherwise.")
+
+    def params(self) -> dict[str, float]:
+        """Thresholds, with the far share also in percent."""
+        return {**super().params(), "min_far_pct": round(100 * self.min_far_share, 6)}
+
+
+C6A = C6aRule()
+
+
+def c6a_semantics(near_ratio_ci_lo: Mapping[str, float],
+                  far_share_ci_lo: Mapping[str, float], rule: C6aRule = C6A) -> Verdict:
+    """C6a (:data:`C6A`).
+
+    Parameters
+    ----------
+    near_ratio_ci_lo : mapping of model -> float
+        Lower end of the 95% interval of (share of partners near their target) / (share
+        expected for random partners).
+    far_share_ci_lo : mapping of model -> float
+        Lower end of the 95% interval of the share of well-fitted targets whose top partner is
+        semantically far (NaN when no target is well fitted).
+    rule : C6aRule
+
+    Returns
+    -------
+    Verdict
+    """
     if not near_ratio_ci_lo:
-        return Verdict("C6a", NOT_TESTABLE, rule, "no model was evaluated")
+        return Verdict("C6a", NOT_TESTABLE, rule.text(), "no model was evaluated")
     near = all(v > 1 for v in near_ratio_ci_lo.values())
+    far = [m for m, v in far_share_ci_lo.items() if np.isfinite(v) and v >= rule.min_far_share]
     if near:
-        level = REPRODUCED if n_far_strong > 0 else PARTLY
+        level = REPRODUCED if far else PARTLY
     else:
         level = NOT_REPRODUCED
     why = (f"partners near more often than chance in {'every' if near else 'not every'} model; "
-           f"{n_far_strong} of the strongest dependencies lean on a semantically far partner")
-    return Verdict("C6a", level, rule, why)
+           f"a far top partner in at least {100 * rule.min_far_share:g}% of the well-fitted "
+           f"targets: {', '.join(far) if far else 'no model'}")
+    return Verdict("C6a", level, rule.text(), why)
+
+
+@dataclass(frozen=True)
+class C6bRule(_Rule):
+    """C6b: ``chance_multiple`` (how many times chance a top-1 must exceed) and ``half`` (the
+    share of A's own top-1 the 1000-way reading must reach)."""
+
+    chance_multiple: float = 10.0
+    half: float = 0.5
+
+    TEXT = (
+        "With the cross-model construction at the headline k (CovLasso or its refit), pooled "
+        "over pairs: **C6b is reproduced** if the 1000-way top-1 on hidden-class images is at "
+        "least {half_pct:g}% of A's own (the upper bound) and its 95% interval is above "
+        "{chance_multiple:g}x chance; **partly reproduced** if only the top-1 among the hidden "
+        "classes has its 95% interval above {chance_multiple:g}x chance **and above random "
+        "partners at the same k** (95% interval of the paired difference above 0); **not "
+        "reproduced** otherwise.")
+
+    def params(self) -> dict[str, float]:
+        """Thresholds, with the half also in percent."""
+        return {**super().params(), "half_pct": round(100 * self.half, 6)}
+
+
+C6B = C6bRule()
 
 
 def c6b_unseen(top1_all: float, top1_all_ci: tuple[float, float], upper_bound: float,
-               top1_hidden_ci_lo: float, n_classes: int = 1000, n_hidden: int = 100) -> Verdict:
-    """C6b from the rebuilt classes' top-1 among all classes (point, interval), A's own top-1 on
-    the same images (the upper bound) and the lower end of the interval of the top-1 among the
-    hidden classes only."""
-    rule = rule_text("C6b")
-    if top1_all >= 0.5 * upper_bound and top1_all_ci[0] > 10 / n_classes:
-        level, why = REPRODUCED, "1000-way top-1 is at least half of A's own, above 10x chance"
-    elif top1_hidden_ci_lo > 10 / n_hidden:
-        level, why = PARTLY, "only the top-1 among the hidden classes is above 10x chance"
+               top1_hidden_ci_lo: float, vs_random_ci_lo: float, n_classes: int = 1000,
+               n_hidden: int = 100, rule: C6bRule = C6B) -> Verdict:
+    """C6b (:data:`C6B`).
+
+    Parameters
+    ----------
+    top1_all, top1_all_ci : float, (float, float)
+        The rebuilt classes' 1000-way top-1 on hidden-class images and its interval.
+    upper_bound : float
+        A's own top-1 on the same images.
+    top1_hidden_ci_lo : float
+        Lower end of the interval of the top-1 among the hidden classes only.
+    vs_random_ci_lo : float
+        Lower end of the interval of the paired difference of that top-1 with random partners.
+    n_classes, n_hidden : int
+        Chance levels are 1 / n_classes and 1 / n_hidden.
+    rule : C6bRule
+
+    Returns
+    -------
+    Verdict
+    """
+    m = rule.chance_multiple
+    if top1_all >= rule.half * upper_bound and top1_all_ci[0] > m / n_classes:
+        level, why = REPRODUCED, (f"1000-way top-1 is at least {100 * rule.half:g}% of A's own, "
+                                  f"above {m:g}x chance")
+    elif top1_hidden_ci_lo > m / n_hidden and vs_random_ci_lo > 0:
+        level, why = PARTLY, (f"only the top-1 among the hidden classes is above {m:g}x chance "
+                              "and above random partners")
+    elif top1_hidden_ci_lo > m / n_hidden:
+        level, why = NOT_REPRODUCED, (f"the top-1 among the hidden classes is above {m:g}x "
+                                      "chance but not above random partners")
     else:
-        level, why = NOT_REPRODUCED, "neither top-1 is above 10x chance"
-    return Verdict("C6b", level, rule, why)
+        level, why = NOT_REPRODUCED, f"neither top-1 is above {m:g}x chance"
+    return Verdict("C6b", level, rule.text(), why)
+
+
+@dataclass(frozen=True)
+class C6cRule(_Rule):
+    """C6c: ``clean_drop_tolerance`` (the largest clean top-1 cost accepted)."""
+
+    clean_drop_tolerance: float = 0.005
+
+    TEXT = (
+        "**C6c is reproduced** if some dependency regularizer beats the **strongest baseline** "
+        "(the best of plain cross-entropy fine-tuning, the generic L2-SP regularizer and the "
+        "pretrained head itself, judged on mean corruption top-1) with the 95% bootstrap "
+        "interval (over eval images, paired, averaged over seeds) of the difference above 0, "
+        "and costs at most {clean_drop_tolerance:g} clean top-1 against plain cross-entropy; "
+        "**partly reproduced** if it beats plain cross-entropy that way but not the strongest "
+        "baseline; **not reproduced** otherwise. The best regularizer decides.")
+
+
+C6C = C6cRule()
 
 
 def c6c_robustness(gains: Mapping[str, Mapping[str, tuple[float, tuple[float, float]]]],
-                   clean_drop_tolerance: float = 0.005) -> tuple[Verdict, str]:
-    """C6c from, per dependency regularizer, the paired corruption top-1 differences with plain
-    cross-entropy (``"vs_ce"``) and with the generic regularizer (``"vs_generic"``), and the
-    clean top-1 difference with cross-entropy (``"clean_vs_ce"``); each ``(point, (lo, hi))``.
-    Returns the verdict of the best regularizer and its name (best: highest verdict, then largest
-    corruption gain over cross-entropy)."""
-    rule = rule_text("C6c", clean_drop_tolerance=clean_drop_tolerance)
+                   strongest: str, rule: C6cRule = C6C) -> tuple[Verdict, str]:
+    """C6c (:data:`C6C`).
+
+    Parameters
+    ----------
+    gains : mapping of regularizer -> mapping
+        Per dependency regularizer, each ``(point, (lo, hi))``: ``"vs_ce"``, the paired
+        corruption top-1 difference with plain cross-entropy; ``"vs_strongest"``, with the
+        strongest baseline; ``"clean_vs_ce"``, the clean top-1 difference with cross-entropy.
+    strongest : str
+        The name of the strongest baseline (recorded in the verdict).
+    rule : C6cRule
+
+    Returns
+    -------
+    (Verdict, str)
+        The verdict of the best regularizer (highest level, then the largest gain over
+        cross-entropy) and its name.
+    """
+    text = rule.text()
     if not gains:
-        return Verdict("C6c", NOT_TESTABLE, rule, "no regularizer was evaluated"), ""
+        return Verdict("C6c", NOT_TESTABLE, text, "no regularizer was evaluated"), ""
     levels = {}
     for kind, g in gains.items():
         beats_ce = g["vs_ce"][1][0] > 0
-        beats_gen = g["vs_generic"][1][0] > 0
-        clean_ok = g["clean_vs_ce"][0] >= -clean_drop_tolerance
-        levels[kind] = (REPRODUCED if beats_ce and beats_gen and clean_ok else
+        beats_best = g["vs_strongest"][1][0] > 0
+        clean_ok = g["clean_vs_ce"][0] >= -rule.clean_drop_tolerance
+        levels[kind] = (REPRODUCED if beats_best and beats_ce and clean_ok else
                         PARTLY if beats_ce and clean_ok else NOT_REPRODUCED)
     best = min(levels, key=lambda k: (_rank(levels[k]), -gains[k]["vs_ce"][0]))
     g = gains[best]
     why = (f"best regularizer {best}: corruption gain vs cross-entropy {g['vs_ce'][0]:+.4f} "
-           f"[{g['vs_ce'][1][0]:+.4f}, {g['vs_ce'][1][1]:+.4f}], vs the generic regularizer "
-           f"{g['vs_generic'][0]:+.4f} [{g['vs_generic'][1][0]:+.4f}, "
-           f"{g['vs_generic'][1][1]:+.4f}], clean vs cross-entropy {g['clean_vs_ce'][0]:+.4f}")
-    return Verdict("C6c", levels[best], rule, why), best
+           f"[{g['vs_ce'][1][0]:+.4f}, {g['vs_ce'][1][1]:+.4f}], vs the strongest baseline "
+           f"({strongest}) {g['vs_strongest'][0]:+.4f} [{g['vs_strongest'][1][0]:+.4f}, "
+           f"{g['vs_strongest'][1][1]:+.4f}], clean vs cross-entropy {g['clean_vs_ce'][0]:+.4f}")
+    return Verdict("C6c", levels[best], text, why), best
 
 
 # --------------------------------------------------------------------------------------------
-# the rules in words
+# the rules by name
 # --------------------------------------------------------------------------------------------
 
-_RULES = {
-    "similar": (
-        "A dependency \"achieves similar performance\" at support size k when (i) the target-class "
-        "accuracy after replacement is within {tolerance_points:g} points of the unmodified "
-        "model's on the same images (upper end of the 95% interval of the drop), (ii) it creates "
-        "no more false positives per target than the unmodified model already makes, and (iii) it "
-        "beats random partners at the same k (95% interval of the paired difference above 0). A "
-        "CovLasso dependency counts with its own coefficients or refitted by least squares on its "
-        "support."),
-    "C1": (
-        "**C1 is reproduced** if some CovLasso dependency achieves similar performance at "
-        "k = {k_headline}, pooled over all targets, for every model; **partly reproduced** if "
-        "it does so only for some models, or for every model only at some k <= {k_sparse}, or "
-        "if the existential reading holds for some model (the categories selected on the fit "
-        "side alone, 5% of them, keep their held-out target-class accuracy within the "
-        "tolerance at k <= {k_headline}); **not reproduced** otherwise."),
-    "C2": (
-        "For an ordered pair (A, B), A's logit is rebuilt from B's logits **without** B's own "
-        "category. The pairs tested *hold* if every pair achieves similar performance at "
-        "k = {k_headline}, *partly hold* if some pairs do, or every pair only at some "
-        "k <= {k_sparse}, and *fail* otherwise. **C2 is reproduced** if the pairs hold and a "
-        "CNN-transformer pair was among them; **partly reproduced** if they hold or partly hold "
-        "without such a pair; **not reproduced** if they fail."),
-    "C3": (
-        "**C3 is reproduced** if the CovLasso solved from the covariance alone is certified (max "
-        "relative duality gap <= {gap_tol:g}) and matches the Lasso solved on the data rows "
-        "(relative coefficient difference <= {agreement_tol:g}); **not reproduced** otherwise. "
-        "The path is continuous and piecewise linear in lam (a Lasso property); \"smooth\" is "
-        "read as continuity."),
-    "C4": (
-        "**C4 is reproduced** if, in every model whose logit covariance is full rank, a "
-        "target's redundancy predicts the support its dependency needs (rank correlation "
-        "between the in-sample unregularized relative residual r_i / C_ii and the smallest k "
-        "reaching held-out 1 - R^2 <= the fidelity threshold, 95% bootstrap interval over the "
-        "1000 targets above 0) **and** the out-of-sample best residual improves from "
-        "K = {k_small} to K = {k_full} categories (95% interval of the median paired gain over "
-        "the 1000 targets above 0); **partly reproduced** if only one holds (or the first in "
-        "some models only); **not reproduced** otherwise. Interlacing (the in-sample residual "
-        "can only fall as categories are added) is an identity and is shown, not scored."),
-    "C5": (
-        "**C5 is reproduced** if C1's functional criterion is met at a few partners: along the "
-        "CovLasso path (least-squares refits, all 1000 targets), the pooled held-out "
-        "target-class accuracy after replacement is within 5 points of the unmodified model "
-        "(upper end of its 95% interval) at a median support size <= {sparse_k}; **partly "
-        "reproduced** if that happens only at a median support <= {k_sparse}, or if at least "
-        "half of the targets reach held-out 1 - R^2 <= {threshold:g} with median k <= "
-        "{sparse_k}; **not reproduced** otherwise."),
-    "C6a": (
-        "**C6a is reproduced** if, in every model, partners are semantically near their target "
-        "(WordNet distance <= {near_distance}) more often than random partners at the same k "
-        "(95% interval of the ratio above 1) **and** some of the strongest dependencies lean on a "
-        "semantically far top partner (the \"counter-intuitive\" cases); **partly reproduced** if "
-        "only the first holds; **not reproduced** otherwise."),
-    "C6b": (
-        "With the cross-model construction at the headline k (CovLasso or its refit), pooled "
-        "over pairs: **C6b is reproduced** if the 1000-way top-1 on hidden-class images is at "
-        "least half of A's own (the upper bound) and its 95% interval is above 10x chance; "
-        "**partly reproduced** if only the top-1 among the hidden classes has its 95% interval "
-        "above 10x chance; **not reproduced** otherwise."),
-    "C6c": (
-        "**C6c is reproduced** if some dependency regularizer beats both plain cross-entropy and "
-        "the generic regularizer (L2-SP) on mean corruption top-1, with the 95% bootstrap "
-        "interval (over eval images, paired, averaged over seeds) of both differences above 0, "
-        "and costs at most {clean_drop_tolerance:g} clean top-1 against plain cross-entropy; "
-        "**partly reproduced** if it beats plain cross-entropy that way but not the generic "
-        "regularizer; **not reproduced** otherwise. The best regularizer decides."),
-}
+RULES: dict[str, _Rule] = {"similar": SIMILAR, "C1": C1, "C2": C2, "C3": C3, "C4": C4, "C5": C5,
+                           "C6a": C6A, "C6b": C6B, "C6c": C6C}
+assert set(RULES) == {"similar", *CLAIMS}
 
 
-def rule_text(rule: str, **params: float) -> str:
-    """A verdict rule in words (Markdown), with its parameters filled in. ``rule``: a claim id or
-    ``"similar"`` (the "similar performance" test of C1 and C2)."""
-    if rule not in _RULES:
-        raise KeyError(f"no rule {rule!r}; known: {sorted(_RULES)}")
-    defaults = {"tolerance_points": 5, "k_headline": 10, "k_sparse": 100, "gap_tol": 1e-5,
-                "agreement_tol": 1e-4, "k_small": 10, "k_full": 1000, "threshold": 0.3,
-                "sparse_k": 20, "near_distance": 4, "clean_drop_tolerance": 0.005}
-    return _RULES[rule].format(**{**defaults, **params})
+def rule_text(rule: str, **thresholds: float) -> str:
+    """A verdict rule in words (Markdown). ``rule``: a claim id or ``"similar"``; keyword
+    arguments replace thresholds (for a reader's what-if; the study uses the defaults)."""
+    if rule not in RULES:
+        raise KeyError(f"no rule {rule!r}; known: {sorted(RULES)}")
+    return replace(RULES[rule], **thresholds).text() if thresholds else RULES[rule].text()
