@@ -166,3 +166,20 @@ def verdict_markdown(verdict: Verdict, summary: str = "") -> str:
     if summary:
         out += f" {summary}"
     return out + f"\n\n*Rule:* {verdict.rule}"
+
+
+class Numbers(dict):
+    """The ``numbers`` of a results file, filled one headline number at a time.
+
+    Example::
+
+        nums = Numbers()
+        nums.add("lite0_acc_base", 0.86, "top-1 of the unmodified model", unit="fraction")
+        write_results(..., numbers=nums)
+    """
+
+    def add(self, key: str, value: float, definition: str, **kw: Any) -> None:
+        """Add one number (:func:`number`); a key may be added only once."""
+        if key in self:
+            raise ValueError(f"headline number {key!r} added twice")
+        self[key] = number(value, definition, **kw)
