@@ -1,0 +1,227 @@
+"""Running a model over the views of a manifest, chunk by resumable chunk.
+
+:class:`Extractor` batches the views through DataLoader workers (an unreadable image comes back
+as a placeholder with the reason instead of ending the run) and the engine's runner.
+:func:`extract_full` keeps per-image logits and features in atomically written chunks;
+:func:`extract_moments` keeps only running moments in a resumable partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_save_npz, load_npz_checked
+from ..errors import DataError
+from ..images import Manifest, ViewDataset
+from ..moments import Moments
+from .entry import check_layout, chunk_bounds, load_reasons, save_reasons
+from .key import CACHE_VERSION, ExtractSpec
+
+__all__ = ["DEFAULT_CHUNK_IMAGES", "Extractor", "default_workers", "extract_full",
+           "extract_moments"]
+
+#: Images per resumable chunk.
+DEFAULT_CHUNK_IMAGES = 256
+
+
+def default_workers() -> int:
+    """DataLoader workers by default: the cores, at most 4."""
+    return max(1, min(4, (os.cpu_count() or 1)))
+
+
+class _SafeViews:
+    """A :class:`ViewDataset` whose unreadable images come back as zero tensors with the reason,
+    instead of an exception that would end the whole run: ``(x, image, view, error or '')``."""
+
+    def __init__(self, ds: ViewDataset, input_size: int):
+        self.ds = ds
+        self.shape = (3, int(input_size), int(input_size))
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, k: int):
+        import torch
+
+        try:
+            x, img_i, view_i = self.ds[k]
+            return x, img_i, view_i, ""
+        except DataError as exc:
+            nv = self.ds.views.n_views
+            reason = getattr(exc, "reason", None) or str(exc)
+            return torch.zeros(self.shape), int(self.ds.indices[k // nv]), k % nv, reason
+
+
+class Extractor:
+    """Runs a model over a :class:`ViewDataset` in batches: DataLoader workers decode, the
+    engine's runner (:mod:`neudep_utils.models.engines`) computes logits and features."""
+
+    def __init__(self, loaded, runner, batch_size: int, num_workers: int, progress: bool,
+                 desc: str):
+        self.loaded = loaded
+        self.runner = runner
+        self.device = runner.device
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.progress = progress
+        self.desc = desc
+
+    def run(self, dataset: ViewDataset, n_total: int, done: int):
+        """Yield ``(logits, features, image_index, view_index, errors)`` numpy batches; ``errors``
+        holds '' or the reason an image could not be read (its row is then meaningless)."""
+        from torch.utils.data import DataLoader
+        from tqdm.auto import tqdm
+
+        safe = _SafeViews(dataset, self.loaded.preprocess.input_size)
+        loader = DataLoader(safe, batch_size=self.batch_size, shuffle=False,
+                            num_workers=self.num_workers, persistent_workers=False,
+                            pin_memory=self.device.startswith("cuda"),
+                            prefetch_factor=4 if self.num_workers else None)
+        bar = tqdm(total=n_total, initial=done, desc=self.desc, unit="view",
+                   disable=not self.progress, smoothing=0.1, mininterval=1.0)
+        try:
+            for x, img_i, view_i, errs in loader:
+                logits, feats = self.runner(x)
+                bar.update(x.shape[0])
+                yield (logits, feats, img_i.numpy(), view_i.numpy(),
+                       np.asarray(errs, dtype=object))
+        finally:
+            bar.close()
+
+
+
+def extract_full(ex: Extractor, spec: ExtractSpec, manifest: Manifest, idx: np.ndarray,
+                  edir: Path, chunk_images: int, on_chunk
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, dict[int, str]]:
+    """Per-image logits (and features) of the readable images, their mask over ``idx`` and the
+    reasons of the unreadable ones (by manifest index)."""
+    nv = spec.views.n_views
+    cdir = edir / "chunks"
+    check_layout(cdir, {"chunk_images": int(chunk_images), "n_images": int(len(idx)),
+                         "n_views": nv, "features": bool(spec.features),
+                         "first": int(idx[0]), "version": CACHE_VERSION})
+    bounds = chunk_bounds(len(idx), chunk_images)
+    parts: dict[int, dict[str, np.ndarray]] = {}
+    for ci, (s, e) in enumerate(bounds):
+        arr = load_npz_checked(cdir / f"chunk_{ci:06d}.npz")
+        if (arr is not None and arr["logits"].shape[:2] == (e - s, nv)
+                and arr.get("ok") is not None and arr["ok"].shape == (e - s,)
+                and int(arr.get("start", -1)) == s and (not spec.features or "features" in arr)):
+            parts[ci] = arr
+    todo = [ci for ci in range(len(bounds)) if ci not in parts]
+    done_views = sum((e - s) * nv for ci, (s, e) in enumerate(bounds) if ci in parts)
+    if todo:
+        todo_pos = np.concatenate([np.arange(*bounds[ci]) for ci in todo])
+        ds = ViewDataset(manifest, ex.loaded.preprocess, spec.views, spec.pil_fn,
+                         indices=idx[todo_pos])
+        pos_of = {int(g): p for p, g in enumerate(idx)}
+        chunk_of = {ci: (s, e) for ci, (s, e) in enumerate(bounds)}
+        buf_l: dict[int, np.ndarray] = {}
+        buf_f: dict[int, np.ndarray] = {}
+        buf_ok: dict[int, np.ndarray] = {}
+        buf_err: dict[int, dict[int, str]] = {}
+        filled: dict[int, int] = {ci: 0 for ci in todo}
+        for logits, feats, img_i, view_i, errs in ex.run(ds, len(idx) * nv, done_views):
+            for r in range(len(img_i)):
+                p = pos_of[int(img_i[r])]
+                ci = p // chunk_images
+                s, e = chunk_of[ci]
+                if ci not in buf_l:
+                    buf_l[ci] = np.zeros((e - s, nv, logits.shape[1]), np.float32)
+                    buf_f[ci] = np.zeros((e - s, nv, feats.shape[1]), np.float32)
+                    buf_ok[ci] = np.ones(e - s, dtype=bool)
+                    buf_err[ci] = {}
+                buf_l[ci][p - s, view_i[r]] = logits[r]
+                buf_f[ci][p - s, view_i[r]] = feats[r]
+                if errs[r]:
+                    buf_ok[ci][p - s] = False
+                    buf_err[ci].setdefault(int(img_i[r]), str(errs[r]))
+                filled[ci] += 1
+                if filled[ci] == (e - s) * nv:
+                    save_reasons(edir, buf_err.pop(ci))
+                    chunk = {"logits": buf_l.pop(ci), "ok": buf_ok.pop(ci),
+                             "start": np.asarray(s), "stop": np.asarray(e)}
+                    f = buf_f.pop(ci)
+                    if spec.features:
+                        chunk["features"] = f
+                    atomic_save_npz(cdir / f"chunk_{ci:06d}.npz", **chunk)
+                    parts[ci] = chunk
+                    if on_chunk is not None:
+                        on_chunk(ci)
+    ok = np.concatenate([parts[ci]["ok"] for ci in range(len(bounds))]).astype(bool)
+    logits = np.concatenate([parts[ci]["logits"] for ci in range(len(bounds))])[ok]
+    feats = (np.concatenate([parts[ci]["features"] for ci in range(len(bounds))])[ok]
+             if spec.features else None)
+    return logits, feats, ok, load_reasons(edir)
+
+
+def extract_moments(ex: Extractor, spec: ExtractSpec, manifest: Manifest, idx: np.ndarray,
+                     edir: Path, chunk_images: int, on_chunk, partial_name: str
+                     ) -> tuple[Moments, int | None, np.ndarray]:
+    """Streamed moments of the readable images of ``idx`` (with a resumable ``partial_name``);
+    returns the moments, the number of correct centre-view predictions and the readable mask.
+
+    The partial file records how many images it holds (and its image count, views and first
+    image), so a resume continues exactly after them, whatever its chunk size; a partial of
+    another layout is discarded with a warning.
+    """
+    nv = spec.views.n_views
+    labelled = spec.label_mode == "wnid"
+    n = len(idx)
+    first = int(idx[0]) if n else 0
+    ok = np.ones(n, dtype=bool)
+    partial = load_npz_checked(edir / partial_name)
+    if partial is not None and not (int(partial.get("n_images", -1)) == n
+                                    and int(partial.get("n_views", -1)) == nv
+                                    and int(partial.get("first", -1)) == first
+                                    and "skip_pos" in partial):
+        warnings.warn(f"{edir / partial_name}: written for another layout; restarting this entry",
+                      stacklevel=3)
+        partial = None
+    if partial is not None:
+        mom = Moments(int(partial["count"]), partial["sum_f"], partial["sum_ff"])
+        done, correct = int(partial["done_images"]), int(partial["correct"])
+        ok[partial["skip_pos"].astype(np.int64)] = False
+    else:
+        mom, done, correct = None, 0, 0
+    for s in range(done, n, chunk_images):
+        e = min(s + chunk_images, n)
+        ds = ViewDataset(manifest, ex.loaded.preprocess, spec.views, spec.pil_fn, indices=idx[s:e])
+        buf: np.ndarray | None = None
+        chunk_ok = np.ones(e - s, dtype=bool)
+        reasons: dict[int, str] = {}
+        for logits, _, img_i, view_i, errs in ex.run(ds, n * nv, s * nv):
+            if buf is None:
+                buf = np.zeros((e - s, nv, logits.shape[1]), np.float32)
+            pos = np.searchsorted(idx[s:e], img_i)  # idx is a sorted block of the manifest
+            buf[pos, view_i] = logits
+            for r in np.flatnonzero(errs != ""):
+                chunk_ok[pos[r]] = False
+                reasons.setdefault(int(img_i[r]), str(errs[r]))
+        if mom is None:
+            mom = Moments.zeros(buf.shape[-1])
+        good = buf[chunk_ok]
+        mom.update(good.reshape(-1, good.shape[-1]))
+        if labelled:
+            correct += int((good[:, 0].argmax(-1) == manifest.labels[idx[s:e][chunk_ok]]).sum())
+        ok[s:e] = chunk_ok
+        save_reasons(edir, reasons)
+        atomic_save_npz(edir / partial_name, count=np.asarray(mom.count), sum_f=mom.sum_f,
+                        sum_ff=mom.sum_ff, done_images=np.asarray(e), correct=np.asarray(correct),
+                        n_images=np.asarray(n), n_views=np.asarray(nv), first=np.asarray(first),
+                        chunk_images=np.asarray(chunk_images),
+                        skip_pos=np.flatnonzero(~ok[:e]).astype(np.int64))
+        if on_chunk is not None:
+            on_chunk(s // chunk_images)
+    if mom is None:  # nothing to do (empty block): the model's number of classes
+        import torch
+
+        with torch.inference_mode():
+            size = ex.loaded.preprocess.input_size
+            out = ex.loaded.logits_and_features(torch.zeros(1, 3, size, size).to(ex.device))[0]
+        mom = Moments.zeros(out.shape[-1])
+    return mom, (correct if labelled else None), ok
