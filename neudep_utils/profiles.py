@@ -77,14 +77,14 @@ class Extraction:
 
 @dataclass(frozen=True, kw_only=True)
 class SingleModelSettings:
-    """Notebook 01: ``ks`` (support sizes), ``k_headline`` ("a few": the k the verdict rests
-    on), ``n_targets`` (None: all 1000), ``n_boot`` (bootstrap replicates), ``n_folds`` and
+    """Notebook 01: ``ks`` (support sizes; the headline k, "a few", is the C1 rule's),
+    ``n_targets`` (None: all 1000), ``n_boot`` (bootstrap replicates), ``n_folds`` and
     ``split_seed`` (the cross-fitting), ``split_seeds`` (pipeline uncertainty), the learning
     curve (``learning_sizes`` fit images, ``learning_seeds``), the width curve (``width_models``
     whose logit layer is truncated to each rank in ``widths``, at ``width_ks``, on
-    ``width_targets`` targets), ``near_distance`` (WordNet distance counted as near),
-    ``family`` (the WordNet family of the dependency graph), ``top_share`` (share of categories
-    the existential reading selects on the fit side) and the seeds of targets and baselines."""
+    ``width_targets`` targets), ``family`` (the WordNet family of the dependency graph) and
+    the seeds of targets and baselines. The thresholds (near distance, the existential
+    reading's share) are the rules' (:mod:`neudep_utils.verdicts.rules`)."""
 
     ks: tuple[int, ...]
     n_targets: int | None
@@ -96,12 +96,9 @@ class SingleModelSettings:
     widths: tuple[int, ...]
     width_ks: tuple[int, ...] = (10, 50)
     width_targets: int | None = None
-    k_headline: int = 10
     n_folds: int = 2
     split_seed: int = 0
-    near_distance: int = 4
     family: str = "bird"
-    top_share: float = 0.05
     target_seed: int = 0
     baseline_seed: int = 0
 
@@ -109,9 +106,9 @@ class SingleModelSettings:
 @dataclass(frozen=True, kw_only=True)
 class CrossModelSettings:
     """Notebook 02: its ``models`` and ``folders`` (may differ from the profile's), ``views``,
-    the ``ks`` grid, ``k_headline``, ``n_targets``, ``n_boot``, the folds, ``n_hidden`` classes
-    hidden from A's head (seeded by ``hidden_seed``) and the CNN-transformer pair of the full
-    profile."""
+    the ``ks`` grid, ``n_targets``, ``n_boot``, the folds, the ordered ``pairs`` (None: every
+    ordered pair of ``models``), ``n_hidden`` classes hidden from A's head (seeded by
+    ``hidden_seed``) and the CNN-transformer pair of the full profile."""
 
     models: tuple[str, ...]
     folders: tuple[str, ...]
@@ -119,7 +116,7 @@ class CrossModelSettings:
     ks: tuple[int, ...]
     n_targets: int | None
     n_boot: int
-    k_headline: int = 10
+    pairs: tuple[tuple[str, str], ...] | None = None
     n_folds: int = 2
     split_seed: int = 0
     target_seed: int = 0
@@ -235,8 +232,8 @@ def _default() -> Profile:
     return Profile(
         name="default", models=EMBEDDED_MODELS, folders=("imagenet-val", "imagenet-sample"),
         fit_views=1,
-        single=SingleModelSettings(ks=(1, 2, 3, 5, 10, 20, 50, 100), n_targets=None, n_boot=1000,
-                                   split_seeds=(0, 1, 2, 3, 4),
+        single=SingleModelSettings(ks=(1, 2, 3, 5, 10, 20, 50, 100, 300), n_targets=None,
+                                   n_boot=1000, split_seeds=(0, 1, 2, 3, 4),
                                    learning_sizes=(125, 250, 500, 1000, 1800),
                                    learning_seeds=(0, 1, 2),
                                    width_models=("efficientnet_lite0", NARROW_MODEL),

@@ -12,8 +12,8 @@ import numpy as np
 from ..images import Manifest
 from ..moments import Moments
 from .entry import LogitSet, finalize, load_reasons, top1_of
-from .run import Extractor, extract_moments
 from .key import CacheKey, ExtractSpec
+from .run import Extractor, extract_moments
 from .shards import shard_indices
 
 __all__ = ["extract_moments_distributed"]

@@ -41,7 +41,7 @@ from .._io import atomic_save_npz, atomic_write_bytes, load_npz_checked, meta_ch
 from ..errors import CacheError
 from ..images import Manifest
 from ..moments import Moments
-from .key import CACHE_VERSION, CacheKey
+from .key import CacheKey
 
 __all__ = ["LogitSet", "check_layout", "chunk_bounds", "finalize", "load_reasons", "read_cached",
            "save_reasons", "skipped_from_meta", "skipped_list", "top1_of"]

@@ -10,20 +10,16 @@ split the images (:mod:`.distributed`).
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import os
 import shutil
-import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_save_npz, load_npz_checked, make_dirs, remove_stale_temporaries
-from ..errors import CacheError, DataError
-from ..images import Manifest, ViewDataset, ViewSpec, resolve_folder, scan_folder
+from .._io import make_dirs, remove_stale_temporaries
+from ..errors import CacheError
+from ..images import Manifest, ViewSpec, resolve_folder, scan_folder
 from ..images.views import PilFn
 from ..models import canonical_name, load_model_cached
 from ..models.engines import default_key_label, make_runner, resolve_device

@@ -30,7 +30,8 @@ def fit_covlasso_k(fold: Fold, ks: Sequence[int],
                    targets: np.ndarray | Sequence[int] | None = None,
                    candidates: np.ndarray | None = None, *,
                    ratios: np.ndarray | None = None, refine: int = 4, tol: float = 1e-6,
-                   max_iter: int = 20_000) -> dict[int, DepSet]:
+                   max_iter: int = 20_000, psd_checked: bool = False,
+                   progress: bool = False) -> dict[int, DepSet]:
     """CovLasso dependencies of every target with support size closest to each ``k`` in ``ks``.
 
     All targets are solved together (one batched :func:`neudep_utils.covlasso.solve` call per lam
@@ -40,7 +41,11 @@ def fit_covlasso_k(fold: Fold, ks: Sequence[int],
     bracketing lams move each target's support closer to each k. Ties prefer the smaller support.
     ``candidates``: (n,) or (T, n) boolean mask of allowed partner columns. The coefficients are
     the CovLasso solution itself (shrunk); use :func:`least_squares_on_support` for a refit.
+    ``psd_checked``: the caller knows ``fold.S`` is a moment matrix (skips the PSD check);
+    ``progress``: a progress bar over the path's lam steps and the bisection rounds.
     """
+    from tqdm.auto import tqdm
+
     S = fold.S
     n = S.shape[0]
     t = np.arange(n) if targets is None else np.asarray(targets, dtype=np.int64)
@@ -50,7 +55,8 @@ def fit_covlasso_k(fold: Fold, ks: Sequence[int],
         raise ValueError(f"ks must be positive support sizes, got {ks}")
     allowed = cl.allowed_mask(S, t, candidates)
     ratios = np.geomspace(0.995, 0.005, 48) if ratios is None else np.sort(np.asarray(ratios))[::-1]
-    cl.check_psd(S)  # once; the many solves below skip it
+    if not psd_checked:
+        cl.check_psd(S)  # once; the many solves below skip it
     lmax = cl.lam_max(S, t, candidates)
     n_allowed = allowed.sum(1)
     K = len(ks)
@@ -90,7 +96,10 @@ def fit_covlasso_k(fold: Fold, ks: Sequence[int],
 
     warm = np.zeros((T, n))
     active = np.ones(T, dtype=bool)
+    bar = tqdm(total=len(ratios) + refine * K, desc=f"CovLasso path ({T} targets)",
+               disable=not progress, leave=False)
     for r in ratios:
+        bar.update()
         rows = np.flatnonzero(active)
         if rows.size == 0:
             break
@@ -101,8 +110,10 @@ def fit_covlasso_k(fold: Fold, ks: Sequence[int],
         record(rows, lam, res)
         active[rows[res.support_size > kmax_stop]] = False
         active &= lmax > 0
+    bar.n = len(ratios)
     for _ in range(refine):
         for a, k in enumerate(ks):
+            bar.update()
             need = (best_k[a] != k) & np.isfinite(hi[a]) & (lo[a] > 0) & (lo[a] < hi[a])
             need &= n_allowed >= k
             rows = np.flatnonzero(need)
@@ -115,6 +126,7 @@ def fit_covlasso_k(fold: Fold, ks: Sequence[int],
             res = cl.solve(S, lam, t[rows], allowed[rows], tol=tol, warm_start=w,
                            max_iter=max_iter, warn=False, psd_tol=None)
             record(rows, lam, res, kk=[a])
+    bar.close()
     out = {}
     for a, k in enumerate(ks):
         m = max(int(best_k[a].max(initial=1)), 1)
@@ -203,7 +215,8 @@ def fit_covlasso_k_cached(fold: Fold, ks: Sequence[int],
     c = None if candidates is None else np.asarray(candidates, bool)
     # the code that produces the fits is part of the key: a changed solver never serves old fits
     key = _digest("covlasso_k-v2", _code_digest(), fold.S, fold.mu, fold.center,
-                  tuple(sorted(set(ks))), t, c, sorted(kw.items()))
+                  tuple(sorted(set(ks))), t, c,
+                  sorted((a, v) for a, v in kw.items() if a not in ("progress", "psd_checked")))
     path = Path(cache_dir) / f"deps-{key[:24]}.npz"
     got = load_depsets(path)
     if got is not None:

@@ -14,8 +14,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-__all__ = ["METRIC_PANELS", "cross_model_panels", "learning_curve", "metric_panels",
-           "nearness_panels", "scatter_dependency", "width_curve"]
+__all__ = ["METRIC_PANELS", "READING_PANELS", "cross_model_panels", "learning_curve",
+           "family_graph", "metric_panels", "nearness_panels", "overlap", "readings_panels",
+           "scatter_dependency",
+           "width_curve"]
 
 #: (metric column, axis label, scale, column of the unmodified model's value).
 METRIC_PANELS = (
@@ -191,5 +193,88 @@ def width_curve(width: pd.DataFrame, title: str) -> plt.Figure:
         ax.axvline(1.0, color="k", lw=0.8, ls=":")
         ax.set(xlabel="d' / n (rank of the logit layer / number of categories)")
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+#: (reading, axis label) of :func:`readings_panels`.
+READING_PANELS = (
+    ("top5", "top-5 retention of class-i images"),
+    ("ap", "average precision (mean over targets)"),
+    ("scale", "scale gap (negative-class SDs, median)"),
+    ("auc", "ROC AUC (mean over targets; saturated)"),
+)
+
+
+def readings_panels(rows: pd.DataFrame, title: str, all_k: int = 999) -> plt.Figure:
+    """The secondary readings against k: per model (one colour) the refitted dependency (solid,
+    circles; dense least squares at ``all_k``), random partners at the same k (dotted) and the
+    unmodified model (a star right of the axis' last k). ``rows``: records of
+    :func:`neudep_utils.findings.why.reading_rows`."""
+    r = rows.assign(kx=[all_k if k == "all" else int(k) for k in rows["k"]])
+    models = list(dict.fromkeys(r["model"]))
+    colours = dict(zip(models, sns.color_palette("tab10", len(models)), strict=True))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 8))
+    for ax, (col, label) in zip(axes.ravel(), READING_PANELS, strict=True):
+        for m in models:
+            g = r[r.model == m]
+            dep = g[g.method.isin(["CovLasso support + LS", "dense LS"])].sort_values("kx")
+            rnd = g[g.method == "random + LS"].sort_values("kx")
+            orig = g[g.method == "original"]
+            ax.plot(dep.kx, dep[col], "-o", color=colours[m], ms=4, label=m)
+            ax.plot(rnd.kx, rnd[col], ":", color=colours[m], lw=1.2)
+            if len(orig):
+                ax.plot([all_k * 1.6], orig[col].iloc[:1], "*", color=colours[m], ms=10)
+        ax.set_xscale("log")
+        ax.set(xlabel="support size k (log; 999 = all other logits)", ylabel=label)
+        ax.tick_params(labelsize=9)
+    handles = [Line2D([], [], color=c, marker="o", label=m) for m, c in colours.items()]
+    handles += [Line2D([], [], color="grey", ls=":", label="random partners, same k"),
+                Line2D([], [], color="grey", marker="*", ls="", ms=10,
+                       label="unmodified model")]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8,
+               frameon=False)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.06 + 0.025 * (len(handles) // 4), 1, 0.96))
+    return fig
+
+
+def family_graph(G, share: dict[str, float], family: str, title: str) -> plt.Figure:
+    """A family's dependency graph (:func:`neudep_utils.findings.semantics.family_graph`):
+    arrows partner -> target, width ~ |coefficient|, red positive / blue negative; node colour:
+    the share of the target's partners inside the family."""
+    import networkx as nx
+
+    fig, ax = plt.subplots(figsize=(11, 9))
+    if G.number_of_edges():
+        posn = nx.spring_layout(G, seed=0, k=2.5 / np.sqrt(max(G.number_of_nodes(), 1)),
+                                iterations=300)
+        ew = [G[u][v]["weight"] for u, v in G.edges]
+        nodes = nx.draw_networkx_nodes(G, posn, node_color=[share.get(v, 0.0) for v in G],
+                                       cmap="viridis", vmin=0, vmax=1, node_size=260, ax=ax)
+        nx.draw_networkx_edges(G, posn, width=[0.5 + 4 * abs(w) for w in ew],
+                               edge_color=["tab:red" if w > 0 else "tab:blue" for w in ew],
+                               arrowsize=10, alpha=0.7, ax=ax, connectionstyle="arc3,rad=0.08")
+        nx.draw_networkx_labels(G, posn, font_size=9, ax=ax)
+        fig.colorbar(nodes, ax=ax, shrink=0.6,
+                     label=f"share of the target's partners that are {family}s")
+    ax.set_title(title, fontsize=11)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def overlap(ov: pd.DataFrame, title: str) -> plt.Figure:
+    """Jaccard overlap of within-model partner sets against k, one line per pair of models with
+    its 95% interval, and the overlap of random sets of the same sizes (dashed)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.3))
+    for key, g in ov.groupby("models"):
+        ax.errorbar(g["k"], g["Jaccard"], yerr=[g["Jaccard"] - g["lo"], g["hi"] - g["Jaccard"]],
+                    marker="o", capsize=3, label=f"{key}")
+    ax.plot(ov.groupby("k")["chance"].mean(), "k--", label="random sets of the same sizes")
+    ax.set_xscale("log")
+    ax.set(xlabel="support size k (log scale)", ylabel="Jaccard overlap of partner sets (0-1)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig

@@ -160,6 +160,20 @@ def fmt_ci(value: float, ci: tuple[float, float] | None, scale: float = 100,
     return f"{f.format(value * scale)} [{f.format(ci[0] * scale)}, {f.format(ci[1] * scale)}]"
 
 
+def deviations_markdown(devs: Sequence[dict[str, Any]]) -> str:
+    """The deviations of a claim (:func:`neudep_utils.verdicts.deviations.record`) as a short
+    Markdown list: what changed and when, and the old rule's outcome on today's data."""
+    if not devs:
+        return ("*Deviations:* none; the rule is the one first written down with the notebook "
+                "(2026-11-26).")
+    lines = ["*Deviations (rule changes after results were seen):*"]
+    for d in devs:
+        same = "same verdict" if not d["changed_verdict"] else "**the verdict changed**"
+        lines.append(f"- {d['name']} ({d['when']}): {d['what']} Old rule on today's data: "
+                     f"*{d['old_outcome']}*; current rule: *{d['new_outcome']}* ({same}).")
+    return "\n".join(lines)
+
+
 def verdict_markdown(verdict: Verdict, summary: str = "") -> str:
     """A verdict for the page: level, what decided it, the one-sentence summary and the rule."""
     out = f"**{verdict.claim}: {verdict.level}.** {verdict.why[:1].upper()}{verdict.why[1:]}."

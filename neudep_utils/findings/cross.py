@@ -1,0 +1,557 @@
+"""Notebook 02 (C2, C6b), cross-model dependencies and unseen categories: settings, stacked
+logits, fits, evaluation, the unseen-categories summary, verdicts and headline numbers.
+
+For an ordered pair (A, B) the logits are stacked (``f = [f^A; f^B]``); the target is A's logit
+i and the candidates are B's block, without B's own category i (the non-trivial dependency) or
+with it. Keys of fits and metrics: ``(A, B, candidates, method, k)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import cache, dependencies, profiles
+from ..dependencies import DepSet
+from ..images import MACAW_WNID, imagenet_classes
+from ..metrics import METRIC_DEFINITIONS, bootstrap, evaluate, metric_ci
+from ..models import short_name
+from ..report.results import Numbers
+from ..verdicts import deviations, rules
+from . import crossmodel
+from .single import METHODS, Checks
+from .why import READ_METHODS, reading_rows
+
+__all__ = ["CONFIGS", "PARAMETERS", "VARIANTS", "WITH", "WITHOUT", "CrossSettings",
+           "c2_record", "c6b_record", "certificate_rows", "cnn_transformer", "curve_records",
+           "evaluate_pairs", "fit_pairs", "headline_rows", "hidden_classes", "load",
+           "macaw_rows", "numbers", "overlap_rows", "pair_readings", "pair_table", "parameters",
+           "references_text", "settings", "split_seed_runs", "unseen_rows", "unseen_runs",
+           "unseen_summary"]
+
+WITHOUT, WITH = "without B's same category", "with B's same category"
+#: The two candidate sets: B's block without / with B's own category of the target.
+CONFIGS = {WITHOUT: True, WITH: False}
+#: Notebook 02's parameters besides ``profile`` and ``output_dir``.
+PARAMETERS = ("models", "folders", "pairs", "n_folds", "split_seed", "split_seeds", "center",
+              "ks", "k_headline", "n_targets", "target_seed", "baseline_seed", "n_hidden",
+              "hidden_seed", "n_boot", "cnn_transformer")
+#: A coarser CovLasso path for the many cross-model fits (time).
+FIT_KW = {"ratios": tuple(np.geomspace(0.995, 0.01, 32)), "refine": 3}
+
+
+@dataclass(frozen=True)
+class CrossSettings:
+    """Everything notebook 02 runs with (parameters left at ``None`` take the profile's)."""
+
+    profile: str
+    models: tuple[str, ...]
+    folders: tuple[str, ...]
+    views: int
+    pairs: tuple[tuple[str, str], ...]
+    n_folds: int
+    split_seed: int
+    split_seeds: tuple[int, ...]
+    center: bool
+    ks: tuple[int, ...]
+    ks_same: tuple[int, ...]
+    k_headline: int
+    targets: np.ndarray
+    baseline_seed: int
+    n_hidden: int
+    hidden_seed: int
+    n_boot: int
+    cnn_transformer: tuple[str, str]
+    reading_ks: tuple[int, ...]
+    short: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def moment(self) -> str:
+        """The moment matrix, for figure titles."""
+        return ("centred covariance + intercept" if self.center
+                else "second moment E[ff^T], no intercept")
+
+    @property
+    def macaw(self) -> int:
+        """The paper's example target's class index."""
+        return imagenet_classes().index(MACAW_WNID)
+
+    def label(self, a: str, b: str) -> str:
+        """``lite0_from_lite1``: the pair's key in the results file."""
+        return f"{self.short[a]}_from_{self.short[b]}"
+
+
+def settings(profile: str = "default", **params) -> CrossSettings:
+    """Resolve notebook 02's settings from the profile and the notebook's parameters."""
+    unknown = set(params) - set(PARAMETERS)
+    if unknown:
+        raise TypeError(f"unknown notebook 02 parameter(s): {sorted(unknown)}")
+    prof = profiles.get_profile(profile)
+    cs = prof.cross
+
+    def get(name, default):
+        v = params.get(name)
+        return default if v is None else v
+
+    models = tuple(get("models", cs.models))
+    pairs = params.get("pairs") or cs.pairs or tuple(itertools.permutations(models, 2))
+    pairs = tuple(tuple(p) for p in pairs if p[0] in models and p[1] in models)
+    k_headline = int(get("k_headline", rules.C2.k_headline))
+    ks = tuple(sorted({int(k) for k in get("ks", cs.ks)} | {k_headline}))
+    macaw = imagenet_classes().index(MACAW_WNID)
+    targets = profiles.select_targets(params.get("n_targets", cs.n_targets),
+                                      get("target_seed", cs.target_seed), np.array([macaw]))
+    return CrossSettings(
+        profile=profile, models=models, folders=tuple(get("folders", cs.folders)),
+        views=cs.views, pairs=pairs, n_folds=int(get("n_folds", cs.n_folds)),
+        split_seed=int(get("split_seed", cs.split_seed)),
+        split_seeds=tuple(get("split_seeds", prof.single.split_seeds)),
+        center=bool(get("center", True)), ks=ks,
+        ks_same=tuple(k for k in ks if k <= k_headline), k_headline=k_headline,
+        targets=targets, baseline_seed=int(get("baseline_seed", cs.baseline_seed)),
+        n_hidden=int(get("n_hidden", cs.n_hidden)),
+        hidden_seed=int(get("hidden_seed", cs.hidden_seed)), n_boot=int(get("n_boot", cs.n_boot)),
+        cnn_transformer=tuple(get("cnn_transformer", cs.cnn_transformer)),
+        reading_ks=tuple(k for k in (10, 50, 100, 300) if k in ks),
+        short={m: short_name(m) for m in models})
+
+
+def load(s: CrossSettings) -> tuple[dict, dict, dict, dict]:
+    """``(data, single_folds, stacks, stack_folds)``: each model's logits, its own folds (those
+    of notebook 01), and per ordered pair the stacked logits and their folds."""
+    data = {m: cache.load_logits(m, s.folders, s.views) for m in s.models}
+    ids = {m: d.image_ids for m, d in data.items()}
+    if len({v for v in ids.values()}) > 1:
+        raise ValueError("notebook 02 needs every model's logits of the same images")
+    single = {m: dependencies.crossfit(data[m], s.n_folds, s.split_seed, center=s.center)
+              for m in s.models}
+    stack = {(a, b): cache.stack_models(data[a], data[b]) for a, b in s.pairs}
+    stack_folds = {p: dependencies.crossfit(st, s.n_folds, s.split_seed, center=s.center)
+                   for p, st in stack.items()}
+    return data, single, stack, stack_folds
+
+
+def pair_table(s: CrossSettings, data: dict) -> list[dict]:
+    """Per ordered pair: both models' top-1 and how often they predict the same class."""
+    return [{"A": s.short[a], "B": s.short[b], "top-1 A": data[a].top1(),
+             "top-1 B": data[b].top1(), "top-1 agreement A vs B": float(
+                 (data[a].centre_view().argmax(1) == data[b].centre_view().argmax(1)).mean())}
+            for a, b in s.pairs]
+
+
+def certificate_rows(xdeps: dict) -> list[dict]:
+    """Per fit (pair, candidates) and k: mean achieved support size and the largest relative
+    duality gap."""
+    return [{"candidates": cfg, "k": k, "mean k achieved": np.mean([d[k].k.mean() for d in ds]),
+             "max relative gap": np.nanmax(np.concatenate(
+                 [d[k].gap / d[k].objective for d in ds]))}
+            for (a, b, cfg), ds in xdeps.items() for k in ds[0]]
+
+
+def macaw_rows(s: CrossSettings, xdeps: dict) -> list[dict]:
+    """A's macaw logit from B's logits (fold 0, without B's own macaw) at the headline k."""
+    name = imagenet_classes().short_name
+    ti = int(np.flatnonzero(s.targets == s.macaw)[0])
+    return [{"A (target)": s.short[a], "B (partners)": s.short[b],
+             "partners in B (coefficient)": ", ".join(
+                 f"{name(c - 1000)} ({v:+.3f})"
+                 for c, v in xdeps[(a, b, WITHOUT)][0][s.k_headline].partners(ti))}
+            for a, b in s.pairs]
+
+
+def cnn_transformer(s: CrossSettings) -> tuple[bool, str, str]:
+    """Whether the CNN-transformer pair is among the models, what that means here, and the
+    commands that run it with hub access."""
+    from ..models.hub import hub_reachable
+
+    tested = all(m in s.models for m in s.cnn_transformer)
+    cmd = ("export NEUDEP_IMAGENET=/path/to/imagenet  # train/, val/ in <wnid>/<image>\n"
+           f"export NEUDEP_MODELS={','.join(s.cnn_transformer)}\n"
+           "make logits PROFILE=full\n"
+           "python scripts/run_notebooks.py --profile full --only 01 02 "
+           "--output-dir outputs/full")
+    if tested:
+        return True, "tested in this run", cmd
+    hub = "reachable" if hub_reachable() else "unreachable (offline)"
+    return False, f"the hub is {hub} and this profile has no transformer", cmd
+
+
+def candidates(s: CrossSettings, exclude_same: bool, n: int = 1000) -> np.ndarray:
+    """B's block of the stack, without (per target) or with B's own category."""
+    return dependencies.candidate_mask(2 * n, slice(n, 2 * n), s.targets,
+                                       n if exclude_same else None)
+
+
+def fit_pairs(s: CrossSettings, stack_folds: dict, cache_dir: str | os.PathLike[str],
+              progress: bool = True) -> dict[tuple, list[dict[int, DepSet]]]:
+    """Cross-model CovLasso fits per ``(A, B, candidates)`` (one ``{k: DepSet}`` per fold);
+    with B's own category allowed only ``k <= k_headline`` is fitted."""
+    out = {}
+    jobs = [(p, cfg) for p in s.pairs for cfg in CONFIGS]
+    for (a, b), cfg in tqdm(jobs, desc="cross-model fits (pair, candidates)",
+                            disable=not progress):
+        cand = candidates(s, CONFIGS[cfg])
+        kk = s.ks if CONFIGS[cfg] else s.ks_same
+        out[(a, b, cfg)] = [dependencies.fit_covlasso_k_cached(
+            f, kk, s.targets, cand, cache_dir=cache_dir, **FIT_KW) for f in stack_folds[(a, b)]]
+    return out
+
+
+def evaluate_pairs(s: CrossSettings, stack: dict, stack_folds: dict, xdeps: dict
+                   ) -> tuple[dict, dict, dict]:
+    """Metrics of every (A, B, candidates, method, k), the DepSets behind them (baselines at
+    equal k from the same candidate set), and dense least squares on B's block without B's
+    own category per pair: ``(metrics, depsets, dense)``."""
+    xm, xd, dense = {}, {}, {}
+    for (a, b), dstack in stack.items():
+        fl = stack_folds[(a, b)]
+        for cfg, exclude in CONFIGS.items():
+            cand = candidates(s, exclude)
+            for k in (s.ks if exclude else s.ks_same):
+                cov = [d[k] for d in xdeps[(a, b, cfg)]]
+                bl = [dependencies.baselines(f, d, cand, seed=s.baseline_seed + i)
+                      for i, (f, d) in enumerate(zip(fl, cov, strict=True))]
+                xd[(a, b, cfg, "CovLasso", k)] = cov
+                for meth in METHODS[1:]:
+                    xd[(a, b, cfg, meth, k)] = [x[meth] for x in bl]
+                for meth in METHODS:
+                    xm[(a, b, cfg, meth, k)] = evaluate(dstack, fl, xd[(a, b, cfg, meth, k)],
+                                                        keep_errors=k == s.k_headline)
+        n = 1000
+        dense[(a, b)] = [dependencies.dense_least_squares(
+            f, s.targets, np.arange(n, 2 * n), drop=s.targets + n) for f in fl]
+    return xm, xd, dense
+
+
+def pair_readings(s: CrossSettings, stack: dict, stack_folds: dict, xd: dict, dense: dict,
+                  progress: bool = True) -> dict[tuple, list[dict]]:
+    """The secondary readings (:func:`.why.reading_rows`) of every pair without B's own
+    category, at the reading ks, with dense least squares on B's block and A's own logits."""
+    out = {}
+    for (a, b) in tqdm(s.pairs, desc="cross-model readings", disable=not progress):
+        by_k = {k: {meth: xd[(a, b, WITHOUT, meth, k)] for meth in READ_METHODS[:2]}
+                for k in s.reading_ks}
+        out[(a, b)], _ = reading_rows(s.label(a, b), stack[(a, b)], stack_folds[(a, b)], by_k,
+                                      dense[(a, b)], s.targets, s.n_boot)
+    return out
+
+
+def headline_rows(s: CrossSettings, checks: Checks) -> list[dict]:
+    """Per pair, candidates and method at the headline k: 1 - R^2, accuracy unmodified and
+    after replacement, the drop and the gain over random partners with intervals, the rule."""
+    def fmt(v, ci):
+        return f"{100 * v:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+    rows = []
+    for a, b in s.pairs:
+        for cfg in CONFIGS:
+            for meth in METHODS:
+                sm, drop, vs, sim = checks(a, b, cfg, meth, s.k_headline)
+                rows.append({"A from B": f"{s.short[a]} from {s.short[b]}", "candidates": cfg,
+                             "method": meth, "k": sm["k"],
+                             "1 - R^2": f"{sm['relres_median']:.3f}",
+                             "acc. unmodified A (%)": f"{100 * sm['acc_base']:.1f}",
+                             "acc. after replacement (%)": f"{100 * sm['acc_replaced']:.1f}",
+                             "drop (points)": fmt(sm["acc_drop"], drop),
+                             "vs random (points)": "" if vs is None else fmt(vs[0], vs[1:]),
+                             "similar?": "yes" if sim.holds else "no"})
+    return rows
+
+
+#: The unseen-categories variants: (construction, method) -> label.
+VARIANTS = {("cross", "covlasso"): "cross-model CovLasso",
+            ("cross", "refit"): "cross, CovLasso support + LS",
+            ("cross", "random"): "cross, random partners + LS",
+            ("cross", "dense"): "cross, dense LS (900 partners)",
+            ("transfer", "covlasso"): "transfer (within-B CovLasso)",
+            ("transfer", "dense"): "transfer, dense LS"}
+
+
+def hidden_classes(s: CrossSettings) -> np.ndarray:
+    """The seeded classes hidden from A's head (the same for every pair)."""
+    rng = np.random.default_rng(s.hidden_seed)
+    return np.sort(rng.choice(1000, s.n_hidden, replace=False))
+
+
+def unseen_runs(s: CrossSettings, stack: dict, stack_folds: dict, cache_dir,
+                progress: bool = True) -> dict:
+    """:func:`.crossmodel.unseen_categories` of every pair and variant at the headline k and
+    the largest k: ``{(A, B, construction, method, k): outcome}``."""
+    hidden = hidden_classes(s)
+    k_unseen = tuple(sorted({s.k_headline, max(s.ks)}))
+    out = {}
+    for a, b in tqdm(s.pairs, desc="unseen categories", disable=not progress):
+        for cons, meth in VARIANTS:
+            r = crossmodel.unseen_categories(
+                stack[(a, b)], stack_folds[(a, b)], a, b, hidden, k_unseen, construction=cons,
+                method=meth, seed=s.baseline_seed, cache_dir=cache_dir, **FIT_KW)
+            out.update({(a, b, cons, meth, k): o for k, o in r.items()})
+    return out
+
+
+def unseen_summary(s: CrossSettings, unseen: dict) -> dict:
+    """Pooled over pairs: each variant's top-1 (among 1000, among the hidden) with 95%
+    intervals over images, the references (A's own, B, chance), the C6b headline (the better of
+    the cross CovLasso and its refit at the headline k) and the paired difference of its
+    hidden-class top-1 with random partners at the same k."""
+    def pooled(keys, fld):
+        return np.concatenate([unseen[k][fld] for k in keys]).astype(float)
+
+    def keys_of(cons, meth, k):
+        return [(a, b, cons, meth, k) for a, b in s.pairs]
+
+    k_unseen = sorted({key[4] for key in unseen if key[4] != "dense"})
+    res = {(cons, meth, k): {f: bootstrap.mean_ci(pooled(keys_of(cons, meth, k), f), s.n_boot, 0)
+                             for f in ("rebuilt_1000", "rebuilt_hidden")}
+           for cons, meth in VARIANTS for k in (("dense",) if meth == "dense" else k_unseen)}
+    cross_keys = [key for key in res if key[0] == "cross" and key[1] in ("covlasso", "refit")
+                  and key[2] == s.k_headline]
+    best_1000 = max(cross_keys, key=lambda key: res[key]["rebuilt_1000"][0])
+    best_hidden = max(cross_keys, key=lambda key: res[key]["rebuilt_hidden"][0])
+    keys0 = keys_of("cross", "covlasso", s.k_headline)
+    diff = (pooled(keys_of(*best_hidden), "rebuilt_hidden")
+            - pooled(keys_of("cross", "random", s.k_headline), "rebuilt_hidden"))
+    return {"res": res, "best_1000": best_1000, "best_hidden": best_hidden,
+            "random_hidden": res[("cross", "random", s.k_headline)]["rebuilt_hidden"],
+            "vs_random_hidden": bootstrap.mean_ci(diff, s.n_boot, 0),
+            "upper_1000": float(pooled(keys0, "A_1000").mean()),
+            "upper_hidden": float(pooled(keys0, "A_hidden").mean()),
+            "B_1000": float(pooled(keys0, "B_1000").mean()),
+            "seen": {key: float(pooled(keys_of(*key), "seen_rebuilt").mean()) for key in res},
+            "seen_A": float(pooled(keys0, "seen_A").mean()),
+            "seen_A_removed": float(pooled(keys0, "seen_A_removed").mean()),
+            "n_images": int(pooled(keys0, "rebuilt_1000").size)}
+
+
+def unseen_rows(u: dict) -> list[dict]:
+    """The unseen-categories table: per variant, top-1 among 1000 and among the hidden classes
+    (with its interval) and the seen-class top-1."""
+    return [{"rebuilt with": VARIANTS[key[:2]], "k": key[2],
+             "top-1 of 1000 (%)": 100 * r["rebuilt_1000"][0],
+             "top-1 among hidden (%)": 100 * r["rebuilt_hidden"][0],
+             "hidden 95% CI": f"{100 * r['rebuilt_hidden'][1][0]:.1f}-"
+                              f"{100 * r['rebuilt_hidden'][1][1]:.1f}",
+             "seen-class top-1 (%)": 100 * u["seen"][key]} for key, r in u["res"].items()]
+
+
+def references_text(s: CrossSettings, u: dict) -> str:
+    """The references of the unseen-categories table in one line."""
+    return (f"references: A's own logits {100 * u['upper_1000']:.1f}% (1000-way), "
+            f"{100 * u['upper_hidden']:.1f}% (among hidden); model B {100 * u['B_1000']:.1f}%; "
+            f"chance {100 / 1000:.1f}% / {100 / s.n_hidden:.0f}%; seen-class top-1 of A "
+            f"{100 * u['seen_A']:.1f}% ({100 * u['seen_A_removed']:.1f}% with the hidden "
+            "classes removed)")
+
+
+def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dict],
+              cnn_tf_tested: bool, cnn_tf_status: str, reads: dict) -> tuple:
+    """C2's verdict, its summary (per family group, with B's own category, partner overlap,
+    the readings of the first pair) and its scope note."""
+    from ..models import same_family
+    from .why import failure_sentence
+
+    dep_methods = METHODS[:2]
+    head = {p: checks.any_holds([p + (WITHOUT, m, s.k_headline) for m in dep_methods])
+            for p in s.pairs}
+    sparse = {p: checks.any_holds([p + (WITHOUT, m, k) for m in dep_methods for k in s.ks
+                                   if k <= rules.C2.k_sparse]) for p in s.pairs}
+    v, state = rules.c2_cross_model(head, sparse, cnn_tf_tested)
+
+    def acc(p, cfg):
+        return max(xm[p + (cfg, m, s.k_headline)].summary()["acc_replaced"] for m in dep_methods)
+
+    def span(ps, cfg):
+        vals = [acc(p, cfg) for p in ps]
+        return f"{100 * min(vals):.1f}-{100 * max(vals):.1f}%"
+
+    groups = {"same family": [p for p in s.pairs if same_family(*p)],
+              "across families": [p for p in s.pairs if not same_family(*p)]}
+    base = np.mean([xm[p + (WITHOUT, "CovLasso", s.k_headline)].summary()["acc_base"]
+                    for p in s.pairs])
+    by_group = "; ".join(f"{g} ({len(ps)} pairs) {span(ps, WITHOUT)}"
+                         for g, ps in groups.items() if ps)
+    ov = [r for r in overlap_rows if r["k"] == s.k_headline]
+    summary = (f"The claim {state} on the {len(s.pairs)} ordered pairs tested: A's logit from "
+               f"{s.k_headline} of B's logits (B's own category excluded) keeps {by_group} of "
+               f"target-class images correct (unmodified A {100 * base:.1f}%); with B's own "
+               f"category {span(s.pairs, WITH)}. Within-model partner sets overlap across "
+               "models far above chance (Jaccard " + ", ".join(
+                   f"{r['models']} {r['Jaccard']:.2f} vs {r['chance']:.3f}" for r in ov) + ").")
+    p0 = s.pairs[0]
+    rows = reads.get(p0, [])
+    pick = {(r["method"], r["k"]): r for r in rows}
+    if ("CovLasso support + LS", s.k_headline) in pick:
+        sm = xm[p0 + (WITHOUT, "CovLasso support + LS", s.k_headline)].summary()
+        summary += " Why: " + failure_sentence(
+            f"{s.short[p0[0]]} from {s.short[p0[1]]}", s.k_headline,
+            pick[("CovLasso support + LS", s.k_headline)], pick[("random + LS", s.k_headline)],
+            pick[("original", "all")], sm["acc_replaced"], sm["acc_base"])
+    scope = ("The CNN-transformer clause of C2 is untested here: " + cnn_tf_status
+             if not cnn_tf_tested else "A CNN-transformer pair was among the pairs tested.")
+    return v, summary, scope
+
+
+def c6b_record(s: CrossSettings, u: dict) -> tuple:
+    """C6b's verdict (with random partners in the rule), its summary and its deviation."""
+    r1, ci1 = u["res"][u["best_1000"]]["rebuilt_1000"]
+    rh, cih = u["res"][u["best_hidden"]]["rebuilt_hidden"]
+    hid_lo = max(u["res"][k]["rebuilt_hidden"][1][0] for k in (u["best_1000"], u["best_hidden"]))
+    vs = u["vs_random_hidden"]
+    v = rules.c6b_unseen(r1, ci1, u["upper_1000"], hid_lo, vs[1][0], 1000, s.n_hidden)
+    old = deviations.old_c6b_without_random(r1, ci1, u["upper_1000"], hid_lo, 1000, s.n_hidden)
+    devs = [deviations.record("C6b", "random partners", old.level, v.level)]
+    rr, rci = u["random_hidden"]
+
+    def pc(x, ci):
+        return f"{100 * x:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+    summary = (f"Rebuilding {s.n_hidden} hidden classes of A from A's seen logits through "
+               f"cross-model dependencies (k = {s.k_headline}, best of CovLasso / refit): top-1 "
+               f"among all 1000 classes {pc(r1, ci1)} vs A's own {100 * u['upper_1000']:.1f}% "
+               f"and chance 0.1%; among the hidden classes only {pc(rh, cih)} vs "
+               f"{pc(rr, rci)} for random partners at the same k (difference "
+               f"{100 * vs[0]:+.1f} points [{100 * vs[1][0]:+.1f}, {100 * vs[1][1]:+.1f}]) and "
+               f"chance {100 / s.n_hidden:.0f}%. Caveat: A's backbone saw those classes in "
+               "training; only its head was blinded.")
+    return v, summary, devs
+
+
+def numbers(s: CrossSettings, xm: dict, overlap_rows: list[dict], u: dict, seeds_tab,
+            reads: dict) -> Numbers:
+    """Notebook 02's headline numbers (pair keys ``<a>_from_<b>_...``)."""
+    from .single_summary import reading_numbers
+
+    nums, frac, K = Numbers(), {"unit": "fraction"}, f"k{s.k_headline}"
+    p0 = s.pairs[0]
+    for a, b in s.pairs:
+        p = s.label(a, b)
+        for cfg, tag in ((WITHOUT, "without_same"), (WITH, "with_same")):
+            for meth, mt in (("CovLasso", "covlasso"), ("CovLasso support + LS", "refit"),
+                             ("random + LS", "random")):
+                mm = xm[(a, b, cfg, meth, s.k_headline)]
+                seeds = (seeds_tab[meth].tolist() if (a, b) == p0 and cfg == WITHOUT
+                         and meth in seeds_tab else None)
+                nums.add(f"{p}_{tag}_{mt}_acc_replaced_{K}", mm.summary()["acc_replaced"],
+                         f"A={a}, partners from B={b} ({cfg}), {meth}, k={s.k_headline}: "
+                         "target-class accuracy after replacing A's logit i, pooled over "
+                         "targets, out of sample; 95% bootstrap CI over eval images",
+                         ci=metric_ci(mm, "acc_replaced", s.n_boot, 0), seeds=seeds, **frac)
+        mm = xm[(a, b, WITHOUT, "CovLasso", s.k_headline)]
+        nums.add(f"{p}_acc_base", mm.summary()["acc_base"],
+                 f"unmodified {a}: top-1 on the same eval images", **frac)
+        nums.add(f"{p}_relres_{K}", mm.summary()["relres_median"],
+                 f"A={a} from B={b} without B's same category, CovLasso k={s.k_headline}: "
+                 + METRIC_DEFINITIONS["relres_median"],
+                 ci=metric_ci(mm, "relres_median", s.n_boot, 0))
+        reading_numbers(nums, p, reads.get((a, b), []), f"A={a} from B={b} without B's same "
+                        "category")
+    for r in overlap_rows:
+        if r["k"] == s.k_headline:
+            nums.add(f"overlap_{r['models'].replace(' & ', '_')}_{K}", r["Jaccard"],
+                     f"{r['models']}: mean Jaccard overlap of within-model CovLasso partner sets "
+                     f"(k={s.k_headline}, fold 0); 95% CI over targets; chance "
+                     f"{r['chance']:.4f}", ci=(r["lo"], r["hi"]))
+    res = u["res"]
+    r1, ci1 = res[u["best_1000"]]["rebuilt_1000"]
+    rh, cih = res[u["best_hidden"]]["rebuilt_hidden"]
+    nums.add("unseen_top1_1000", r1, "hidden-class eval images: top-1 among 1000 classes with "
+             f"A's {s.n_hidden} hidden logits rebuilt from its seen logits "
+             f"({VARIANTS[u['best_1000'][:2]]}), pooled over pairs", ci=ci1,
+             seeds=seeds_tab["unseen_top1_1000"].tolist() if len(seeds_tab) else None, **frac)
+    nums.add("unseen_top1_hidden", rh, f"same, top-1 among the {s.n_hidden} hidden classes "
+             f"only ({VARIANTS[u['best_hidden'][:2]]})", ci=cih, **frac)
+    nums.add("unseen_top1_hidden_random", u["random_hidden"][0], "same with random seen "
+             "partners at the same k, least squares", ci=u["random_hidden"][1], **frac)
+    nums.add("unseen_hidden_vs_random", u["vs_random_hidden"][0], "paired difference of the "
+             "hidden-class top-1 with random partners; 95% CI over images",
+             ci=u["vs_random_hidden"][1], **frac)
+    nums.add("unseen_upper_bound_A_1000", u["upper_1000"], "A's own logits on the same images "
+             "(upper bound), top-1 among 1000", **frac)
+    nums.add("unseen_B_1000", u["B_1000"], "model B on the same images, top-1 among 1000",
+             **frac)
+    rd, cid = res[("cross", "dense", "dense")]["rebuilt_1000"]
+    nums.add("unseen_dense_top1_1000", rd, "as unseen_top1_1000 with dense least squares on "
+             "all seen logits", ci=cid, **frac)
+    nums.add("unseen_chance_1000", 1 / 1000, "chance, 1000 classes", **frac)
+    nums.add("unseen_chance_hidden", 1 / s.n_hidden, f"chance, {s.n_hidden} classes", **frac)
+    return nums
+
+
+def overlap_rows(s: CrossSettings, single_folds: dict, cache_dir, ks01: tuple[int, ...]
+                 ) -> list[dict]:
+    """Jaccard overlap of within-model CovLasso partner sets (fold 0) of every pair of models
+    at every k up to the largest cross k, against random sets of the same sizes. Fitted on
+    notebook 01's k grid so that a shared ``output_dir`` reuses notebook 01's fits."""
+    within = {m: dependencies.fit_covlasso_k_cached(single_folds[m][0], ks01, s.targets,
+                                                    cache_dir=cache_dir) for m in s.models}
+    ks_ov = tuple(k for k in ks01 if k <= max(s.ks))
+    pairs = sorted({tuple(sorted(p)) for p in s.pairs})
+    return [{"models": f"{s.short[a]} & {s.short[b]}", "k": k, "Jaccard": r["jaccard"],
+             "lo": r["jaccard_ci"][0], "hi": r["jaccard_ci"][1], "chance": r["chance"]}
+            for a, b in pairs for k in ks_ov
+            for r in [crossmodel.support_overlap(within[a][k], within[b][k], seed=0,
+                                                 n_boot=s.n_boot)]]
+
+
+def split_seed_runs(s: CrossSettings, stack: dict, stack_folds: dict, unseen_head: str,
+                    cache_dir) -> list[dict]:
+    """The C2 headline (the first pair, without B's own category, at the headline k; CovLasso
+    and refit) and the C6b headline recomputed under every split seed."""
+    p0 = s.pairs[0]
+    cand0 = candidates(s, True)
+    hidden = hidden_classes(s)
+    rows = []
+    for seed in s.split_seeds:
+        fl = (stack_folds[p0] if seed == s.split_seed
+              else dependencies.crossfit(stack[p0], s.n_folds, seed, center=s.center))
+        ds = [dependencies.fit_covlasso_k_cached(f, (s.k_headline,), s.targets, cand0,
+                                                 cache_dir=cache_dir, **FIT_KW)[s.k_headline]
+              for f in fl]
+        refit = [dependencies.least_squares_on_support(f, d.targets, d.cols)
+                 for f, d in zip(fl, ds, strict=True)]
+        row = {"seed": seed}
+        for meth, dd in (("CovLasso", ds), ("CovLasso support + LS", refit)):
+            row[meth] = evaluate(stack[p0], fl, dd).summary()["acc_replaced"]
+        hits = []
+        for a, b in s.pairs:
+            flp = (stack_folds[(a, b)] if seed == s.split_seed else
+                   dependencies.crossfit(stack[(a, b)], s.n_folds, seed, center=s.center))
+            r = crossmodel.unseen_categories(
+                stack[(a, b)], flp, a, b, hidden, (s.k_headline,), construction="cross",
+                method=unseen_head, seed=s.baseline_seed, cache_dir=cache_dir, **FIT_KW)
+            hits.append(r[s.k_headline]["rebuilt_1000"])
+        row["unseen_top1_1000"] = float(np.concatenate(hits).mean())
+        rows.append(row)
+    return rows
+
+
+def parameters(s: CrossSettings, cnn_tf_status: str) -> dict:
+    """The resolved settings as written into the results file."""
+    return {"profile": s.profile, "models": list(s.models), "folders": list(s.folders),
+            "pairs": [list(p) for p in s.pairs], "n_folds": s.n_folds,
+            "split_seed": s.split_seed, "center": s.center, "ks": list(s.ks),
+            "k_headline": s.k_headline, "n_targets": int(s.targets.size),
+            "n_hidden": s.n_hidden, "hidden_seed": s.hidden_seed, "n_boot": s.n_boot,
+            "cnn_transformer": list(s.cnn_transformer), "cnn_transformer_status": cnn_tf_status,
+            "reading_ks": list(s.reading_ks)}
+
+
+def curve_records(s: CrossSettings, xm: dict, reads: dict) -> list[dict]:
+    """The ``curves`` of the results file: per pair, candidate set, method and k, the achieved
+    k, accuracy kept and unmodified, 1 - R^2 and (without B's own category) the readings."""
+    idx = {(r["model"], r["method"], r["k"]): r for rows in reads.values() for r in rows}
+    out = []
+    for (a, b, cfg, meth, k), met in xm.items():
+        sm = met.summary()
+        rd = idx.get((s.label(a, b), meth, k), {}) if cfg == WITHOUT else {}
+        out.append({"pair": s.label(a, b), "config": "without same" if cfg == WITHOUT
+                    else "with same", "method": meth, "k_requested": k, "k": sm["k"],
+                    "acc_replaced": sm["acc_replaced"], "acc_base": sm["acc_base"],
+                    "relres_median": sm["relres_median"],
+                    **{key: rd.get(key) for key in ("top5", "auc", "ap", "scale")}})
+    return out
+

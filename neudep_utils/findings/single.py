@@ -1,0 +1,538 @@
+"""Notebook 01 (C1, C6a), single-model dependencies: settings, fits, out-of-sample metrics, the
+"similar performance" checks and the tables the notebook shows.
+
+The notebook reads as: resolve the settings (:func:`settings`), load the cached logits and folds
+(:func:`load`), fit every method at every support size (:func:`fit_methods`), evaluate them out
+of sample (:func:`evaluate_methods`), apply the rule (:class:`Checks`), then the readings that say
+why (:mod:`.why`) and the semantics (:mod:`.semantics`). Every function here is tested in
+``tests/test_findings_single.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import cache, dependencies, profiles
+from ..cache import LogitData
+from ..dependencies import DepSet, Fold
+from ..images import MACAW_WNID, imagenet_classes
+from ..metrics import (
+    Metrics,
+    evaluate,
+    metric_ci,
+    select_on_fit_side,
+    similarity_inputs,
+    target_outcomes,
+)
+from ..models import short_name
+from ..verdicts import rules
+from ..verdicts.rules import SimilarCheck, similar_performance
+
+__all__ = ["DEP_METHODS", "METHODS", "PARAMETERS", "Checks", "Fits", "Settings",
+           "cache_folder", "certificate_table", "data_table", "evaluate_methods",
+           "learning", "macaw_panels", "metric_tables", "moment_variant_rows", "parameters",
+           "reading_tables", "split_seed_table", "width_rows",
+           "existential", "fit_methods", "headline_rows", "load", "macaw_rows", "seed_values",
+           "settings",
+           "train_fold", "weak_rows"]
+
+#: The dependency and its equal-k baselines, in the order of every table and figure.
+METHODS = ("CovLasso", "CovLasso support + LS", "top-|corr| + LS", "random + LS")
+#: The two ways a CovLasso dependency counts in the rule: its coefficients or their refit.
+DEP_METHODS = METHODS[:2]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything notebook 01 runs with, resolved from the profile and the notebook's parameters
+    (a parameter left at ``None`` takes the profile's value)."""
+
+    profile: str
+    models: tuple[str, ...]
+    folders: tuple[str, ...]
+    fit_views: int
+    fit_source: str
+    n_folds: int
+    split_seed: int
+    center: bool
+    ks: tuple[int, ...]
+    k_headline: int
+    targets: np.ndarray
+    n_boot: int
+    baseline_seed: int
+    near_distance: int
+    family: str
+    split_seeds: tuple[int, ...]
+    learning_sizes: tuple[int, ...]
+    learning_seeds: tuple[int, ...]
+    width_models: tuple[str, ...]
+    widths: tuple[int, ...]
+    width_ks: tuple[int, ...]
+    width_targets: int | None
+    reading_ks: tuple[int, ...]
+    short: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def moment(self) -> str:
+        """Which moment matrix the dependencies are fitted on, for figure titles."""
+        return ("centred covariance + intercept" if self.center
+                else "second moment E[ff^T], no intercept")
+
+    @property
+    def macaw(self) -> int:
+        """The paper's example target's class index."""
+        return imagenet_classes().index(MACAW_WNID)
+
+
+#: Notebook 01's parameters besides ``profile`` and ``output_dir`` (its ``parameters`` cell).
+PARAMETERS = ("models", "folders", "fit_source", "n_folds", "split_seed", "center", "ks",
+              "k_headline", "n_targets", "target_seed", "baseline_seed", "n_boot",
+              "near_distance", "family", "split_seeds", "learning_sizes", "learning_seeds",
+              "width_models", "widths", "width_targets")
+
+
+def settings(profile: str = "default", **params) -> Settings:
+    """Resolve notebook 01's settings: ``params`` are the notebook's parameters (``None`` takes
+    the profile's value; unknown names raise ``TypeError``).
+
+    Parameters
+    ----------
+    profile : str
+        ``smoke``, ``default`` or ``full``.
+    **params
+        ``models``, ``folders``, ``fit_source``, ``n_folds``, ``split_seed``, ``center``, ``ks``,
+        ``k_headline``, ``n_targets``, ``target_seed``, ``baseline_seed``, ``n_boot``,
+        ``near_distance``, ``family``, ``split_seeds``, ``learning_sizes``, ``learning_seeds``,
+        ``width_models``, ``widths``, ``width_targets``.
+
+    Returns
+    -------
+    Settings
+    """
+    from ..images.taxonomy import load_taxonomy
+
+    prof = profiles.get_profile(profile)
+    sg = prof.single
+    unknown = set(params) - set(PARAMETERS)
+    if unknown:
+        raise TypeError(f"unknown notebook 01 parameter(s): {sorted(unknown)}")
+
+    def get(name, default):
+        v = params.get(name)
+        return default if v is None else v
+
+    models = tuple(get("models", prof.models))
+    k_headline = int(get("k_headline", rules.C1.k_headline))
+    ks = tuple(sorted({int(k) for k in get("ks", sg.ks)} | {k_headline}))
+    family = get("family", sg.family)
+    macaw = imagenet_classes().index(MACAW_WNID)
+    fam = load_taxonomy().family(family)
+    n_targets = params.get("n_targets", sg.n_targets)
+    targets = profiles.select_targets(n_targets, get("target_seed", sg.target_seed),
+                                      np.union1d([macaw], fam))
+    reading_ks = tuple(k for k in (10, 50, 100, 300) if k in ks)
+    return Settings(
+        profile=profile, models=models, folders=tuple(get("folders", prof.folders)),
+        fit_views=prof.fit_views,
+        fit_source=get("fit_source", "moments" if profile == "full" else "crossfit"),
+        n_folds=int(get("n_folds", sg.n_folds)), split_seed=int(get("split_seed", sg.split_seed)),
+        center=bool(get("center", True)), ks=ks, k_headline=k_headline, targets=targets,
+        n_boot=int(get("n_boot", sg.n_boot)),
+        baseline_seed=int(get("baseline_seed", sg.baseline_seed)),
+        near_distance=int(get("near_distance", rules.C6A.near_distance)), family=family,
+        split_seeds=tuple(get("split_seeds", sg.split_seeds)),
+        learning_sizes=tuple(get("learning_sizes", sg.learning_sizes)),
+        learning_seeds=tuple(get("learning_seeds", sg.learning_seeds)),
+        width_models=tuple(m for m in get("width_models", sg.width_models) if m in models),
+        widths=tuple(get("widths", sg.widths)), width_ks=sg.width_ks,
+        width_targets=get("width_targets", sg.width_targets), reading_ks=reading_ks,
+        short={m: short_name(m) for m in models})
+
+
+def train_fold(model: str, n_eval: int, center: bool) -> list[Fold]:
+    """The full profile's fold: moments streamed over ``$NEUDEP_IMAGENET/train``, every
+    validation image an eval image."""
+    root = os.environ.get("NEUDEP_IMAGENET")
+    if not root:
+        raise ValueError("fit_source='moments' needs NEUDEP_IMAGENET (holding train/)")
+    mom = cache.read_entry(model, os.path.join(root, "train"), 0, mode="moments",
+                           progress=False).moments
+    return [dependencies.fold_from_moments(mom.count, mom.sum_f, mom.sum_ff, np.arange(n_eval),
+                                           center)]
+
+
+def load(s: Settings) -> tuple[dict[str, LogitData], dict[str, list[Fold]]]:
+    """Each model's cached logits on the settings' folders and its folds (cross-fitting, or the
+    streamed train moments of the full profile)."""
+    data, folds = {}, {}
+    for m in s.models:
+        data[m] = cache.load_logits(m, s.folders, s.fit_views, features=m in s.width_models)
+        folds[m] = (train_fold(m, data[m].n_images, s.center) if s.fit_source == "moments"
+                    else dependencies.crossfit(data[m], s.n_folds, s.split_seed, center=s.center))
+    return data, folds
+
+
+@dataclass
+class Fits:
+    """Every fitted dependency: ``covlasso[model][fold][k]``, ``by_method[(model, method, k)]``
+    (one DepSet per fold) and ``dense[model]`` (dense least squares per fold)."""
+
+    covlasso: dict[str, list[dict[int, DepSet]]]
+    by_method: dict[tuple[str, str, int], list[DepSet]]
+    dense: dict[str, list[DepSet]]
+
+
+def fit_methods(s: Settings, folds: dict[str, list[Fold]], cache_dir: str | os.PathLike[str],
+                progress: bool = True) -> Fits:
+    """CovLasso at every k of the settings (cached on disk), its refit and the equal-k baselines
+    (seeded by ``baseline_seed + fold``) and dense least squares, for every model and fold."""
+    cov, by, dense = {}, {}, {}
+    jobs = [(m, f) for m in s.models for f in folds[m]]
+    for m, f in tqdm(jobs, desc="CovLasso fits (model, fold)", disable=not progress):
+        fd = dependencies.fit_covlasso_k_cached(f, s.ks, s.targets, cache_dir=cache_dir)
+        cov.setdefault(m, []).append(fd)
+    for m in s.models:
+        for k in s.ks:
+            per = [fd[k] for fd in cov[m]]
+            bl = [dependencies.baselines(f, d, seed=s.baseline_seed + i)
+                  for i, (f, d) in enumerate(zip(folds[m], per, strict=True))]
+            by[(m, "CovLasso", k)] = per
+            for meth in METHODS[1:]:
+                by[(m, meth, k)] = [b[meth] for b in bl]
+        dense[m] = [dependencies.dense_least_squares(f, s.targets) for f in folds[m]]
+    return Fits(cov, by, dense)
+
+
+def evaluate_methods(s: Settings, data: dict[str, LogitData], folds: dict[str, list[Fold]],
+                     fits: Fits) -> tuple[dict[tuple[str, str, int], Metrics], dict[str, Metrics]]:
+    """Out-of-sample :class:`~neudep_utils.metrics.Metrics` of every (model, method, k), and of
+    dense least squares per model. Squared errors are kept at ``k_headline`` (for intervals of
+    the relative residual)."""
+    mets = {key: evaluate(data[key[0]], folds[key[0]], deps, keep_errors=key[2] == s.k_headline)
+            for key, deps in fits.by_method.items()}
+    dense = {m: evaluate(data[m], folds[m], fits.dense[m]) for m in s.models}
+    return mets, dense
+
+
+class Checks:
+    """The "similar performance" rule (:data:`~neudep_utils.verdicts.rules.SIMILAR`) of every
+    key of ``mets``, computed once: ``checks(*key)`` -> ``(summary, drop_ci, vs_random,
+    SimilarCheck)`` (``vs_random`` is ``(point, lo, hi)``, ``None`` for the random baseline).
+
+    Keys are tuples with the method at position ``method_pos`` (notebook 01: ``(model, method,
+    k)``; notebook 02: ``(A, B, candidates, method, k)``); the random baseline of a key is the
+    same key with the method ``"random + LS"``.
+    """
+
+    def __init__(self, mets: dict[tuple, Metrics], n_boot: int, method_pos: int = 1):
+        self.mets, self.n_boot, self.pos = mets, n_boot, method_pos
+        self._memo: dict[tuple, tuple] = {}
+
+    def __call__(self, *key) -> tuple[dict, tuple, tuple | None, SimilarCheck]:
+        if key not in self._memo:
+            meth = key[self.pos]
+            rkey = key[:self.pos] + ("random + LS",) + key[self.pos + 1:]
+            rand = None if meth == "random + LS" else self.mets[rkey]
+            x = similarity_inputs(self.mets[key], rand, self.n_boot, 0)
+            vs = x["vs_random"]
+            sim = similar_performance(x["drop_ci"], x["fp_created"], x["fp_base"],
+                                      vs and vs[1:])
+            self._memo[key] = (self.mets[key].summary(), x["drop_ci"], vs, sim)
+        return self._memo[key]
+
+    def holds(self, m: str, ks: Iterable[int]) -> bool:
+        """Notebook 01: whether some dependency method of model ``m`` achieves similar
+        performance at some k in ``ks``."""
+        return any(self(m, meth, k)[3].holds for k in ks for meth in DEP_METHODS)
+
+    def any_holds(self, keys: Iterable[tuple]) -> bool:
+        """Whether the rule holds for any of ``keys`` (that exist in ``mets``)."""
+        return any(self(*k)[3].holds for k in keys if k in self.mets)
+
+
+def _fmt_ci(value: float, ci: Sequence[float] | None, scale: float = 100,
+            digits: int = 1) -> str:
+    f = f"{{:.{digits}f}}"
+    if ci is None:
+        return f.format(value * scale)
+    return f"{f.format(value * scale)} [{f.format(ci[0] * scale)}, {f.format(ci[1] * scale)}]"
+
+
+def headline_rows(s: Settings, mets: dict, dense: dict[str, Metrics], checks: Checks
+                  ) -> list[dict]:
+    """The headline table at ``k_headline``: per model and method, 1 - R^2 with its interval,
+    accuracy unmodified and after replacement, the drop and the gain over random partners with
+    intervals, false positives, the rule's outcome and the weak metric."""
+    rows = []
+    for m in s.models:
+        for meth in (*METHODS, "dense LS (all partners)"):
+            is_dense = meth.startswith("dense")
+            sm, drop, vs, sim = ((dense[m].summary(), None, None, None) if is_dense
+                                 else checks(m, meth, s.k_headline))
+            rr = None if is_dense else metric_ci(mets[(m, meth, s.k_headline)],
+                                                 "relres_median", s.n_boot, 0)
+            rows.append({
+                "model": s.short[m], "method": meth, "k": sm["k"],
+                "1 - R^2 (median)": _fmt_ci(sm["relres_median"], rr, 1, 3),
+                "acc. unmodified (%)": f"{100 * sm['acc_base']:.1f}",
+                "acc. after replacement (%)": f"{100 * sm['acc_replaced']:.1f}",
+                "drop (points)": _fmt_ci(sm["acc_drop"], drop),
+                "FP created / target": f"{sm['fp_created_per_target']:.3f}",
+                "FP unmodified / target": f"{sm['fp_base_per_target']:.3f}",
+                "vs random (points)": "" if vs is None else _fmt_ci(vs[0], vs[1:]),
+                "similar?": "" if sim is None else ("yes" if sim.holds else "no"),
+                "WEAK top-1 (%)": f"{100 * sm['weak_top1']:.2f}"})
+    return rows
+
+
+def macaw_rows(s: Settings, data: dict, folds: dict, fits: Fits) -> list[dict]:
+    """The paper's example: macaw's dependency at k = 3 and ``k_headline`` per model (partners
+    and coefficients fitted on fold 0), its out-of-sample 1 - R^2 and the held-out macaw images
+    kept."""
+    name = imagenet_classes().short_name
+    ti = int(np.flatnonzero(s.targets == s.macaw)[0])
+    rows = []
+    for m in s.models:
+        for k in sorted({3, s.k_headline} & set(s.ks)):
+            dep = fits.covlasso[m][0][k]
+            met = evaluate(data[m], folds[m], fits.by_method[(m, "CovLasso", k)])
+            o = target_outcomes(met)
+            rows.append({
+                "model": s.short[m], "k": int(dep.k[ti]), "intercept": dep.intercept[ti],
+                "partners (coefficient), fold 0": ", ".join(
+                    f"{name(c)} ({v:+.3f})" for c, v in dep.partners(ti)),
+                "out-of-sample 1 - R^2": met.relres[ti],
+                "macaw images kept (unmodified)":
+                    f"{o.n_replaced[ti]:.0f} of {o.n_images[ti]:.0f} ({o.n_base[ti]:.0f})"})
+    return rows
+
+
+def existential(s: Settings, data: dict, folds: dict, fits: Fits, top_share: float
+                ) -> list[dict]:
+    """The existential reading: per model, method and k bound (``k_headline`` and 50), the
+    categories chosen on the fit side (:func:`~neudep_utils.metrics.select_on_fit_side`) judged
+    on held-out images; counts keeping >= 50% / >= 80% against the unmodified model's, and the
+    ``top_share`` best fit-side categories' pooled held-out drop with its interval."""
+    ex_ks = {s.k_headline: [k for k in s.ks if k <= s.k_headline],
+             50: [k for k in s.ks if k <= 50]}
+    n_top = max(int(round(top_share * s.targets.size)), 1)
+    rows = []
+    for m in s.models:
+        if folds[m][0].fit_idx is None:  # streamed train moments: no per-image fit side
+            continue
+        for meth in DEP_METHODS:
+            held, fit_side = [], []
+            for i, f in enumerate(folds[m]):
+                dd = {k: fits.by_method[(m, meth, k)][i] for k in ex_ks[50]}
+                held.append({k: evaluate(data[m], [f], [d]) for k, d in dd.items()})
+                own = replace(f, eval_idx=f.fit_idx)
+                fit_side.append({k: evaluate(data[m], [own], [d]) for k, d in dd.items()})
+            for kmax, kk in ex_ks.items():
+                o = select_on_fit_side(fit_side, held, kk)
+                top = o.top_selected(n_top, s.n_boot, 0)
+                (k50, b50), (k80, b80) = o.keep_at_least(0.5), o.keep_at_least(0.8)
+                rows.append({"model": s.short[m], "method": meth, "k <=": kmax,
+                             "categories keeping >= 50%": k50, ">= 80%": k80,
+                             "unmodified >= 50%": b50, "unmodified >= 80%": b80,
+                             "n_top": n_top, "top: acc. after (%)": 100 * top["acc_replaced"],
+                             "top: unmodified (%)": 100 * top["acc_base"],
+                             "drop": top["drop"], "drop_ci": top["drop_ci"]})
+    return rows
+
+
+def weak_rows(s: Settings, mets: dict) -> list[dict]:
+    """The weak reading: overall top-1 after one replacement against the unmodified top-1 and
+    the target-class accuracy, at ``k_headline``."""
+    return [{"model": s.short[m], "k": s.k_headline,
+             "WEAK top-1 after one replacement (%)": 100 * sm["weak_top1"],
+             "unmodified top-1 (%)": 100 * sm["weak_base_top1"],
+             "target-class acc. after replacement (%)": 100 * sm["acc_replaced"]}
+            for m in s.models for sm in [mets[(m, "CovLasso", s.k_headline)].summary()]]
+
+
+def moment_variant_rows(s: Settings, data: dict, folds: dict, fits: Fits,
+                        cache_dir: str | os.PathLike[str]) -> list[dict]:
+    """The first model's headline metrics with the other moment matrix (second moment instead
+    of the centred covariance, or the reverse), beside the main one."""
+    m0 = s.models[0]
+    if folds[m0][0].fit_idx is None:
+        return []
+    alt_folds = dependencies.crossfit(data[m0], s.n_folds, s.split_seed, center=not s.center)
+    alt = [dependencies.fit_covlasso_k_cached(f, (s.k_headline,), s.targets,
+                                              cache_dir=cache_dir)[s.k_headline]
+           for f in alt_folds]
+    alt_label = ("second moment E[ff^T], no intercept" if s.center
+                 else "centred covariance + intercept")
+    rows = []
+    for lab, fl, ds in ((s.moment, folds[m0], fits.by_method[(m0, "CovLasso", s.k_headline)]),
+                        (alt_label, alt_folds, alt)):
+        refit = [dependencies.least_squares_on_support(f, d.targets, d.cols)
+                 for f, d in zip(fl, ds, strict=True)]
+        for meth, dd in (("CovLasso", ds), ("CovLasso support + LS", refit)):
+            sm = evaluate(data[m0], fl, dd).summary()
+            rows.append({"moments": lab, "method": meth, "k": sm["k"],
+                         "1 - R^2 (median)": sm["relres_median"],
+                         "acc. after replacement (%)": 100 * sm["acc_replaced"],
+                         "unmodified (%)": 100 * sm["acc_base"],
+                         "FP created / target": sm["fp_created_per_target"]})
+    return rows
+
+
+def seed_values(seeds_tab, short: dict[str, str]):
+    """``lookup(model, method, key)`` -> that metric over the split seeds in seed order (``None``
+    without split seeds), from :func:`neudep_utils.findings.scaling.split_seeds` rows with a
+    ``model`` column of short names."""
+    def lookup(m: str, method: str, key: str) -> list[float] | None:
+        if seeds_tab is None or len(seeds_tab) == 0:
+            return None
+        sel = seeds_tab[(seeds_tab.model == short[m]) & (seeds_tab.method == method)]
+        return sel.sort_values("seed")[key].tolist() or None
+
+    return lookup
+
+
+def certificate_table(s: Settings, fits: Fits):
+    """Per model and requested k: the mean achieved support size, the share of targets with
+    exactly k partners and the largest relative duality gap (wide DataFrame)."""
+    import pandas as pd
+
+    cert = pd.DataFrame([
+        {"model": s.short[m], "k requested": k,
+         "mean k achieved": np.mean([fd[k].k.mean() for fd in fits.covlasso[m]]),
+         "share with k exact": np.mean([(fd[k].k == k).mean() for fd in fits.covlasso[m]]),
+         "max relative duality gap": np.nanmax(np.concatenate(
+             [fd[k].gap / fd[k].objective for fd in fits.covlasso[m]]))}
+        for m in s.models for k in s.ks])
+    return cert.pivot(index="k requested", columns="model",
+                      values=["mean k achieved", "share with k exact", "max relative duality gap"])
+
+
+def data_table(s: Settings, data: dict, folds: dict):
+    """Per model: its penultimate width d, images, views, classes present, centre-view top-1
+    and fit rows per fold."""
+    import pandas as pd
+
+    from ..models import get_spec
+
+    return pd.DataFrame([{"model": s.short[m], "d": getattr(get_spec(m), "width", None),
+                          "images": d.n_images, "views per image": d.n_views,
+                          "classes present": len(np.unique(d.labels)),
+                          "centre-view top-1": d.top1(),
+                          "fit rows per fold": [f.n_fit_rows for f in folds[m]]}
+                         for m, d in data.items()]).set_index("model")
+
+
+def macaw_panels(s: Settings, data: dict, folds: dict, fits: Fits) -> list[tuple]:
+    """Scatter panels of the macaw logit against its rebuilt value on fold 0's eval images, one
+    per model (for :func:`neudep_utils.report.plots.scatter_dependency`)."""
+    ti = int(np.flatnonzero(s.targets == s.macaw)[0])
+    panels = []
+    for m in s.models:
+        f0, dep = folds[m][0], fits.covlasso[m][0][s.k_headline]
+        X = data[m].centre_view(f0.eval_idx).astype(float)
+        panels.append((f"{s.short[m]}, k = {int(dep.k[ti])}", X[:, s.macaw],
+                       dep.predict(X)[:, ti], data[m].labels[f0.eval_idx] == s.macaw))
+    return panels
+
+
+def metric_tables(s: Settings, mets: dict, dense: dict):
+    """Tidy DataFrames of every (model, method, k)'s summary and of dense least squares."""
+    import pandas as pd
+
+    tab = pd.DataFrame([{"model": s.short[m], "method": meth, "k_requested": k, **v.summary()}
+                        for (m, meth, k), v in mets.items()])
+    return tab, pd.DataFrame([{"model": s.short[m], **v.summary()} for m, v in dense.items()])
+
+
+def parameters(s: Settings, taxonomy_source: str) -> dict:
+    """The resolved settings as written into the results file."""
+    return {"profile": s.profile, "models": list(s.models), "folders": list(s.folders),
+            "fit_source": s.fit_source, "n_folds": s.n_folds, "split_seed": s.split_seed,
+            "center": s.center, "ks": list(s.ks), "k_headline": s.k_headline,
+            "n_targets": int(s.targets.size), "n_boot": s.n_boot,
+            "near_distance": s.near_distance, "taxonomy": taxonomy_source, "family": s.family,
+            "split_seeds": list(s.split_seeds), "learning_sizes": list(s.learning_sizes),
+            "widths": list(s.widths), "reading_ks": list(s.reading_ks)}
+
+
+def reading_tables(s: Settings, data: dict, folds: dict, fits: Fits, progress: bool = True
+                   ) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """The secondary readings (:func:`neudep_utils.findings.why.reading_rows`) of every model at
+    the settings' reading ks: ``(rows by model, Readings objects by model)``."""
+    from .why import READ_METHODS, reading_rows
+
+    reads, objs = {}, {}
+    for m in tqdm(s.models, desc="secondary readings", disable=not progress):
+        by_k = {k: {meth: fits.by_method[(m, meth, k)] for meth in READ_METHODS[:2]}
+                for k in s.reading_ks}
+        reads[m], objs[m] = reading_rows(s.short[m], data[m], folds[m], by_k, fits.dense[m],
+                                         s.targets, s.n_boot)
+    return reads, objs
+
+
+def learning(s: Settings, data: dict, folds: dict, cache_dir) -> tuple:
+    """The first model's learning curve (:func:`.scaling.learning_curve`) as a DataFrame, and
+    the saturating fits ``a + b n^-c`` of its sparse held-out curves by (method, metric)."""
+    import pandas as pd
+
+    from .scaling import fit_saturating, learning_curve
+
+    m0 = s.models[0]
+    if folds[m0][0].fit_idx is None or not s.learning_sizes:
+        return pd.DataFrame(), {}
+    lc = pd.DataFrame(learning_curve(data[m0], s.learning_sizes, s.learning_seeds, s.k_headline,
+                                     targets=s.targets, center=s.center, cache_dir=cache_dir))
+    held = lc[(lc["judged on"] == "held-out images") & (lc.method != "dense LS")]
+    return lc, {(meth, col): fit_saturating(g["n_fit"], g[col])
+                for meth, g in held.groupby("method") for col in ("relres_median",
+                                                                  "acc_replaced")}
+
+
+def split_seed_table(s: Settings, data: dict, folds: dict, fits: Fits, cache_dir):
+    """The headline metrics under every split seed (:func:`.scaling.split_seeds`; the main
+    split's fits reused), one row per (model, seed, method)."""
+    import pandas as pd
+
+    from .scaling import split_seeds
+
+    rows = []
+    for m in s.models:
+        if folds[m][0].fit_idx is None:
+            continue
+        known = {s.split_seed: (folds[m], fits.covlasso[m])}
+        rows += [{"model": s.short[m], **r} for r in split_seeds(
+            data[m], s.split_seeds, s.k_headline, s.targets, s.n_folds, s.center, known,
+            cache_dir)]
+    return pd.DataFrame(rows)
+
+
+def width_rows(s: Settings, data: dict, folds: dict, cache_dir) -> list[dict]:
+    """The width curve (:func:`.scaling.width_curve`) of every width model: its logit layer
+    truncated to each rank of the settings, the C1 metrics of the logits it produces."""
+    from ..models import load_model
+    from .scaling import width_curve
+
+    rows = []
+    for m in s.width_models:
+        if folds[m][0].fit_idx is None:
+            continue
+        head = load_model(m).model.get_classifier()
+        W, b = head.weight.detach().double().numpy(), head.bias.detach().double().numpy()
+        wt = profiles.select_targets(s.width_targets, 0, np.array([s.macaw]))
+        rows += width_curve(s.short[m], data[m].features, data[m].labels, data[m].image_ids, W,
+                            b, s.widths, s.width_ks, s.n_folds, s.split_seed, wt, s.center,
+                            cache_dir)
+    return rows
+
+
+def cache_folder(output_dir: str | os.PathLike[str]) -> Path:
+    """Where the notebooks cache their dependency fits: ``<output_dir>/cache/deps``."""
+    p = Path(output_dir) / "cache" / "deps"
+    p.mkdir(parents=True, exist_ok=True)
+    return p

@@ -1,0 +1,315 @@
+"""Notebook 01's verdicts, headline numbers and the records the book draws from its results file
+(the claims figure's ``curves``, the dependency atlas's ``atlas``).
+
+Everything a verdict rests on is computed here from the notebook's measurements and handed to the
+rules (:mod:`neudep_utils.verdicts.rules`); the deviations (rules changed after results were
+seen) are evaluated with their old rules on the same numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..images import imagenet_classes
+from ..metrics import METRIC_DEFINITIONS, metric_ci
+from ..metrics.readings import READING_DEFINITIONS
+from ..report.results import Numbers
+from ..verdicts import deviations, rules
+from .single import DEP_METHODS, METHODS, Checks, Settings
+from .why import failure_sentence
+
+__all__ = ["atlas_records", "c1_record", "c6a_record", "curve_records", "failure_text",
+           "learning_note",
+           "numbers", "reading_numbers"]
+
+
+def learning_note(lc, fits_lc: dict, model: str, k: int) -> tuple[str, dict]:
+    """What the learning curve shows, for C1's ``why``: held-out 1 - R^2 at the largest fit set,
+    its fitted limit, and the in-sample (oracle) accuracy at the smallest and largest fit set."""
+    if lc is None or not len(lc):
+        return "", {}
+    ref = lc[lc.method == "CovLasso support + LS"]
+    held = ref[ref["judged on"] == "held-out images"]
+    oracle = ref[ref["judged on"] != "held-out images"]
+    n_lo, n_hi = int(lc.n_fit.min()), int(lc.n_fit.max())
+    vals = {"n_small": n_lo, "n_large": n_hi,
+            "heldout_relres_large": float(held[held.n_fit == n_hi].relres_median.mean()),
+            "heldout_acc_large": float(held[held.n_fit == n_hi].acc_replaced.mean()),
+            "oracle_acc_small": float(oracle[oracle.n_fit == n_lo].acc_replaced.mean()),
+            "oracle_acc_large": float(oracle[oracle.n_fit == n_hi].acc_replaced.mean()),
+            "limit": float(fits_lc.get(("CovLasso support + LS", "relres_median"),
+                                       {"a": np.nan})["a"])}
+    text = (f"Learning curve ({model}, refit at k = {k}): held-out 1 - R^2 "
+            f"{vals['heldout_relres_large']:.2f} at {n_hi} fit images (fitted limit "
+            f"{vals['limit']:.2f}); judged on its own fit images the dependency keeps "
+            f"{100 * vals['oracle_acc_small']:.0f}% of target-class images at {n_lo} fit images "
+            f"and {100 * vals['oracle_acc_large']:.1f}% at {n_hi} (held out: "
+            f"{100 * vals['heldout_acc_large']:.1f}%): the fewer the rows, the more the fit can "
+            "bend to a class's own images; with more rows the positives are a smaller share and "
+            "the fit follows the other classes.")
+    return text, vals
+
+
+def c1_record(s: Settings, checks: Checks, exist_rows: list[dict], mets: dict, dense: dict,
+              reads: dict, small: dict | None, lc_text: str) -> tuple[object, str, list[dict]]:
+    """C1's verdict (:func:`~neudep_utils.verdicts.rules.c1_single_model`), its summary (with
+    the sentence that says which part fails, and the small-data evidence) and its deviations.
+
+    ``reads``: ``{model: reading records}`` from :func:`.why.reading_rows`; ``small``: the
+    first model's :func:`.why.without_positives` result (or ``None``).
+    """
+    at_head = {s.short[m]: checks.holds(m, [s.k_headline]) for m in s.models}
+    at_sparse = {s.short[m]: checks.holds(m, [k for k in s.ks if k <= rules.C1.k_sparse])
+                 for m in s.models}
+    exist_ok: dict[str, bool] = {}
+    for r in exist_rows:
+        if r["k <="] == s.k_headline:
+            kept = rules.similar_performance(r["drop_ci"], 0, 0, None).accuracy_kept
+            exist_ok[r["model"]] = exist_ok.get(r["model"], False) or kept
+    v = rules.c1_single_model(at_head, at_sparse, exist_ok)
+    old = deviations.old_c1_without_existential(at_head, at_sparse)
+    devs = [deviations.record("C1", "existential clause", old.level, v.level)]
+    acc = {m: max(mets[(m, meth, s.k_headline)].summary()["acc_replaced"] for meth in DEP_METHODS)
+           for m in s.models}
+    base = {m: mets[(m, "CovLasso", s.k_headline)].summary()["acc_base"] for m in s.models}
+    dense_acc = {m: dense[m].summary()["acc_replaced"] for m in s.models}
+
+    def pct(d):
+        return ", ".join(f"{s.short[m]} {100 * x:.1f}%" for m, x in d.items())
+
+    scope = ", ".join(f"{s.short[m]}" for m in s.models)
+    parts = [f"Tested on {scope}, n = 1000 classes. Pooled reading: at k = {s.k_headline} the "
+             f"best CovLasso dependency keeps {pct(acc)} of target-class images correct "
+             f"(unmodified {pct(base)}); dense least squares on all other logits keeps "
+             f"{pct(dense_acc)}."]
+    m0 = s.models[0]
+    why = failure_text(s, m0, reads.get(m0, []), mets)
+    if why:
+        parts.append("Why: " + why)
+    if small:
+        parts.append(positives_sentence(small, s.short[m0], s.k_headline))
+    if lc_text:
+        parts.append(lc_text)
+    return v, " ".join(parts), devs
+
+
+def failure_text(s: Settings, m: str, rows: list[dict], mets: dict) -> str:
+    """The sentence saying which part of 'similar performance' fails for model ``m`` at the
+    headline k ('' when its readings were not measured)."""
+    def pick(method, k):
+        got = [r for r in rows if r["method"] == method and r["k"] == k]
+        return got[0] if got else None
+
+    dep, rnd, orig = (pick("CovLasso support + LS", s.k_headline),
+                      pick("random + LS", s.k_headline), pick("original", "all"))
+    if not (dep and rnd and orig):
+        return ""
+    sm = mets[(m, "CovLasso support + LS", s.k_headline)].summary()
+    return failure_sentence(s.short[m], s.k_headline, dep, rnd, orig, sm["acc_replaced"],
+                            sm["acc_base"])
+
+
+def positives_sentence(small: dict, model: str, k: int) -> str:
+    """What fitting without the target's own images does (:func:`.why.without_positives`)."""
+    w, wo, base = small["acc_with"], small["acc_without"], small["acc_base"]
+    share = small.get("positive_share")
+    rows = f" (they are {100 * share:.2f}% of the fit rows)" if share else ""
+    lead = (f"Fitted without the target's own images{rows}, the refitted dependency of {model} "
+            f"at k = {k} keeps {100 * wo:.1f}% of target-class images, against {100 * w:.1f}% "
+            f"with them and {100 * base:.1f}% unmodified")
+    if w - wo > 0.5 * max(w, 1e-12):
+        return lead + (": the positives carry part of what little the dependency gets right, "
+                       "but with them it is still far from the unmodified model.")
+    return lead + ": the positives are not what the dependency lacks."
+
+
+def c6a_record(s: Settings, nears: dict, far: dict, n_far_strong: int, tax_source: str
+               ) -> tuple[object, str, list[dict]]:
+    """C6a's verdict from the nearness ratios at ``k_headline`` and the far-top-partner share of
+    every model's well-fitted targets (``far[model]`` from :func:`.semantics.far_share`), its
+    summary and its deviation (the old rule: a far top partner among the 15 strongest)."""
+    near_lo = {s.short[m]: nears[(m, s.k_headline)]["ratio_ci"][0] for m in s.models}
+    far_lo = {s.short[m]: far[m]["share_ci"][0] for m in s.models}
+    v = rules.c6a_semantics(near_lo, far_lo)
+    old = deviations.old_c6a_strongest(near_lo, n_far_strong)
+    devs = [deviations.record("C6a", "all well-fitted targets", old.level, v.level)]
+    name = imagenet_classes().short_name
+    near_txt = "; ".join(
+        f"{s.short[m]} {100 * r['observed']:.1f}% vs {100 * r['chance']:.1f}% by chance (ratio "
+        f"{r['ratio']:.1f}, 95% CI {r['ratio_ci'][0]:.1f}-{r['ratio_ci'][1]:.1f})"
+        for m in s.models for r in [nears[(m, s.k_headline)]])
+    far_txt = "; ".join(
+        f"{s.short[m]} {100 * f['share']:.0f}% of {f['n_well_fitted']} "
+        f"(CI {100 * f['share_ci'][0]:.0f}-{100 * f['share_ci'][1]:.0f}%)"
+        for m in s.models for f in [far[m]] if f["n_well_fitted"])
+    ex = far[s.models[0]]["examples"][:3]
+    ex_txt = ", ".join(f"{name(t)} <- {name(p)}" for t, p in ex)
+    summary = (f"Partners within WordNet distance {s.near_distance} of the target at k = "
+               f"{s.k_headline}: {near_txt}. Well-fitted targets (held-out 1 - R^2 <= "
+               f"{rules.C6A.well_fitted:g}) whose top partner is semantically far: "
+               f"{far_txt or 'none'}" + (f" (e.g. {ex_txt})" if ex_txt else "")
+               + f". Distances from {tax_source}.")
+    return v, summary, devs
+
+
+def reading_numbers(nums: Numbers, label: str, rows: list[dict], what: str) -> None:
+    """Add the secondary readings of one model (or pair) ``label`` to ``nums``: keys
+    ``<label>_{top5,auc,ap,scale}_k<k>``, ``..._random_k<k>``, ``..._kall`` (dense least squares)
+    and ``..._original``."""
+    for r in rows:
+        if r["method"] == "original":
+            tag = "original"
+        elif r["method"] == "dense LS":
+            tag = "kall"
+        elif r["method"] == "random + LS":
+            tag = f"random_k{r['k']}"
+        else:
+            tag = f"k{r['k']}"
+        for key in ("top5", "auc", "ap", "scale"):
+            ci = r.get(f"{key}_ci")
+            nums.add(f"{label}_{key}_{tag}", r[key],
+                     f"{what}, {r['method']}" + (f" at k = {r['k']}" if r["k"] != "all" else "")
+                     + f": {READING_DEFINITIONS[key]}",
+                     ci=ci if ci is not None and np.isfinite(ci[0]) else None,
+                     unit="standard deviations" if key == "scale" else "fraction")
+
+
+def numbers(s: Settings, checks: Checks, mets: dict, dense: dict, nears: dict,
+            seed_values, exist_rows: list[dict], reads: dict, far: dict,
+            small: dict | None) -> Numbers:
+    """Every headline number of notebook 01's results file (see :func:`reading_numbers` for the
+    readings' keys)."""
+    nums, K, frac = Numbers(), f"k{s.k_headline}", {"unit": "fraction"}
+    for m in s.models:
+        sm = s.short[m]
+        summ, drop = checks(m, "CovLasso", s.k_headline)[:2]
+        what = f"{m}, CovLasso dependency at k = {s.k_headline}, out of sample: "
+        nums.add(f"{sm}_acc_replaced_{K}", summ["acc_replaced"], what + METRIC_DEFINITIONS[
+            "acc_replaced"], **frac, seeds=seed_values(m, "CovLasso", "acc_replaced"))
+        nums.add(f"{sm}_acc_base", summ["acc_base"], f"{m}: {METRIC_DEFINITIONS['acc_base']}",
+                 **frac)
+        nums.add(f"{sm}_acc_drop_{K}", summ["acc_drop"], what + METRIC_DEFINITIONS["acc_drop"]
+                 + "; 95% bootstrap CI over eval images", ci=drop, **frac)
+        for meth, tag in (("CovLasso support + LS", "refit"), ("random + LS", "random")):
+            nums.add(f"{sm}_acc_replaced_{tag}_{K}",
+                     mets[(m, meth, s.k_headline)].summary()["acc_replaced"],
+                     f"{m}: as acc_replaced, with {meth} at equal k", **frac,
+                     seeds=seed_values(m, meth, "acc_replaced"))
+        rr_ci = metric_ci(mets[(m, "CovLasso", s.k_headline)], "relres_median", s.n_boot, 0)
+        nums.add(f"{sm}_relres_median_{K}", summ["relres_median"],
+                 what + METRIC_DEFINITIONS["relres_median"], ci=rr_ci,
+                 seeds=seed_values(m, "CovLasso", "relres_median"))
+        nums.add(f"{sm}_fp_created_{K}", summ["fp_created_per_target"],
+                 what + METRIC_DEFINITIONS["fp_created_per_target"], unit="images")
+        nums.add(f"{sm}_fp_base", summ["fp_base_per_target"],
+                 f"{m}: {METRIC_DEFINITIONS['fp_base_per_target']}", unit="images")
+        nums.add(f"{sm}_weak_top1_{K}", summ["weak_top1"], what + METRIC_DEFINITIONS["weak_top1"],
+                 **frac)
+        sd, r = dense[m].summary(), nears[(m, s.k_headline)]
+        nums.add(f"{sm}_dense_acc_replaced", sd["acc_replaced"],
+                 f"{m}: target-class accuracy after replacement with dense least squares "
+                 "(minimum norm) on all other logits (no sparsity), out of sample", **frac,
+                 seeds=seed_values(m, "dense LS", "acc_replaced"))
+        nums.add(f"{sm}_dense_relres_median", sd["relres_median"],
+                 f"{m}: out-of-sample 1 - R^2 of dense least squares (minimum norm)",
+                 seeds=seed_values(m, "dense LS", "relres_median"))
+        nums.add(f"{sm}_near_rate_{K}", r["observed"],
+                 f"{m}: share of CovLasso partners within WordNet distance {s.near_distance} of "
+                 f"their target (k = {s.k_headline}); 95% bootstrap CI over targets",
+                 ci=r["observed_ci"], **frac)
+        nums.add(f"{sm}_near_chance_{K}", r["chance"],
+                 f"{m}: the same share expected for random partners at equal k", **frac)
+        nums.add(f"{sm}_near_ratio_{K}", r["ratio"], f"{m}: observed / chance near share",
+                 ci=r["ratio_ci"])
+        f = far[m]
+        if f["n_well_fitted"]:
+            nums.add(f"{sm}_far_top_share_{K}", f["share"],
+                     f"{m}: share of the {f['n_well_fitted']} well-fitted targets (held-out "
+                     f"1 - R^2 <= {rules.C6A.well_fitted:g}) whose top partner is semantically "
+                     f"far (WordNet distance > {s.near_distance}); 95% CI over targets",
+                     ci=f["share_ci"], **frac)
+        reading_numbers(nums, sm, reads.get(m, []), m)
+    for r in exist_rows:
+        tag = ("refit" if r["method"] != "CovLasso" else "covlasso") + f"_k_le{r['k <=']}"
+        for share, col, bcol in ((50, "categories keeping >= 50%", "unmodified >= 50%"),
+                                 (80, ">= 80%", "unmodified >= 80%")):
+            nums.add(f"{r['model']}_exist_{tag}_keep{share}", r[col],
+                     f"{r['model']}, {r['method']}, k <= {r['k <=']} chosen on the fit side: "
+                     f"categories keeping at least {share}% of their held-out images correct "
+                     f"(unmodified model: {r[bcol]})", unit="categories")
+        nums.add(f"{r['model']}_exist_{tag}_top_drop", r["drop"],
+                 f"{r['model']}, {r['method']}, k <= {r['k <=']}: the {r['n_top']} categories "
+                 "with the best fit-side scores, held-out accuracy drop against the unmodified "
+                 "model; 95% CI over those categories", ci=r["drop_ci"], **frac)
+    if small:
+        m0 = s.short[s.models[0]]
+        for key, what in (("acc_with", "with"), ("acc_without", "without")):
+            nums.add(f"{m0}_positives_{what}_{K}", small[key],
+                     f"{s.models[0]}: target-class accuracy after replacement with the refitted "
+                     f"CovLasso dependency at k = {s.k_headline} fitted {what} the target's own "
+                     "class images in the fit moments", **frac)
+    return nums
+
+
+def curve_records(s: Settings, mets: dict, dense: dict, reads: dict) -> list[dict]:
+    """The ``curves`` of the results file (the claims page's headline figure): per model,
+    method and k, the achieved k, accuracy kept, unmodified accuracy, median 1 - R^2 and, where
+    measured, the secondary readings."""
+    idx = {(r["model"], r["method"], r["k"]): r for rows in reads.values() for r in rows}
+    out = []
+    for (m, meth, k), met in mets.items():
+        sm = met.summary()
+        rd = idx.get((s.short[m], meth, k), {})
+        out.append({"model": s.short[m], "method": meth, "k_requested": k, "k": sm["k"],
+                    "acc_replaced": sm["acc_replaced"], "acc_base": sm["acc_base"],
+                    "relres_median": sm["relres_median"],
+                    **{key: rd.get(key) for key in ("top5", "auc", "ap", "scale")}})
+    for m, met in dense.items():
+        sm = met.summary()
+        rd = idx.get((s.short[m], "dense LS", "all"), {})
+        out.append({"model": s.short[m], "method": "dense LS", "k_requested": None,
+                    "k": sm["k"], "acc_replaced": sm["acc_replaced"], "acc_base": sm["acc_base"],
+                    "relres_median": sm["relres_median"],
+                    **{key: rd.get(key) for key in ("top5", "auc", "ap", "scale")}})
+    assert {r["method"] for r in out} <= {*METHODS, "dense LS"}
+    return out
+
+
+def atlas_records(s: Settings, fits, mets: dict, per_target_reads: dict,
+                  distance: np.ndarray, ks: tuple[int, ...] = (10, 50)) -> list[dict]:
+    """The dependency atlas: for every model, target and k in ``ks`` (present in the settings),
+    the refitted dependency's partners (fold 0) with coefficients and WordNet distances, its
+    held-out R^2, target-class accuracy kept and AP, beside the unmodified model's.
+
+    ``per_target_reads[(model, k)]``: ``(refit Readings, original Readings)`` per target.
+    """
+    from ..metrics import target_outcomes
+
+    cls = imagenet_classes()
+    out = []
+    for m in s.models:
+        for k in ks:
+            if (m, "CovLasso support + LS", k) not in mets:
+                continue
+            met = mets[(m, "CovLasso support + LS", k)]
+            o = target_outcomes(met)
+            dep = fits.by_method[(m, "CovLasso support + LS", k)][0]
+            rd, orig = per_target_reads[(m, k)]
+            for i, t in enumerate(s.targets):
+                t = int(t)
+                n_img = int(o.n_images[i])
+                out.append({
+                    "model": s.short[m], "class": t, "wnid": cls.wnids[t],
+                    "name": cls.short_name(t), "k": k,
+                    "partners": [[int(c), round(float(v), 4), int(distance[t, c])]
+                                 for c, v in dep.partners(i)],
+                    "r2": _r(1 - met.relres[i]),
+                    "acc_kept": _r(o.n_replaced[i] / n_img) if n_img else None,
+                    "acc_original": _r(o.n_base[i] / n_img) if n_img else None,
+                    "ap": _r(rd.ap[i]), "ap_original": _r(orig.ap[i]), "n_images": n_img})
+    return out
+
+
+def _r(x: float) -> float | None:
+    x = float(x)
+    return round(x, 4) if np.isfinite(x) else None
