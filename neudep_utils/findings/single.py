@@ -4,8 +4,10 @@
 The notebook reads as: resolve the settings (:func:`settings`), load the cached logits and folds
 (:func:`load`), fit every method at every support size (:func:`fit_methods`), evaluate them out
 of sample (:func:`evaluate_methods`), apply the rule (:class:`Checks`), then the readings that say
-why (:mod:`.why`) and the semantics (:mod:`.semantics`). Every function here is tested in
-``tests/test_findings_single.py``.
+why (:mod:`.why`) and the semantics (:mod:`.semantics`). The rule it applies is tested in
+``tests/test_verdicts.py``, the readings and the why in ``tests/test_readings.py`` and
+``tests/test_findings_why.py``; the notebook itself runs end to end in
+``tests/test_full_profile.py`` and in every ``make book``.
 """
 
 from __future__ import annotations
