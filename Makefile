@@ -98,7 +98,7 @@ pdf: book
 	$(VENV)/bin/jupyter-book build book --builder singlehtml $(BOOK_ARGS) >book/_build/singlehtml.log 2>&1 \
 	  || { cat book/_build/singlehtml.log; false; }
 	@mkdir -p $(dir $(PDF))
-	$(PY) -m neudep_utils.report.pdf --html book/_build/singlehtml/index.html --out $(PDF) \
+	$(PY) -m neudep_utils.report.pdf --html book/_build/singlehtml/intro.html --out $(PDF) \
 	  $(if $(CHROMIUM),--chromium $(CHROMIUM))
 
 # Opens every page of the built book in headless chromium (Debian's package, installed here when
