@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     "claims_summary.png", describe(summary)))
     write_if_changed(gen / "numbers.md", numbers_page(results, args.profile))
     write_if_changed(gen / "atlas.md", atlas.atlas_page(results, args.profile, GENERATED_NOTE))
-    atlas.write_atlas(results, gen / "static")
+    atlas.write_atlas(results, gen / "extra" / "_atlas")
     write_if_changed(gen / "reproducibility.md",
                      reproducibility_page(args.profile, results, output_dir, data_root),
                      volatile="| built |")

@@ -442,6 +442,8 @@ def test_atlas_finds_macaw_for_every_model(site: Path, server: str, browser: Chr
     (a dependency, or the note that this profile did not fit it); sorting works."""
     models = _atlas_models(site)
     assert models, "the atlas has no model"
+    browser.load(f"{server}/generated/atlas.html")  # lazy: no data before the box is used
+    assert browser.evaluate("document.querySelectorAll('script[src*=\"atlas_\"]').length") == 0
     browser.load(f"{server}/generated/atlas.html?q=macaw")
     status = ""
     for _ in range(100):

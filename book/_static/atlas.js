@@ -1,8 +1,8 @@
 /* neudep dependency atlas: filters and sorts the atlas table in the browser, offline.
-   The data (written at build time by neudep_utils.report.atlas.write_atlas) are scripts beside
-   this one: atlas_classes.js calls neudepAtlasClasses([[name, wnid], ...]) and each
-   atlas_<model>.js calls neudepAtlasAdd({model, fields, rows}). They are loaded after the page
-   has rendered, with script tags (which work from file:// too). Acts only on a page holding
+   The data (written at build time by neudep_utils.report.atlas.write_atlas) are scripts in the
+   site's _atlas/ folder: atlas_classes.js calls neudepAtlasClasses([[name, wnid], ...]) and each
+   atlas_<model>.js calls neudepAtlasAdd({model, fields, rows}). They are loaded on the first use
+   of the controls, with script tags (which work from file:// too). Acts only on a page holding
    <div id="neudep-atlas">. */
 (function () {
   "use strict";
@@ -11,7 +11,7 @@
 
   function base() {
     var s = document.querySelector('script[src*="atlas.js"]');
-    return s ? s.src.replace(/atlas\.js.*$/, "") : "_static/";
+    return s ? s.src.replace(/_static\/atlas\.js.*$/, "_atlas/") : "_atlas/";
   }
   function pct(v) { return v === null || v === undefined ? "n/a" : (100 * v).toFixed(1) + "%"; }
   function num(v) { return v === null || v === undefined ? "n/a" : v.toFixed(3); }
@@ -111,19 +111,29 @@
     var files = ["atlas_classes.js"].concat(
       root.getAttribute("data-files").split(" ").filter(Boolean));
     expected = files.length;
-    var b = base();
-    files.forEach(function (f) {
-      var s = document.createElement("script");
-      s.src = b + f;
-      s.async = true;
-      s.onerror = function () {
-        document.getElementById("atlas-status").textContent = "could not load " + f;
-      };
-      document.body.appendChild(s);
-    });
+    var requested = false;
+    function load() {  /* lazy: the data are fetched on the first use of the controls */
+      if (requested) return;
+      requested = true;
+      document.getElementById("atlas-status").textContent = "loading the atlas...";
+      var b = base();
+      files.forEach(function (f) {
+        var s = document.createElement("script");
+        s.src = b + f;
+        s.async = true;
+        s.onerror = function () {
+          document.getElementById("atlas-status").textContent = "could not load " + f;
+        };
+        document.body.appendChild(s);
+      });
+    }
     ["atlas-q", "atlas-model", "atlas-k"].forEach(function (id) {
-      document.getElementById(id).addEventListener("input", render);
+      var el = document.getElementById(id);
+      el.addEventListener("focus", load);
+      el.addEventListener("input", function () { load(); render(); });
     });
+    document.getElementById("atlas-status").textContent =
+      "type a category (or click the box) to load the atlas";
     root.querySelectorAll("th[data-col]").forEach(function (th) {
       th.style.cursor = "pointer";
       th.title = "sort";
@@ -135,7 +145,7 @@
       });
     });
     var q = new URLSearchParams(window.location.search).get("q");
-    if (q) document.getElementById("atlas-q").value = q;
+    if (q) { document.getElementById("atlas-q").value = q; load(); }
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -5,7 +5,9 @@ and 50, beside the unmodified model's.
 Built from the ``atlas`` records notebook 01 writes to its results file
 (:func:`neudep_utils.findings.single_summary.atlas_records`). :func:`write_atlas` writes one
 small script per model (``atlas_<model>.js``, calling ``window.neudepAtlasAdd``) and one with the
-1000 class names (``atlas_classes.js``); the book's bundled ``book/_static/atlas.js`` loads them
+1000 class names (``atlas_classes.js``), into the book's extra path ``_atlas/`` (not a static
+path: jupyter-book would add every script there to every page); the bundled
+``book/_static/atlas.js`` loads them
 after the page has rendered (script tags work from ``file://`` too, where ``fetch`` does not),
 then filters and sorts the table in the browser, offline. :func:`atlas_page` is the page.
 """
@@ -86,8 +88,8 @@ def atlas_page(results: dict[str, dict[str, Any]], profile: str, note: str = "")
              "the unmodified model's (*orig.*).", "",
              f"Profile **{profile}**; generated at build time from notebook 01's results file. "
              f"Models fitted: {fitted}; k = {', '.join(map(str, ks)) or 'none'}. A category "
-             "that this profile did not fit is listed as such. The data load after the page "
-             "(one script per model); everything works offline.", "",
+             "that this profile did not fit is listed as such. The data (one script per "
+             "model) load when the search box is first used; everything works offline.", "",
              "```{raw} html",
              f'<div id="neudep-atlas" data-models="{" ".join(_safe(m) for m in models)}" '
              f'data-files="{files}">',
@@ -106,6 +108,8 @@ def atlas_page(results: dict[str, dict[str, Any]], profile: str, note: str = "")
              '<th data-col="ap">AP (orig.)</th><th>partners: name (w, d)</th>'
              '</tr></thead><tbody></tbody></table></div>',
              "<noscript>The atlas needs JavaScript (it runs offline, in the page).</noscript>",
+             '<p class="print-only">The atlas is interactive: open '
+             "<code>book/_build/html/generated/atlas.html</code> of the HTML book.</p>",
              "</div>", "```", ""]
     if not models:
         lines += ["```{warning}", "No results file of this build has atlas records "
