@@ -478,3 +478,23 @@ def test_pdf_has_the_book() -> None:
 
     pages = count_pages(PDF)
     assert pages >= 20, f"{PDF} has {pages} pages"
+
+
+def test_notebook_figures_carry_captions(visited: dict[str, dict[str, Any]], site: Path) -> None:
+    """At least 80% of the notebook pages' figures are numbered, captioned figures with alt
+    text (myst-nb cell metadata ``mystnb.figure`` / ``mystnb.image``, or ``{glue:figure}``)."""
+    import re
+
+    total = captioned = 0
+    for rel in visited:
+        if not rel.startswith("executed/"):
+            continue
+        html = (site / rel).read_text()
+        article = html.split('<article class="bd-article">', 1)[-1].split("</article>", 1)[0]
+        total += len(re.findall(r"<img\b", article))
+        for fig in re.findall(r"<figure\b.*?</figure>", article, re.S):
+            if ("caption-number" in fig and re.search(r'<img[^>]*\balt="[^"]+"', fig)):
+                captioned += len(re.findall(r"<img\b", fig))
+    assert total, "no figure on any notebook page"
+    assert captioned >= 0.8 * total, (
+        f"{captioned} of {total} notebook figures carry a numbered caption with alt text")
