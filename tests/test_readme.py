@@ -109,7 +109,7 @@ def test_summary_table_and_splice(tmp_path: Path) -> None:
     table = readme.verdict_table(s)
     row = next(line for line in table.splitlines() if line.startswith("| C1 "))
     assert "**partly reproduced**" in row
-    assert "70% [60%, 80%]: target-class accuracy kept |" in row  # unit, interval, what
+    assert "**70% [60%, 80%]** · target-class accuracy kept |" in row  # unit, interval, what
     assert "| lite0 |" in row
     assert "*no result*" in next(x for x in table.splitlines() if x.startswith("| C5 "))
     text = f"intro\n{readme.START}\nold\n{readme.END}\nrest\n"

@@ -160,14 +160,14 @@ def verdict_table(summary: dict[str, Any], link_prefix: str = "") -> str:
     ``link_prefix``: when given (e.g. a book URL), the claim's notebook is linked there."""
     lines = [f"Profile **{summary['profile']}**; every cell is written by the build from the "
              "notebooks' results files (`make book`).", "",
-             "| claim | verdict | headline number [95% interval]: what it measures | models |",
+             "| claim | verdict | headline number [95% interval] · what it measures | models |",
              "| --- | --- | --- | --- |"]
     for c in summary["claims"]:
         name = f"{c['cid']} {_cell(c['name'])}"
         if c.get("notebook") and link_prefix:
             name = f"[{name}]({link_prefix}{c['notebook']}.html)"
         h = c.get("headline")
-        number = (f"{format_number(h)}: {_definition(h.get('definition', ''))}" if h
+        number = (f"**{format_number(h)}** · {_definition(h.get('definition', ''))}" if h
                   else "n/a")
         verdict = f"**{c['verdict']}**" if c.get("verdict") else "*no result*"
         lines.append(f"| {name} | {verdict} | {_cell(number)} | "
