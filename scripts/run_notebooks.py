@@ -155,6 +155,15 @@ def describe_failure(exc: BaseException) -> str:
     return f"{where}: {ename}: {str(evalue).strip().splitlines()[0] if evalue else ''}"
 
 
+def compile_note() -> str:
+    """The CovLasso kernels' compile note when numba's cache is cold (else ``""``)."""
+    try:
+        from neudep_utils.covlasso.api import _COMPILE_NOTE, kernels_cold
+    except ImportError:
+        return ""
+    return _COMPILE_NOTE if kernels_cold() else ""
+
+
 def ipc_kernel_manager() -> type:
     """A kernel manager that talks to the kernel over local IPC sockets instead of TCP (no
     ``[IPKernelApp] WARNING ... TCP without encryption`` line, nothing listening on a port)."""
@@ -214,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             if stale.stem not in stems:
                 stale.unlink()
     failures: list[str] = []
+    compile_noted = False
     for nb in notebooks:
         stem = nb.stem
         fp = fingerprint(nb, parameters, shared)
@@ -228,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"({prev.get('runtime_s', 0):.0f} s); skipped (--force to rerun)", flush=True)
             continue
         print(f"== {stem}: running (profile {args.profile})", flush=True)
+        if not compile_noted:  # the kernel's own note goes to the notebook's output
+            compile_noted = True
+            note = compile_note()
+            if note:
+                print(f"   {note}", flush=True)
         (output_dir / f"{stem}.json").unlink(missing_ok=True)
         t0 = time.perf_counter()
         status, message = "ok", ""

@@ -258,3 +258,12 @@ def test_compile_note_only_before_a_cold_compile(monkeypatch, capsys) -> None:
         assert capsys.readouterr().err.count(api._COMPILE_NOTE) == expected
     # in this process the kernels have run: nothing left to compile
     assert api.kernels_cold() is False
+
+
+def test_runner_compile_note_follows_the_numba_cache(monkeypatch) -> None:
+    from neudep_utils.covlasso import api
+
+    monkeypatch.setattr(api, "kernels_cold", lambda: True)
+    assert rn.compile_note() == "compiling the CovLasso kernels (once per install, ~30 s)"
+    monkeypatch.setattr(api, "kernels_cold", lambda: False)
+    assert rn.compile_note() == ""
