@@ -12,7 +12,7 @@ OUTPUT_DIR ?= $(abspath outputs/$(PROFILE))
 PYTEST_ARGS ?=
 export NEUDEP_DATA NEUDEP_CACHE
 
-.PHONY: help system-deps setup test test-slow test-all lint hooks logits notebooks book book-test bench clean
+.PHONY: help system-deps setup test test-slow test-all lint hooks logits notebooks book pdf book-test bench clean
 
 help:
 	@echo "make test            fast test suite (sets up .venv)"
@@ -21,6 +21,7 @@ help:
 	@echo "make notebooks       execute the notebooks with papermill (PROFILE=$(PROFILE))"
 	@echo "make book            logits + notebooks + jupyter-book -> book/_build/html"
 	@echo "make book PROFILE=smoke   quick preview"
+	@echo "make pdf             the book as one PDF -> book/_build/pdf/neudep.pdf (chromium)"
 	@echo "make bench           benchmarks (extraction and CovLasso)"
 
 # Debian packages (root): WordNet 3.0 for the tests that check the committed hierarchy
@@ -57,20 +58,48 @@ lint: setup
 hooks:
 	git config core.hooksPath .githooks
 
-logits: setup
-	$(PY) -m neudep_utils logits --profile $(PROFILE)
+# each stage of `make book` appends "<stage> <seconds>" to $(STAGES); the book prints them
+STAGES := $(abspath book/_build/stages.txt)
+timed = start=$$(date +%s); $(2); rc=$$?; mkdir -p $(dir $(STAGES)); \
+	echo "$(1) $$(( $$(date +%s) - start ))" >> $(STAGES); exit $$rc
 
-# NOTEBOOK_ARGS, e.g. "--only 01 --force" or "-p seed 1"; unchanged notebooks are skipped.
+logits: setup
+	@mkdir -p $(dir $(STAGES)) && : > $(STAGES)
+	@$(call timed,logits,$(PY) -m neudep_utils logits --profile $(PROFILE))
+
+# NOTEBOOK_ARGS, e.g. "--only 01 --force", "-p seed 1" or "--quiet" (no cell progress bars);
+# unchanged notebooks are skipped.
 notebooks: logits
-	$(PY) scripts/run_notebooks.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR) $(NOTEBOOK_ARGS)
+	@$(call timed,notebooks,$(PY) scripts/run_notebooks.py --profile $(PROFILE) \
+	  --output-dir $(OUTPUT_DIR) $(NOTEBOOK_ARGS))
 
 # The summary pages come from the notebooks' result files; then Sphinx renders the book with
 # warnings as errors (BOOK_ARGS="" relaxes that); HTML in book/_build/html.
 BOOK_ARGS ?= -W -n --keep-going
 book: notebooks
-	$(PY) scripts/book_pages.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR)
-	$(VENV)/bin/jupyter-book build book --builder html $(BOOK_ARGS)
-	@echo "book: book/_build/html/index.html"
+	@$(call timed,pages,$(PY) scripts/book_pages.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR))
+	@$(call timed,html,$(VENV)/bin/jupyter-book build book --builder html $(BOOK_ARGS) >$(dir $(STAGES))html.log 2>&1 \
+	  || { cat $(dir $(STAGES))html.log; false; })
+	@echo "== make book PROFILE=$(PROFILE) done; time per stage:"
+	@awk '{printf "   %-10s %6d s\n", $$1, $$2; t += $$2} END {printf "   %-10s %6d s\n", "total", t}' $(STAGES)
+	@echo "   results: $(OUTPUT_DIR)/*.json; Sphinx log: book/_build/html.log"
+	@echo "   book:    $(abspath book/_build/html/index.html)"
+
+# The book as one PDF, offline: Sphinx's single-page HTML build printed by Debian's chromium
+# (headless; installed here when missing and running as root, else `make system-deps`). The
+# print style sheet (book/_static/neudep.css) wraps wide tables and adds the title page.
+PDF := book/_build/pdf/neudep.pdf
+CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser)
+pdf: book
+	@test -n "$(CHROMIUM)" || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "error: make pdf needs chromium; run: sudo make system-deps"; exit 1; fi; }
+	$(VENV)/bin/jupyter-book build book --builder singlehtml $(BOOK_ARGS) >book/_build/singlehtml.log 2>&1 \
+	  || { cat book/_build/singlehtml.log; false; }
+	@mkdir -p $(dir $(PDF))
+	$(PY) -m neudep_utils.report.pdf --html book/_build/singlehtml/intro.html --out $(PDF) \
+	  $(if $(CHROMIUM),--chromium $(CHROMIUM))
 
 # Opens every page of the built book in headless chromium (Debian's package, installed here when
 # missing and running as root); saves book/_build/html/claims-screenshot.png.

@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> None:
         OUT.parent.mkdir(parents=True, exist_ok=True)
         OUT.write_text(text)
         print(f"wrote {OUT}")
-    if args.update_docs:
+    if args.update_docs and BEGIN in README.read_text():  # the README no longer copies it
         update_readme(text)
         print(f"updated the covlasso-benchmark block of {README}")
 

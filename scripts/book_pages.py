@@ -23,7 +23,6 @@ import argparse
 import hashlib
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import subprocess
@@ -39,6 +38,9 @@ sys.path.insert(0, str(REPO))
 
 from neudep_utils.images import default_data_root  # noqa: E402
 from neudep_utils.models import short_name  # noqa: E402
+from neudep_utils.report import atlas, readme  # noqa: E402
+from neudep_utils.report.claims_figure import claims_figure, describe  # noqa: E402
+from neudep_utils.report.readme import fmt, format_number, load_results  # noqa: E402
 from neudep_utils.verdicts import CLAIMS  # noqa: E402
 
 KEY_PACKAGES = (
@@ -58,49 +60,32 @@ def md_cell(text: Any) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def fmt(value: float | None) -> str:
-    """A number with 3 significant digits (integers as integers)."""
-    if value is None:
-        return "n/a"
-    v = float(value)
-    if not math.isfinite(v):
-        return str(v)
-    if v == int(v) and abs(v) < 1e6:
-        return str(int(v))
-    if abs(v) >= 1000:
-        return f"{v:.0f}"
-    return f"{v:.3g}"
-
-
-def format_number(num: dict[str, Any] | None) -> str:
-    """``value unit [lo, hi]`` for a number dict of :func:`neudep_utils.report.number`;
-    fractions are shown as percentages."""
+def headline_cell(num: dict[str, Any] | None) -> str:
+    """A headline number for a table cell: value, unit and interval, then what it measures."""
     if not num:
         return "n/a"
-    pct = num.get("unit") == "fraction"
-
-    def f(v: float) -> str:
-        return f"{100 * v:.3g}%" if pct else fmt(v)
-
-    unit = f" {num['unit']}" if num.get("unit") and not pct else ""
-    out = f"{f(num.get('value'))}{unit}"
-    ci = num.get("ci")
-    if ci:
-        out += f" [{f(ci[0])}, {f(ci[1])}]"
-    seeds = num.get("seeds")
-    if seeds:
-        out += f"; {len(seeds['values'])} split seeds: {f(seeds['min'])} to {f(seeds['max'])}"
-    return out
+    return md_cell(f"{format_number(num)}: {readme._definition(num.get('definition', ''))}")
 
 
-def load_results(output_dir: Path) -> dict[str, dict[str, Any]]:
-    """The notebooks' result files ``<output_dir>/NN_*.json``, keyed by notebook stem."""
-    out = {}
-    for p in sorted(Path(output_dir).glob("[0-9][0-9]_*.json")):
-        data = json.loads(p.read_text())
-        if isinstance(data, dict) and isinstance(data.get("claims"), dict):
-            out[p.stem] = data
-    return out
+def title_page(results: dict[str, dict[str, Any]], profile: str) -> str:
+    """The PDF's title page (raw HTML shown only in print): title, paper, profile, verdicts."""
+    import html
+
+    verdicts = "".join(
+        f"<tr><td>{html.escape(cid)} {html.escape(cdef.name)}</td><td><b>"
+        + html.escape(", ".join(sorted({str(r['claims'][cid].get('verdict')) for r in
+                                        results.values() if cid in r['claims']}))
+                      or "no result") + "</b></td></tr>" for cid, cdef in CLAIMS.items())
+    return "\n".join([
+        GENERATED_NOTE, "```{raw} html", '<div class="print-only title-page">',
+        '<p style="font-size:2.2em;font-weight:bold;margin-bottom:0.2em">Neural dependencies: '
+        "a reproducibility study</p>",
+        "<p>of Feng et al., <i>Neural Dependencies Emerging from Learning Massive "
+        "Categories</i>, CVPR 2023 (arXiv:2211.12339)</p>",
+        f"<p>The neudep project contributors. Profile <b>{html.escape(profile)}</b>, built "
+        f"{time.strftime('%Y-%m-%d')}.</p>",
+        '<table style="margin:2em auto;text-align:left">' + verdicts + "</table>",
+        "</div>", "```", ""])
 
 
 def claim_list() -> str:
@@ -119,8 +104,10 @@ def _evidence(stem: str, c: dict[str, Any], title: str) -> str:
 
 
 def claims_page(results: dict[str, dict[str, Any]], profile: str,
-                notebooks: Iterable[str] = ()) -> str:
-    """Markdown of the "claims at a glance" page."""
+                notebooks: Iterable[str] = (), figure: str | None = None,
+                alt: str = "") -> str:
+    """Markdown of the "claims at a glance" page; ``figure``: the headline figure's file name
+    (beside the page), placed after the table with a numbered caption and ``alt`` text."""
     lines = [GENERATED_NOTE, "(claims-at-a-glance)=", "# Claims at a glance", ""]
     profiles = sorted({str(r.get("profile")) for r in results.values()})
     lines += [
@@ -154,7 +141,7 @@ def claims_page(results: dict[str, dict[str, Any]], profile: str,
             tested = ", ".join(f"`{short_name(m)}`" for m in c.get("tested_on", []))
             evidence = _evidence(stem, c, r.get("title", stem))
             lines.append(f"| {name} | **{md_cell(c.get('verdict'))}** | {tested or 'n/a'} | "
-                         f"{format_number(num) if num else 'n/a'} | {evidence} |")
+                         f"{headline_cell(num)} | {evidence} |")
             details += [f"**{c.get('verdict')}** ({evidence}). {c.get('summary', '')}", ""]
             if c.get("why"):
                 details += [f"*What decided it:* {c['why']}.", ""]
@@ -164,6 +151,21 @@ def claims_page(results: dict[str, dict[str, Any]], profile: str,
             if c.get("rule"):
                 details += [f"*Rule:* {c['rule']}", ""]
     lines.append("")
+    if figure:
+        models = sorted({m for r in results.values() for c in r["claims"].values()
+                         for m in c.get("tested_on", [])})
+        lines += [f"```{{figure}} {figure}", ":name: fig-claims", f":alt: {md_cell(alt)}",
+                  ":width: 100%", "",
+                  "The paper's expectation against the measurements (profile "
+                  f"**{profile}**; models {', '.join(short_name(m) for m in models) or 'none'}). "
+                  "Top: C1, target-class accuracy kept when a category's logit is replaced by "
+                  "its CovLasso dependency (support refitted by least squares) on held-out "
+                  "images, against the number of partners k, per model; dashed: random "
+                  "partners at the same k; dotted: the unmodified model, with the band the "
+                  "paper's 'similar performance' allows. Middle: the same for C2 across models "
+                  "(ordered pair A->B, B's own category excluded from A's candidates). Bottom: "
+                  "every claim's verdict. Drawn by `scripts/book_pages.py` from the results "
+                  "files.", "```", ""]
     missing = [s for s in notebooks if s not in results]
     if missing:
         lines += ["```{warning}", "No result file for: " + ", ".join(missing) + ".", "```", ""]
@@ -175,11 +177,20 @@ def claims_page(results: dict[str, dict[str, Any]], profile: str,
         lines.append(f"| [{md_cell(r.get('title', stem))}](../executed/{stem}.ipynb) | "
                      f"{md_cell(r.get('claim', ''))} | **{md_cell(r.get('verdict'))}** | "
                      f"{fmt(rt) if rt is not None else 'n/a'} |")
-    lines += ["", "## All reported numbers", "",
-              "Every number each notebook wrote to its result file, with its definition.", ""]
+    lines += ["", "Every number each notebook wrote to its results file, with its definition, "
+              "is listed in the appendix {ref}`all-numbers`.", ""]
+    return "\n".join(lines)
+
+
+def numbers_page(results: dict[str, dict[str, Any]], profile: str) -> str:
+    """Markdown of the appendix page with every number of every results file."""
+    lines = [GENERATED_NOTE, "(all-numbers)=", "# All reported numbers", "",
+             f"Every number each notebook wrote to its results file (profile **{profile}**), "
+             "with its definition; percentages are fractions of the images or categories the "
+             "definition names, intervals in brackets.", ""]
     for stem, r in results.items():
         nums = r.get("numbers", {})
-        lines += [f"### {md_cell(r.get('title', stem))}", ""]
+        lines += [f"## {md_cell(r.get('title', stem))}", ""]
         if not nums:
             lines += ["No numbers reported.", ""]
             continue
@@ -334,12 +345,60 @@ def write_if_changed(path: Path, text: str, volatile: str | None = None) -> bool
     return True
 
 
+def write_binary_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` unless the file already holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file() and path.read_bytes() == data:
+        return False
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return True
+
+
+def figure_png(summary: dict[str, Any]) -> bytes:
+    """The headline figure as PNG bytes (no timestamp in the metadata: same input, same bytes)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig = claims_figure(summary)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def update_readme(summary: dict[str, Any], png: bytes, static: Path = BOOK / "_static",
+                  readme_path: Path = REPO / "README.md") -> list[Path]:
+    """Commit-ready README material of the default profile: ``default_summary.json``,
+    ``readme_verdicts.md``, ``summary.png`` under ``static``, and the verdict table spliced into
+    ``readme_path``; returns the files that changed."""
+    table = readme.verdict_table(summary)
+    changed = []
+    for path, data in ((static / "default_summary.json",
+                        (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode()),
+                       (static / "readme_verdicts.md", table.encode()),
+                       (static / "summary.png", png)):
+        if write_binary_if_changed(path, data):
+            changed.append(path)
+    if readme_path.is_file():
+        text = readme_path.read_text()
+        new = readme.splice(text, table)
+        if new != text:
+            readme_path.write_text(new)
+            changed.append(readme_path)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="default")
     ap.add_argument("--output-dir", default=None, help="default: outputs/<profile>")
+    ap.add_argument("--readme", choices=("auto", "yes", "no"), default="auto",
+                    help="update README.md and book/_static/ (auto: for the default profile)")
     args = ap.parse_args(argv)
     output_dir = Path(args.output_dir or REPO / "outputs" / args.profile).resolve()
     notebooks = [p.stem for p in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
@@ -348,13 +407,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: no notebook result files in {output_dir}", file=sys.stderr)
     data_root = default_data_root()
     gen = BOOK / "generated"
+    summary = readme.summarize(results, args.profile)
+    png = figure_png(summary)
+    write_binary_if_changed(gen / "claims_summary.png", png)
     write_if_changed(gen / "claim_list.md", claim_list())
-    write_if_changed(gen / "claims.md", claims_page(results, args.profile, notebooks))
+    write_if_changed(gen / "title.md", title_page(results, args.profile), volatile="<p>The neudep")
+    write_if_changed(gen / "claims.md", claims_page(results, args.profile, notebooks,
+                                                    "claims_summary.png", describe(summary)))
+    write_if_changed(gen / "numbers.md", numbers_page(results, args.profile))
+    write_if_changed(gen / "atlas.md", atlas.atlas_page(results, args.profile, GENERATED_NOTE))
+    atlas.write_atlas(results, gen / "extra" / "_atlas")
     write_if_changed(gen / "reproducibility.md",
                      reproducibility_page(args.profile, results, output_dir, data_root),
                      volatile="| built |")
-    print(f"generated {gen}/{{claim_list,claims,reproducibility}}.md from {len(results)} "
-          f"result file(s) in {output_dir}")
+    print(f"generated {gen}/{{claim_list,claims,numbers,atlas,reproducibility}}.md from "
+          f"{len(results)} result file(s) in {output_dir}")
+    if args.readme == "yes" or (args.readme == "auto" and args.profile == "default"):
+        if results:
+            changed = update_readme(summary, png)
+            print("README: " + (", ".join(str(p.relative_to(REPO)) for p in changed)
+                                + " updated (commit them)" if changed else "unchanged"))
     return 0
 
 

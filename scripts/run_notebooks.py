@@ -155,14 +155,38 @@ def describe_failure(exc: BaseException) -> str:
     return f"{where}: {ename}: {str(evalue).strip().splitlines()[0] if evalue else ''}"
 
 
-def run_one(nb: Path, executed: Path, parameters: dict[str, Any], timeout: int | None) -> None:
-    """Execute ``nb`` into ``executed`` (raises papermill's error when a cell fails)."""
+def compile_note() -> str:
+    """The CovLasso kernels' compile note when numba's cache is cold (else ``""``)."""
+    try:
+        from neudep_utils.covlasso.api import _COMPILE_NOTE, kernels_cold
+    except ImportError:
+        return ""
+    return _COMPILE_NOTE if kernels_cold() else ""
+
+
+def ipc_kernel_manager() -> type:
+    """A kernel manager that talks to the kernel over local IPC sockets instead of TCP (no
+    ``[IPKernelApp] WARNING ... TCP without encryption`` line, nothing listening on a port)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    return IPCKernelManager
+
+
+def run_one(nb: Path, executed: Path, parameters: dict[str, Any], timeout: int | None,
+            progress: bool = True) -> None:
+    """Execute ``nb`` into ``executed`` (raises papermill's error when a cell fails);
+    ``progress``: papermill's cell progress bar on stderr."""
     import papermill as pm
 
     executed.parent.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(str(nb), str(executed), parameters=parameters, cwd=str(nb.parent),
-                        kernel_name="python3", progress_bar=False, log_output=False,
-                        execution_timeout=timeout, report_mode=False)
+                        kernel_name="python3", progress_bar=progress, log_output=False,
+                        execution_timeout=timeout, report_mode=False,
+                        kernel_manager_class=ipc_kernel_manager())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                     metavar=("NAME", "VALUE"), help="extra notebook parameter (Python literal)")
     ap.add_argument("--force", action="store_true", help="run even when unchanged")
     ap.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    ap.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
     ap.add_argument("--notebook-dir", default=str(NOTEBOOKS), help=argparse.SUPPRESS)
     ap.add_argument("--executed-dir", default=str(EXECUTED), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -198,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             if stale.stem not in stems:
                 stale.unlink()
     failures: list[str] = []
+    compile_noted = False
     for nb in notebooks:
         stem = nb.stem
         fp = fingerprint(nb, parameters, shared)
@@ -212,11 +238,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"({prev.get('runtime_s', 0):.0f} s); skipped (--force to rerun)", flush=True)
             continue
         print(f"== {stem}: running (profile {args.profile})", flush=True)
+        if not compile_noted:  # the kernel's own note goes to the notebook's output
+            compile_noted = True
+            note = compile_note()
+            if note:
+                print(f"   {note}", flush=True)
         (output_dir / f"{stem}.json").unlink(missing_ok=True)
         t0 = time.perf_counter()
         status, message = "ok", ""
         try:
-            run_one(nb, keep, parameters, args.timeout)
+            run_one(nb, keep, parameters, args.timeout, progress=not args.quiet)
         except Exception as exc:  # papermill's PapermillExecutionError, or a kernel death
             status, message = "failed", describe_failure(exc)
         seconds = time.perf_counter() - t0

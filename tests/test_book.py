@@ -110,7 +110,58 @@ def test_claims_page_rows_and_links(tmp_path: Path, monkeypatch) -> None:
     # each claim's section: the paper's statement, the summary, the rule
     assert "### C1 single-model dependency" in page and "Sparse | but weaker" in page
     assert verdicts.CLAIMS["C5"].statement in page and "*Rule:* a rule" in page
-    assert "smoke" in page and "## All reported numbers" in page
+    assert "smoke" in page and "{ref}`all-numbers`" in page
+    assert "## All reported numbers" not in page  # the dump has its own appendix page
+    numbers = bp.numbers_page(res, "smoke")
+    assert "(all-numbers)=" in numbers and "| `rel_res` | 0.123 [0.1, 0.15] |" in numbers
+    assert "| `delta` | -0.004 pp [-0.01, 0.002] | accuracy change |" in numbers
+
+
+def test_claims_page_places_the_headline_figure(tmp_path: Path, monkeypatch) -> None:
+    res = bp.load_results(_results(tmp_path / "out", monkeypatch))
+    page = bp.claims_page(res, "smoke", [], "claims_summary.png", "alt | text")
+    block = page.split("```{figure} claims_summary.png", 1)[1].split("```", 1)[0]
+    assert ":name: fig-claims" in block and ":alt: alt \\| text" in block
+    assert "profile **smoke**" in block and "lite0" in block
+
+
+def test_atlas_data_and_page(tmp_path: Path) -> None:
+    from neudep_utils.report import atlas
+
+    rec = {"model": "lite0", "class": 88, "wnid": "n01818515", "name": "macaw", "k": 10,
+           "partners": [[89, 0.25, 2], [90, -0.1, 3]], "r2": 0.5, "acc_kept": 0.75,
+           "acc_original": 1.0, "ap": 0.4, "ap_original": 0.9, "n_images": 4}
+    res = {"01_single_model": {"claims": {}, "atlas": [dict(rec, k=50), rec,
+                                                       dict(rec, model="mobilenet")]}}
+    rows = atlas.atlas_rows(res)
+    assert list(rows) == ["lite0", "mobilenet"]
+    assert [r[1] for r in rows["lite0"]] == [10, 50]  # sorted by class, then k
+    assert rows["lite0"][0] == [88, 10, [[89, 0.25, 2], [90, -0.1, 3]], 0.5, 0.75, 1.0, 0.4,
+                                0.9, 4]
+    (tmp_path / "atlas_gone.js").write_text("stale")
+    files = atlas.write_atlas(res, tmp_path)
+    assert sorted(p.name for p in files) == ["atlas_classes.js", "atlas_lite0.js",
+                                             "atlas_mobilenet.js"]
+    assert not (tmp_path / "atlas_gone.js").exists()
+    text = (tmp_path / "atlas_lite0.js").read_text()
+    payload = json.loads(text[len("window.neudepAtlasAdd("):-len(");\n")])
+    assert payload["fields"] == list(atlas.FIELDS) and payload["rows"] == rows["lite0"]
+    classes = json.loads((tmp_path / "atlas_classes.js").read_text()
+                         [len("window.neudepAtlasClasses("):-len(");\n")])
+    assert len(classes) == 1000 and classes[88] == ["macaw", "n01818515"]
+    page = atlas.atlas_page(res, "smoke")
+    assert 'data-models="lite0 mobilenet"' in page and "atlas_mobilenet.js" in page
+    assert '<option value="50">50</option>' in page and "(atlas)=" in page
+    assert "No results file" in atlas.atlas_page({}, "smoke")
+
+
+def test_title_page_lists_every_claim(tmp_path: Path, monkeypatch) -> None:
+    res = bp.load_results(_results(tmp_path / "out", monkeypatch))
+    page = bp.title_page(res, "smoke")
+    assert 'class="print-only title-page"' in page and "Profile <b>smoke</b>" in page
+    for cid in verdicts.CLAIMS:
+        assert f"<td>{cid} " in page
+    assert "<b>partly reproduced</b>" in page and "<b>no result</b>" in page
 
 
 def test_claims_page_flags_missing_results(tmp_path: Path, monkeypatch) -> None:
@@ -161,7 +212,7 @@ def _notebook(path: Path, body: str) -> None:
     nbformat.write(nb, path)
 
 
-def test_runner_executes_skips_and_names_failures(tmp_path: Path, capsys) -> None:
+def test_runner_executes_skips_and_names_failures(tmp_path: Path, capfd) -> None:
     nbdir, executed, out = tmp_path / "notebooks", tmp_path / "executed", tmp_path / "out"
     nbdir.mkdir()
     _notebook(nbdir / "01_ok.ipynb",
@@ -170,6 +221,9 @@ def test_runner_executes_skips_and_names_failures(tmp_path: Path, capsys) -> Non
     args = ["--profile", "smoke", "--output-dir", str(out), "--notebook-dir", str(nbdir),
             "--executed-dir", str(executed)]
     assert rn.main(args) == 0
+    err = capfd.readouterr().err  # fd-level: the kernel's own stderr included
+    assert "Executing" in err and "cell/s" in err  # papermill's progress bar, on by default
+    assert "TCP without encryption" not in err  # the kernel talks over IPC sockets
     assert (executed / "01_ok.ipynb").is_file() and (out / "01_ok.json").is_file()
     first = json.loads((out / "runtimes.json").read_text())["01_ok"]
     assert first["status"] == "ok" and first["runtime_s"] > 0
@@ -177,12 +231,39 @@ def test_runner_executes_skips_and_names_failures(tmp_path: Path, capsys) -> Non
 
     (executed / "01_ok.ipynb").unlink()  # an unchanged notebook is restored, not rerun
     assert rn.main(args) == 0
-    assert "skipped" in capsys.readouterr().out
+    assert "skipped" in capfd.readouterr().out
     assert (executed / "01_ok.ipynb").is_file()
     assert json.loads((out / "runtimes.json").read_text())["01_ok"] == first
 
     _notebook(nbdir / "02_bad.ipynb", "raise ValueError('boom')")
-    assert rn.main(args) == 1
-    err = capsys.readouterr().err
+    assert rn.main(args + ["--quiet"]) == 1
+    err = capfd.readouterr().err
+    assert "Executing" not in err  # --quiet: no progress bar
     assert "02_bad.ipynb failed at cell" in err and "ValueError: boom" in err
+    assert "TCP without encryption" not in err  # the kernel talks over IPC sockets
     assert json.loads((out / "runtimes.json").read_text())["02_bad"]["status"] == "failed"
+
+
+def test_compile_note_only_before_a_cold_compile(monkeypatch, capsys) -> None:
+    import numpy as np
+
+    from neudep_utils.covlasso import api
+
+    for cold, expected in ((True, 1), (False, 0)):
+        monkeypatch.setattr(api, "_compile_checked", False)
+        monkeypatch.setattr(api, "kernels_cold", lambda cold=cold: cold)
+        S = np.eye(4) + 0.5
+        api.solve(S, 0.1, [0])
+        api.solve(S, 0.1, [1])  # once per process
+        assert capsys.readouterr().err.count(api._COMPILE_NOTE) == expected
+    # in this process the kernels have run: nothing left to compile
+    assert api.kernels_cold() is False
+
+
+def test_runner_compile_note_follows_the_numba_cache(monkeypatch) -> None:
+    from neudep_utils.covlasso import api
+
+    monkeypatch.setattr(api, "kernels_cold", lambda: True)
+    assert rn.compile_note() == "compiling the CovLasso kernels (once per install, ~30 s)"
+    monkeypatch.setattr(api, "kernels_cold", lambda: False)
+    assert rn.compile_note() == ""

@@ -6,6 +6,7 @@ checks in :mod:`._validate`; this module validates, dispatches and packages resu
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -314,6 +315,31 @@ def _solve_valid(S: np.ndarray, t: np.ndarray, lams: np.ndarray, allowed: np.nda
     return coefs[0], obj[0], gap[0], iters[0], ok[0]
 
 
+_COMPILE_NOTE = "compiling the CovLasso kernels (once per install, ~30 s)"
+_compile_checked = False
+
+
+def kernels_cold() -> bool:
+    """Whether the next :func:`solve_batch` call compiles: not yet compiled in this process and
+    no valid entry in numba's on-disk cache (a cache written for other source is stale)."""
+    if solve_batch.signatures:
+        return False
+    try:
+        return not solve_batch._cache._cache_file._load_index()  # numba's own index check
+    except Exception:  # numba internals moved: say it may compile
+        return True
+
+
+def _announce_compile() -> None:
+    """Print :data:`_COMPILE_NOTE` to stderr once per process, before a cold first compile."""
+    global _compile_checked
+    if _compile_checked:
+        return
+    _compile_checked = True
+    if kernels_cold():
+        print(_COMPILE_NOTE, file=sys.stderr, flush=True)
+
+
 def _kernel_path(S: np.ndarray, t: np.ndarray, steps: np.ndarray, dest: np.ndarray,
                  allowed: np.ndarray, warm: np.ndarray, coefs: np.ndarray, tol: float,
                  max_iter: int):
@@ -333,6 +359,7 @@ def _kernel_path(S: np.ndarray, t: np.ndarray, steps: np.ndarray, dest: np.ndarr
     allowed = np.ascontiguousarray(allowed)
     if np.any(steps > 0):
         dmax = float(np.max(np.diag(S)))
+        _announce_compile()
         with numba.parallel_chunksize(1):
             solve_batch(S, dmax, t, np.ascontiguousarray(steps), np.ascontiguousarray(dest),
                         allowed, warm, coefs, tol, max(tol, _CONT_TOL), max_iter, obj, gap,

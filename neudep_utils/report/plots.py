@@ -14,7 +14,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-__all__ = ["METRIC_PANELS", "READING_PANELS", "cross_model_panels", "learning_curve",
+__all__ = ["METRIC_PANELS", "READING_PANELS", "cross_model_panels", "learning_curve", "readable_log_axes",
            "family_graph", "metric_panels", "nearness_panels", "overlap", "readings_panels",
            "scatter_dependency",
            "width_curve"]
@@ -30,16 +30,35 @@ METRIC_PANELS = (
 _LINESTYLES = ("-", "--", ":")
 
 
+def readable_log_axes(fig: plt.Figure) -> None:
+    """Log axes of ``fig`` labelled with plain numbers at 1, 2 and 5 per decade, minor ticks
+    unlabelled (matplotlib's default labels minor ticks as ``4x10^-1`` on axes spanning less than
+    a decade, and they overlap)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    for ax in fig.axes:
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            if scale != "log":
+                continue
+            lo, hi = sorted(abs(v) for v in (axis.get_view_interval()))
+            if lo > 0 and hi / lo < 1e4:  # short ranges: plain numbers; long: powers of 10
+                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                axis.set_major_formatter(plain)
+            axis.set_minor_formatter(NullFormatter())
+
+
 def metric_panels(tab: pd.DataFrame, dense: pd.DataFrame, methods: Sequence[str],
                   models: Sequence[str], title: str) -> plt.Figure:
     """Four metrics against k (log scale), one line per method and model; black lines: the
     unmodified model; X: dense least squares. ``tab``/``dense``: :func:`metrics_table` rows with a
     ``model`` column."""
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+    # one panel per row: each is read at the full width of the book's column
+    fig, axes = plt.subplots(4, 1, figsize=(7.5, 15), sharex=True)
     for ax, (col, label, scale, base) in zip(axes.ravel(), METRIC_PANELS, strict=True):
         sns.lineplot(data=tab.assign(value=tab[col] * scale), x="k", y="value", hue="method",
                      style="model", markers=True, hue_order=methods, ax=ax,
-                     legend=ax is axes[0, 0])
+                     legend=ax is axes[0])
         for mi, m in enumerate(models):
             if base is not None:
                 ax.axhline(tab[tab.model == m][base].iloc[0] * scale, color="k", lw=1,
@@ -51,11 +70,12 @@ def metric_panels(tab: pd.DataFrame, dense: pd.DataFrame, methods: Sequence[str]
         ax.set(xlabel="support size k (number of partner logits, log scale)", ylabel=label)
         if col == "weak_top1":
             ax.set_title("WEAK metric (1 of 1000 logits replaced)", color="tab:red")
-    axes[0, 0].legend(fontsize=7, loc="upper right")
-    axes[0, 1].legend(handles=[Line2D([], [], color="k", ls=_LINESTYLES[i % 3],
+    axes[0].legend(fontsize=8, loc="upper right")
+    axes[1].legend(handles=[Line2D([], [], color="k", ls=_LINESTYLES[i % 3],
                                       label=f"unmodified {m}") for i, m in enumerate(models)],
                       fontsize=8, loc="center left")
     fig.suptitle(title)
+    readable_log_axes(fig)
     fig.tight_layout()
     return fig
 
@@ -64,12 +84,13 @@ def cross_model_panels(tab: pd.DataFrame, configs: Sequence[str], methods: Seque
                        title: str) -> plt.Figure:
     """Cross-model version of :func:`metric_panels`: one row per candidate configuration, bands
     spanning the ordered pairs (min to max); black: unmodified model A."""
-    fig, axes = plt.subplots(len(configs), 4, figsize=(19, 4.25 * len(configs)), sharex=True,
-                             squeeze=False)
+    # one panel per row (configuration-major): each is read at the full column width
+    fig, axes = plt.subplots(4 * len(configs), 1, figsize=(7.5, 3.4 * 4 * len(configs)),
+                             sharex=True, squeeze=False)
     for r, cfg in enumerate(configs):
         sub = tab[tab.candidates == cfg]
         for c, (col, label, scale, base) in enumerate(METRIC_PANELS):
-            ax = axes[r, c]
+            ax = axes[4 * r + c, 0]
             sns.lineplot(data=sub.assign(v=sub[col] * scale), x="k_requested", y="v",
                          hue="method", hue_order=methods, marker="o", errorbar=("pi", 100),
                          ax=ax, legend=(r == 0 and c == 0))
@@ -80,8 +101,9 @@ def cross_model_panels(tab: pd.DataFrame, configs: Sequence[str], methods: Seque
             weak = col == "weak_top1"
             ax.set_title(("WEAK metric; " if weak else "") + cfg, fontsize=10,
                          color="tab:red" if weak else "k")
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=8)
     fig.suptitle(title)
+    readable_log_axes(fig)
     fig.tight_layout()
     return fig
 
@@ -90,8 +112,13 @@ def scatter_dependency(panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.nd
                        target_name: str, title: str) -> plt.Figure:
     """True target logit against its dependency's prediction, one panel per
     ``(panel title, true logits, predicted logits, is-target-class mask)``."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.3), squeeze=False)
-    for ax, (ptitle, true, pred, is_t) in zip(axes[0], panels, strict=True):
+    n = len(panels)  # two per row at most: each panel at least half the column
+    cols = min(n, 2)
+    rows_ = -(-n // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(3.9 * cols, 3.9 * rows_), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    for ax, (ptitle, true, pred, is_t) in zip(axes.ravel()[:n], panels, strict=True):
         sns.scatterplot(x=true[~is_t], y=pred[~is_t], s=10, alpha=0.35, ax=ax,
                         label="other classes", color="tab:gray")
         sns.scatterplot(x=true[is_t], y=pred[is_t], s=80, ax=ax, label=f"{target_name} images",
@@ -102,6 +129,7 @@ def scatter_dependency(panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.nd
                ylabel=f"dependency's {target_name} logit (logit units)", title=ptitle)
         ax.legend(fontsize=8)
     fig.suptitle(title)
+    readable_log_axes(fig)
     fig.tight_layout()
     return fig
 
@@ -112,7 +140,7 @@ def learning_curve(lc: pd.DataFrame, fits: dict, title: str) -> plt.Figure:
     held-out curve extrapolated to 10x the largest fit set (dotted). ``lc``: records of
     :func:`neudep_utils.findings.scaling.learning_curve`; ``fits``: ``{(method, column): fit}`` of
     :func:`neudep_utils.findings.scaling.fit_saturating`."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 8.6))
     n_max = lc["n_fit"].max()
     grid = np.geomspace(lc["n_fit"].min(), 10 * n_max, 60)
     methods = list(dict.fromkeys(lc["method"]))
@@ -135,6 +163,7 @@ def learning_curve(lc: pd.DataFrame, fits: dict, title: str) -> plt.Figure:
         ax.legend(fontsize=7)
     axes[0].set_yscale("log")
     fig.suptitle(title)
+    readable_log_axes(fig)
     fig.tight_layout()
     return fig
 
@@ -145,7 +174,7 @@ def nearness_panels(near_tab: pd.DataFrame, distances: pd.DataFrame,
     """Left: share of partners within ``near_distance`` against k, per model, with chance.
     Right: cumulative distribution of target-partner distances (``distances``: columns
     ``distance``, ``set``)."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 8.4))
     for mi, m in enumerate(models):
         t_ = near_tab[near_tab.model == m]
         axes[0].errorbar(t_["k"] * (1 + 0.04 * mi), 100 * t_["observed"],
@@ -162,6 +191,7 @@ def nearness_panels(near_tab: pd.DataFrame, distances: pd.DataFrame,
     axes[1].axvline(near_distance, color="k", lw=1, ls=":")
     axes[1].set(xlabel="WordNet distance target-partner (hypernym-path length)",
                 ylabel="cumulative share of pairs", title=f"k = {k_headline}")
+    readable_log_axes(fig)
     fig.tight_layout()
     return fig
 
@@ -174,7 +204,7 @@ def width_curve(width: pd.DataFrame, title: str) -> plt.Figure:
     w = width.assign(how=[f"{m}, k = {kr}" if m == "CovLasso" else "dense LS"
                           for m, kr in zip(width["method"], width["k_requested"],
                                            strict=True)])
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
+    fig, axes = plt.subplots(3, 1, figsize=(7.5, 12), sharex=True)
     tops = w.drop_duplicates(["model", "d"])
     sns.lineplot(data=tops.assign(v=100 * tops["top1"]), x="d_over_n", y="v", hue="model",
                  marker="o", ax=axes[0])
@@ -193,6 +223,7 @@ def width_curve(width: pd.DataFrame, title: str) -> plt.Figure:
         ax.axvline(1.0, color="k", lw=0.8, ls=":")
         ax.set(xlabel="d' / n (rank of the logit layer / number of categories)")
     fig.suptitle(title)
+    readable_log_axes(fig)
     fig.tight_layout()
     return fig
 
@@ -214,7 +245,7 @@ def readings_panels(rows: pd.DataFrame, title: str, all_k: int = 999) -> plt.Fig
     r = rows.assign(kx=[all_k if k == "all" else int(k) for k in rows["k"]])
     models = list(dict.fromkeys(r["model"]))
     colours = dict(zip(models, sns.color_palette("tab10", len(models)), strict=True))
-    fig, axes = plt.subplots(2, 2, figsize=(10, 8))
+    fig, axes = plt.subplots(4, 1, figsize=(7.5, 13), sharex=True)
     for ax, (col, label) in zip(axes.ravel(), READING_PANELS, strict=True):
         for m in models:
             g = r[r.model == m]
@@ -235,7 +266,8 @@ def readings_panels(rows: pd.DataFrame, title: str, all_k: int = 999) -> plt.Fig
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8,
                frameon=False)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.06 + 0.025 * (len(handles) // 4), 1, 0.96))
+    readable_log_axes(fig)
+    fig.tight_layout(rect=(0, 0.03 + 0.012 * (len(handles) // 4), 1, 0.97))
     return fig
 
 
@@ -260,6 +292,7 @@ def family_graph(G, share: dict[str, float], family: str, title: str) -> plt.Fig
                      label=f"share of the target's partners that are {family}s")
     ax.set_title(title, fontsize=11)
     ax.axis("off")
+    readable_log_axes(fig)
     fig.tight_layout()
     return fig
 
@@ -276,5 +309,6 @@ def overlap(ov: pd.DataFrame, title: str) -> plt.Figure:
     ax.set(xlabel="support size k (log scale)", ylabel="Jaccard overlap of partner sets (0-1)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=2)
+    readable_log_axes(fig)
     fig.tight_layout()
     return fig

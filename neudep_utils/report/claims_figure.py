@@ -1,0 +1,141 @@
+"""The headline figure of the claims page and of the README: per claim, what the paper expects
+against what was measured.
+
+Top two panels (C1 within a model, C2 across models): target-class accuracy kept when a
+category's logit is replaced by its dependency, against the number of partners k, for every model
+(or ordered model pair), with the unmodified model's accuracy (dotted; the paper expects the
+dependency to stay within the similar-performance tolerance of it, shaded) and random partners at
+the same k (dashed) as references. Bottom panel: every claim's verdict.
+
+Drawn from a :func:`neudep_utils.report.readme.summarize` summary only (no numbers typed)::
+
+    fig = claims_figure(summary)
+    fig.savefig("book/_static/summary.png", dpi=110)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from ..verdicts import LEVELS
+from ..verdicts.rules import SIMILAR
+
+__all__ = ["VERDICT_COLOURS", "claims_figure", "describe"]
+
+#: One colour per verdict level (colour-blind safe; the level is also written as text).
+VERDICT_COLOURS = {"reproduced": "#1b9e77", "partly reproduced": "#e6ab02",
+                   "not reproduced": "#d95f02", "not testable here": "#999999"}
+assert set(VERDICT_COLOURS) == set(LEVELS)
+
+
+def _curve_panel(ax: Any, rows: list[dict[str, Any]], title: str, what: str) -> None:
+    """Accuracy kept vs k per model (solid), random partners (dashed), unmodified (dotted)."""
+    import matplotlib.pyplot as plt
+
+    by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.get("k_requested") is not None and r.get("acc_replaced") is not None:
+            by[(r["model"], r["method"])].append(r)
+    models = sorted({m for m, _ in by})
+    colours = plt.get_cmap("tab10")
+    for i, m in enumerate(models):
+        col = colours(i % 10)
+        base = [r["acc_base"] for meth in ("CovLasso support + LS", "random + LS")
+                for r in by.get((m, meth), []) if r.get("acc_base") is not None]
+        dep = sorted(by.get((m, "CovLasso support + LS"), []), key=lambda r: r["k_requested"])
+        rnd = sorted(by.get((m, "random + LS"), []), key=lambda r: r["k_requested"])
+        ks = [r["k_requested"] for r in dep or rnd]
+        if base and ks:
+            b = 100 * sum(base) / len(base)
+            ax.axhline(b, color=col, ls=":", lw=1.2)
+            ax.axhspan(b - 100 * SIMILAR.tolerance, b, color=col, alpha=0.08, lw=0)
+        if dep:
+            ax.plot([r["k_requested"] for r in dep], [100 * r["acc_replaced"] for r in dep],
+                    "o-", color=col, lw=2, ms=4, label=f"{m}: CovLasso dependency")
+        if rnd:
+            ax.plot([r["k_requested"] for r in rnd], [100 * r["acc_replaced"] for r in rnd],
+                    "s--", color=col, lw=1.2, ms=3, alpha=0.8, label=f"{m}: random partners")
+    ax.set_xscale("log")
+    ks_all = sorted({r["k_requested"] for r in rows if r.get("k_requested") is not None})
+    if ks_all:
+        ax.set_xticks(ks_all, [str(k) for k in ks_all])
+        ax.minorticks_off()
+    ax.set_ylim(-3, 103)
+    ax.set_xlabel("partners k (log scale)")
+    ax.set_ylabel("target-class accuracy (%)")
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.grid(alpha=0.3)
+    if not models:
+        ax.text(0.5, 0.5, f"no {what} curves in these results", ha="center", va="center",
+                transform=ax.transAxes)
+        return
+    handles, labels = ax.get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles += [Line2D([], [], color="k", ls=":"),
+                Patch(color="k", alpha=0.12)]
+    labels += ["unmodified model (the paper: 'similar')",
+               f"within {100 * SIMILAR.tolerance:g} points of it"]
+    ax.legend(handles, labels, fontsize=8, ncol=2, loc="upper left",
+              bbox_to_anchor=(0.0, -0.2), frameon=False)
+
+
+def _verdict_panel(ax: Any, claims: list[dict[str, Any]]) -> None:
+    """One bar per claim, coloured and labelled by its verdict."""
+    n = len(claims)
+    for i, c in enumerate(claims):
+        y = n - 1 - i
+        v = c.get("verdict") or "not testable here"
+        ax.barh(y, 1, color=VERDICT_COLOURS.get(v, "#cccccc"), height=0.8)
+        label = f"{c['cid']} {c['name']}"
+        models = ", ".join(c.get("tested_on") or [])
+        ax.text(0.01, y, label, va="center", ha="left", fontsize=9)
+        ax.text(0.99, y, (c.get("verdict") or "no result") + (f" ({models})" if models else ""),
+                va="center", ha="right", fontsize=9, fontweight="bold")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.6, n - 0.4)
+    ax.axis("off")
+    ax.set_title("Every claim's verdict", loc="left", fontsize=11)
+
+
+def claims_figure(summary: dict[str, Any]) -> Any:
+    """The headline figure (a matplotlib Figure, 6.8 in wide: one panel per row).
+
+    Parameters
+    ----------
+    summary : dict
+        :func:`neudep_utils.report.readme.summarize`'s output.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    claims = summary["claims"]
+    n1 = len({r["model"] for r in summary["curves"].get("C1", [])})
+    n2 = len({r["model"] for r in summary["curves"].get("C2", [])})
+    h1, h2, h3 = 3.0 + 0.18 * n1, 3.0 + 0.18 * n2, 0.32 * len(claims) + 0.6
+    fig, axes = plt.subplots(3, 1, figsize=(6.8, h1 + h2 + h3),
+                             gridspec_kw={"height_ratios": [h1, h2, h3]},
+                             layout="constrained")
+    _curve_panel(axes[0], summary["curves"].get("C1", []),
+                 "C1: a category's logit replaced by a few others' (within a model)", "C1")
+    _curve_panel(axes[1], summary["curves"].get("C2", []),
+                 "C2: replaced by another model's logits (pair A->B, B's category excluded)",
+                 "C2")
+    _verdict_panel(axes[2], claims)
+    fig.suptitle(f"Neural dependencies: the paper's expectation and the measurements "
+                 f"(profile {summary['profile']})", fontsize=11)
+    return fig
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """Alt text of the figure: its panels and the verdicts, in words."""
+    verdicts = "; ".join(f"{c['cid']} {c.get('verdict') or 'no result'}"
+                         for c in summary["claims"])
+    models = sorted({r["model"] for rows in summary["curves"].values() for r in rows})
+    return (f"Two line charts of target-class accuracy against the number of partners k for "
+            f"{', '.join(models) or 'no models'} (CovLasso dependency, random partners, "
+            f"unmodified model), then the verdict of every claim: {verdicts}.")

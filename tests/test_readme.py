@@ -1,0 +1,133 @@
+"""The README leads with the findings, written by the build: its verdict table is the one the
+committed default-profile summary gives, its figure is committed, it stays short, and the manuals
+it no longer holds are book pages with their facts intact."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from neudep_utils import verdicts
+from neudep_utils.report import readme
+from neudep_utils.report.claims_figure import claims_figure, describe
+from neudep_utils.report.results import claim, number, write_results
+
+REPO = Path(__file__).resolve().parents[1]
+STATIC = REPO / "book" / "_static"
+README = REPO / "README.md"
+
+
+def test_readme_is_short_and_results_first() -> None:
+    text = README.read_text()
+    data = text.encode()
+    assert len(data) <= 8000, f"README.md is {len(data)} bytes; keep it <= 8000"
+    start, end = data.find(readme.START.encode()), data.find(readme.END.encode())
+    assert 0 <= start < end <= 4000, "the verdict table must sit in the README's first 4000 bytes"
+    assert "make test" in text and "make book" in text
+    assert "](book/_static/summary.png)" in text
+
+
+def test_committed_table_is_the_committed_summary() -> None:
+    summary = json.loads((STATIC / "default_summary.json").read_text())
+    assert summary["profile"] == "default"
+    assert {c["cid"] for c in summary["claims"]} == set(verdicts.CLAIMS)
+    table = readme.verdict_table(summary)
+    assert (STATIC / "readme_verdicts.md").read_text() == table, (
+        "book/_static/readme_verdicts.md is not the table of default_summary.json; rebuild with "
+        "`make book` (scripts/book_pages.py writes both)")
+    text = README.read_text()
+    block = text.split(readme.START, 1)[1].split(readme.END, 1)[0]
+    assert block == "\n" + table, "README's verdict block differs from readme_verdicts.md"
+    for c in summary["claims"]:
+        assert f"| {c['cid']} " in table
+
+
+def test_committed_figure_is_a_png() -> None:
+    png = (STATIC / "summary.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_readme_links_resolve() -> None:
+    for target in re.findall(r"\]\(([^)#]+)\)", README.read_text()):
+        if "://" not in target:
+            assert (REPO / target).exists(), f"README links to missing {target}"
+
+
+def test_environment_facts_stay_in_the_book() -> None:
+    page = (REPO / "book" / "environment.md").read_text()
+    pyproject = (REPO / "pyproject.toml").read_text()
+    for fact in ("Python 3.11", "torch==2.14.1", "torchvision==0.29.1", "jupyter-book<2",
+                 "offline", "2 CPU"):
+        assert fact in page, f"book/environment.md lost the fact {fact!r}"
+    # the page's pins are the project's pins
+    for pin in re.findall(r"`(torch(?:vision)?==[0-9.]+)`", page):
+        assert f'"{pin}"' in pyproject, f"{pin} is not pinned in pyproject.toml"
+    assert '"jupyter-book>=1.0,<2"' in pyproject
+    toc = (REPO / "book" / "_toc.yml").read_text()
+    for name in ("environment", "cache", "generated/atlas", "generated/numbers"):
+        assert f"- file: {name}" in toc
+
+
+def _results(out: Path) -> dict:
+    v = verdicts.Verdict("C1", "partly reproduced", "a rule", "a reason")
+    curves = [{"model": "lite0", "method": m, "k_requested": k, "k": k, "acc_replaced": a,
+               "acc_base": 0.8, "relres_median": 0.1}
+              for m, acc in (("CovLasso support + LS", (0.5, 0.7)), ("random + LS", (0.1, 0.3)),
+                             ("top-|corr| + LS", (0.4, 0.6)))
+              for k, a in zip((3, 10), acc, strict=True)]
+    curves.append({"model": "lite0", "method": "dense LS", "k_requested": None, "k": 999,
+                   "acc_replaced": 0.8, "acc_base": 0.8, "relres_median": 0.0})
+    write_results(out, "01_single_model", "Single",
+                  claims={"C1": claim(v, "s", "acc", ["efficientnet_lite0"], "verdict-01")},
+                  numbers={"acc": number(0.7, "target-class accuracy kept; on held-out images",
+                                         ci=(0.6, 0.8), unit="fraction"),
+                           "gap": number(1e-10, "largest relative gap", unit="")},
+                  profile="default", extra={"curves": curves})
+    cross = [{"pair": "lite0->lite1", "config": c, "method": "CovLasso support + LS",
+              "k_requested": 10, "k": 10, "acc_replaced": 0.6, "acc_base": 0.8,
+              "relres_median": 0.2} for c in ("with same", "without same")]
+    v2 = verdicts.Verdict("C2", "not reproduced", "r", "w")
+    write_results(out, "02_cross_model", "Cross", claims={"C2": claim(v2, "s", None, [])},
+                  numbers={}, profile="default", extra={"curves": cross})
+    return readme.load_results(out)
+
+
+def test_summary_table_and_splice(tmp_path: Path) -> None:
+    s = readme.summarize(_results(tmp_path), "default")
+    json.dumps(s)  # JSON-safe
+    by = {c["cid"]: c for c in s["claims"]}
+    assert set(by) == set(verdicts.CLAIMS)
+    assert by["C1"]["tested_on"] == ["lite0"] and by["C1"]["headline"]["value"] == 0.7
+    assert by["C5"]["verdict"] is None
+    # curves: the dependency and random partners only, C2 without B's own category
+    assert {r["method"] for r in s["curves"]["C1"]} == set(readme.curve_methods)
+    assert len(s["curves"]["C1"]) == 4
+    assert [r["model"] for r in s["curves"]["C2"]] == ["lite0->lite1"]
+    table = readme.verdict_table(s)
+    row = next(line for line in table.splitlines() if line.startswith("| C1 "))
+    assert "**partly reproduced**" in row
+    assert "**70% [60%, 80%]** · target-class accuracy kept |" in row  # unit, interval, what
+    assert "| lite0 |" in row
+    assert "*no result*" in next(x for x in table.splitlines() if x.startswith("| C5 "))
+    text = f"intro\n{readme.START}\nold\n{readme.END}\nrest\n"
+    assert readme.splice(text, table) == f"intro\n{readme.START}\n{table}{readme.END}\nrest\n"
+    with pytest.raises(ValueError, match="markers"):
+        readme.splice("no markers here", table)
+
+
+def test_claims_figure_draws_the_curves(tmp_path: Path) -> None:
+    s = readme.summarize(_results(tmp_path), "default")
+    fig = claims_figure(s)
+    c1, c2, strip = fig.axes[:3]
+    ys = {ln.get_label(): list(ln.get_ydata()) for ln in c1.get_lines() if
+          not ln.get_label().startswith("_")}
+    assert ys["lite0: CovLasso dependency"] == [50.0, 70.0]
+    assert ys["lite0: random partners"] == [10.0, 30.0]
+    assert any(list(ln.get_ydata()) == [80.0, 80.0] for ln in c1.get_lines())  # unmodified
+    assert len(c2.get_lines()) >= 2
+    assert len(strip.patches) == len(verdicts.CLAIMS)
+    assert "C1 partly reproduced" in describe(s)
+    fig.savefig(tmp_path / "f.png")
