@@ -146,7 +146,19 @@ def _os_error(exc: OSError, args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns a process exit code."""
+    """Entry point of ``python -m neudep_utils`` (and the ``neudep`` script).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Process exit code: 0 success, 2 bad input (one ``error: ...`` line on stderr), 130
+        interrupted, 1 unexpected error.
+    """
     ap = _Parser(prog="python -m neudep_utils", description=__doc__,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"neudep-utils {__version__}")

@@ -73,7 +73,18 @@ class CovLassoResult:
         return self.gap / np.maximum(self.objective, np.finfo(np.float64).tiny)
 
     def support(self, t: int) -> np.ndarray:
-        """Indices of the non-zero coefficients of the ``t``-th target (row ``t``)."""
+        """Indices of the non-zero coefficients of the ``t``-th target (row ``t``).
+
+        Parameters
+        ----------
+        t : int
+            Row of the result (the target is ``targets[t]``).
+
+        Returns
+        -------
+        ndarray of int
+            Partner columns.
+        """
         return np.flatnonzero(self.coef[t])
 
 

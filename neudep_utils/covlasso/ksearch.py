@@ -87,7 +87,18 @@ class KSolution:
         return self.lam / np.where(self.lam_max > 0, self.lam_max, np.nan)
 
     def dense(self, n: int) -> np.ndarray:
-        """Dense coefficients, shape (T, n)."""
+        """Dense coefficients.
+
+        Parameters
+        ----------
+        n : int
+            Number of columns (categories) of ``S``.
+
+        Returns
+        -------
+        ndarray, shape (T, n)
+            Row ``t`` is theta of ``targets[t]``.
+        """
         out = np.zeros((self.targets.size, n))
         ok = self.cols >= 0
         rows = np.repeat(np.arange(self.targets.size), self.cols.shape[1])[ok.ravel()]

@@ -171,6 +171,13 @@ class OnnxFileRunner(Runner):
     transposed, float16 models get it cast. Models with a fixed batch size of 1 are run image by
     image. ``features`` is an empty ``(B, 0)`` array (a model file has no known penultimate
     layer).
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        From :func:`load_onnx` (``kind == "onnx"``).
+    threads : int, optional
+        ONNX Runtime intra-op threads (default: torch's thread count).
     """
 
     def __init__(self, loaded: LoadedModel, threads: int | None = None):
