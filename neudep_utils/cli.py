@@ -521,14 +521,12 @@ def _fit(args: argparse.Namespace) -> int:
     eval_rows = fit_rows
     if args.holdout > 0:
         rng = np.random.default_rng(args.seed)
-        if y is not None:  # stratified: every class split in proportion
-            held = np.zeros(X.shape[0], dtype=bool)
-            for c in np.unique(y):
-                idx = rng.permutation(np.flatnonzero(y == c))
-                held[idx[:int(round(args.holdout * idx.size))]] = True
-        else:
-            held = np.zeros(X.shape[0], dtype=bool)
-            held[rng.permutation(X.shape[0])[:int(round(args.holdout * X.shape[0]))]] = True
+        order = rng.permutation(X.shape[0])
+        if y is not None:  # stratified: shuffled, grouped by class, every 1/FRAC-th held out
+            order = order[np.argsort(y[order], kind="stable")]
+        i = np.arange(X.shape[0])
+        held = np.zeros(X.shape[0], dtype=bool)
+        held[order] = np.floor((i + 1) * args.holdout) > np.floor(i * args.holdout)
         fit_rows, eval_rows = np.flatnonzero(~held), np.flatnonzero(held)
         if fit_rows.size < 2 or eval_rows.size < 2:
             raise ValueError(f"--holdout {args.holdout}: leaves {fit_rows.size} fit and "

@@ -188,3 +188,21 @@ def test_help_and_version(capsys):
     assert "--onnx" in out and "--preset" in out and "example:" in out
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"neudep-utils {version('neudep-utils')}"
+
+
+def test_stratified_holdout_with_one_image_per_class(tmp_path):
+    """``extract --out`` of one image per class gives singleton classes: the stratified split
+    still holds out FRAC of the images, spread over the classes."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((64, 12))
+    X[:, 0] = X[:, 1] + X[:, 2] + 0.1 * rng.standard_normal(64)
+    np.save(tmp_path / "X.npy", X)
+    (tmp_path / "X.json").write_text(json.dumps({"labels": list(range(64))}))
+    out = tmp_path / "d.csv"
+    assert main(["fit", "--logits", str(tmp_path / "X.npy"), "--labels",
+                 str(tmp_path / "X.json"), "--k", "2", "--targets", "0", "--holdout", "0.25",
+                 "--out", str(out)]) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert (meta["n_fit"], meta["n_eval"]) == (48, 16)
+    assert {int(r["partner"]) for r in rows(out)} == {1, 2}
+    assert meta["targets"][0]["r2"] > 0.9

@@ -273,3 +273,36 @@ def test_acceptance_resnet18_onnx_300_images(resnet18_onnx, data_root, tmp_path,
                 x = pre.to_tensor(pre.eval_geometric(im.convert("RGB")))[None]
             ref = model(x).numpy()[0]
             assert np.abs(X[i] - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+# --------------------------------------------------------------------------------------------
+# the book page "Apply it to your own model"
+
+PAGE = Path(__file__).resolve().parents[1] / "book" / "own_model.md"
+
+
+def test_book_page_is_in_the_toc_and_executed_by_the_build():
+    import yaml
+
+    toc = yaml.safe_load(PAGE.with_name("_toc.yml").read_text())
+    files = [c.get("file") for part in toc["parts"] for c in part["chapters"]]
+    assert "own_model" in files
+    front = yaml.safe_load(PAGE.read_text().split("---")[1])
+    assert front["mystnb"]["execution_mode"] == "force"  # the book's default is "off"
+    text = PAGE.read_text()
+    assert "torch.onnx.export" in text and '"extract", "--onnx"' in text and '["fit",' in text
+
+
+@pytest.mark.slow  # ~2 min: exports a ResNet-18 and extracts 64 images
+def test_book_page_runs(tmp_path):
+    from myst_nb.core.read import read_myst_markdown_notebook
+    from nbclient import NotebookClient
+
+    nb = read_myst_markdown_notebook(PAGE.read_text())
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={
+        "metadata": {"path": str(tmp_path)}}).execute()
+    out = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                  for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    assert "logits (64, 1000) finite: True" in out
+    assert "same logits: True" in out
+    assert "recovered 10 of 10 planted dependencies" in out

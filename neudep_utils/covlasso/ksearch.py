@@ -149,7 +149,10 @@ def solve_k(S: np.ndarray, ks: Sequence[int],
         One :class:`KSolution` per distinct requested k (the coefficients are the CovLasso
         solution itself, shrunk; refit with :func:`~neudep_utils.covlasso.lstsq_on_support`).
     """
-    from tqdm.auto import tqdm
+    if progress:
+        from tqdm.auto import tqdm
+    else:  # the plain module: tqdm.auto warns in a kernel without ipywidgets, even disabled
+        from tqdm import tqdm
 
     n = S.shape[0]
     t = np.arange(n) if targets is None else np.asarray(targets, dtype=np.int64)
