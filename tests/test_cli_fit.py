@@ -201,6 +201,7 @@ def test_stratified_holdout_with_one_image_per_class(tmp_path):
     out = tmp_path / "d.csv"
     assert main(["fit", "--logits", str(tmp_path / "X.npy"), "--labels",
                  str(tmp_path / "X.json"), "--k", "2", "--targets", "0", "--holdout", "0.25",
+                 "--refit",
                  "--out", str(out)]) == 0
     meta = json.loads(out.with_suffix(".json").read_text())
     assert (meta["n_fit"], meta["n_eval"]) == (48, 16)
