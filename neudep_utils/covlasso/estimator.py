@@ -138,7 +138,7 @@ class CovLasso(BaseEstimator):
         ValueError
             ``X`` not 2-D, with fewer than 2 rows or 2 columns, or with NaN/inf; bad parameters.
         """
-        X = _check_logits(X)
+        X = _check_logits(self, X, reset=True)
         S = _moments.second_moment(X, center=bool(self.center))
         return self._fit_S(S, X.mean(axis=0), X.shape[0], psd_checked=True)
 
@@ -237,11 +237,7 @@ class CovLasso(BaseEstimator):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self, "coef_")
-        X = _check_logits(X, min_rows=1)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} columns but the CovLasso was fitted on "
-                             f"{self.n_features_in_} classes")
-        return X
+        return _check_logits(self, X, reset=False)
 
     def predict(self, X) -> np.ndarray:
         """Rebuild the target logits from their partners.
@@ -341,22 +337,20 @@ class CovLasso(BaseEstimator):
         return tags
 
 
-def _check_logits(X, min_rows: int = 2) -> np.ndarray:
-    """``X`` as a finite float64 (n_samples, n_classes) array, or a ``ValueError`` naming it."""
+def _check_logits(est: CovLasso, X, reset: bool) -> np.ndarray:
+    """``X`` as a finite float64 (n_samples, n_classes) array (scikit-learn's ``validate_data``:
+    its messages for 1-D, sparse, complex, object, empty or non-finite input), or a
+    ``ValueError`` naming it. ``reset``: a fit (at least 2 rows and 2 columns; sets
+    ``n_features_in_``), else a check against the fitted number of classes."""
+    from sklearn.utils.validation import validate_data
+
     if hasattr(X, "detach"):  # a torch tensor
         X = X.detach().cpu().numpy()
-    try:
-        a = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"X must be a numeric (n_samples, n_classes) array of logits; "
-                         f"{exc}") from None
-    if a.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_classes); got shape {a.shape}")
-    if a.shape[0] < min_rows:
-        raise ValueError(f"X has {a.shape[0]} rows; need at least {min_rows} logit vectors")
-    if a.shape[1] < 2:
-        raise ValueError(f"X has {a.shape[1]} columns; the CovLasso needs at least 2 classes")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("X contains NaN or inf; clean or drop those rows first")
-    return a
-
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) != 2:  # one line, not the array dump
+        raise ValueError(f"Expected 2D array, got {len(shape)}D array instead: X must be "
+                         f"(n_samples, n_classes) logits, got shape {tuple(shape)}; Reshape your "
+                         "data, e.g. X.reshape(1, -1) for one logit vector")
+    return validate_data(est, X, reset=reset, dtype=np.float64,
+                         ensure_min_samples=2 if reset else 1,
+                         ensure_min_features=2 if reset else 1)
