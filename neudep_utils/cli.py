@@ -1,8 +1,10 @@
-"""Command line: ``python -m neudep_utils {extract,merge,covariance,logits} ...``.
+"""Command line: ``python -m neudep_utils {extract,merge,covariance,logits,fit} ...``.
 
 Examples::
 
     python -m neudep_utils extract --model efficientnet_lite0 --data ../shared/data/imagenet-val
+    python -m neudep_utils extract --onnx resnet18.onnx --preset imagenet --data FOLDER --out X.npy
+    python -m neudep_utils fit --logits X.npy --k 3 --targets 0 1 --out deps.csv
     python -m neudep_utils extract --model lite0 --data /imagenet/train --mode moments --shard 0/8
     python -m neudep_utils merge --model lite0 --data /imagenet/train --mode moments --shards 8
     torchrun --nproc-per-node 8 -m neudep_utils extract --model lite0 --data /imagenet/train \\
@@ -24,11 +26,36 @@ import time
 import warnings
 from pathlib import Path
 
+from . import __version__
 from . import _dist as distributed
 from ._io import atomic_write_bytes
 from .cache import extract, merge_shards, read_entry
 from .errors import CacheError, DataError, HubUnavailableError, ModelError
 from .profiles import get_profile
+
+_EXTRACT_HELP = """Extract (or read cached) logits of a model on an image folder.
+
+The model is an embedded/timm model (--model) or any ImageNet-style classifier as an ONNX file
+(--onnx; run by ONNX Runtime on the CPU, cached under its sha256 and preprocessing).
+
+example:
+  python -m neudep_utils extract --onnx resnet18.onnx --preset imagenet \\
+      --data /work/shared/data/imagenet-val --out X.npy
+  python -m neudep_utils fit --logits X.npy --labels X.json --k 3 --out deps.csv
+
+A torchvision or timm checkpoint becomes an ONNX file with torch.onnx.export (see
+neudep_utils.models.onnxfile).
+"""
+
+_FIT_HELP = """Fit sparse linear dependencies among the logits (CovLasso) of any classifier.
+
+Writes deps.csv (one target,partner,coef row per dependency) and deps.json (per target: lam,
+lam_ratio, duality gap, support size, intercept and R^2; the inputs' sha256).
+
+example:
+  python -m neudep_utils fit --logits X.npy --k 3 --targets 0 1 --out deps.csv
+  python -m neudep_utils fit --logits X.npz --lam-ratio 0.05 --refit --holdout 0.2 --out deps.csv
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,8 +77,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     _say(f"warning: {message}")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="embedded model (efficientnet_lite0/1/2) or timm name")
+def _common(p: argparse.ArgumentParser, onnx: bool = False) -> None:
+    if onnx:
+        which = p.add_mutually_exclusive_group(required=True)
+        which.add_argument("--model", help="embedded model (efficientnet_lite0/1/2) or timm name")
+        which.add_argument("--onnx", metavar="FILE",
+                           help="any ImageNet-style classifier as an ONNX file (see --preset)")
+    else:
+        p.add_argument("--model", required=True,
+                       help="embedded model (efficientnet_lite0/1/2) or timm name")
     p.add_argument("--data", required=True,
                    help="ImageNet-format folder <wnid>/<image>, or a subset name under $NEUDEP_DATA")
     p.add_argument("--views", type=int, default=0, help="augmented views per image beyond the centre view")
@@ -112,17 +146,50 @@ def _os_error(exc: OSError, args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns a process exit code."""
+    """Entry point of ``python -m neudep_utils`` (and the ``neudep`` script).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Process exit code: 0 success, 2 bad input (one ``error: ...`` line on stderr), 130
+        interrupted, 1 unexpected error.
+    """
     ap = _Parser(prog="python -m neudep_utils", description=__doc__,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"neudep-utils {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-    pe = sub.add_parser("extract", help="extract (or read cached) logits and features")
-    _common(pe)
+    pe = sub.add_parser("extract", help="extract (or read cached) logits and features",
+                        description=_EXTRACT_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(pe, onnx=True)
     pe.add_argument("--shard", default=None, help="k/N: extract the k-th of N contiguous blocks")
     pe.add_argument("--batch-size", type=int, default=64)
     pe.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: cores)")
     pe.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     pe.add_argument("--quiet", action="store_true", help="no progress bar")
+    pe.add_argument("--out", default=None, metavar="X.npy",
+                    help="also write the centre-view logits (n_images, n_classes) in image order, "
+                         "with a sidecar X.json (image paths, labels, provenance)")
+    po = pe.add_argument_group("ONNX preprocessing (with --onnx)")
+    po.add_argument("--preset", default="imagenet", choices=("imagenet", "inception", "raw"),
+                    help="imagenet: 224 px, crop 0.875, bilinear, ImageNet mean/std (default); "
+                         "inception: 299 px, bicubic, mean=std=0.5; raw: pixels in [0, 1]")
+    po.add_argument("--input-size", type=int, default=None,
+                    help="crop side in pixels (default: the model's fixed size, else the preset's)")
+    po.add_argument("--crop-pct", type=float, default=None,
+                    help="centre-crop fraction of the resized image (default: the preset's)")
+    po.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"), default=None)
+    po.add_argument("--mean", type=float, nargs="+", default=None, metavar="M",
+                    help="per-channel mean in [0, 1] pixel units (1 or 3 numbers)")
+    po.add_argument("--std", type=float, nargs="+", default=None, metavar="S",
+                    help="per-channel std in [0, 1] pixel units (1 or 3 numbers)")
+    po.add_argument("--scale", type=float, default=None,
+                    help="instead of --mean/--std: feed scale * pixel (e.g. 255 for raw 0..255)")
     pm = sub.add_parser("merge", help="merge shards 0/N..N-1/N into one cache entry")
     _common(pm)
     pm.add_argument("--shards", type=int, required=True)
@@ -137,6 +204,34 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--profile", default="default", help="smoke, default or full")
     pl.add_argument("--cache-dir", default=None)
     pl.add_argument("--quiet", action="store_true")
+    pf = sub.add_parser("fit", help="fit CovLasso dependencies on a logits file",
+                        description=_FIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pf.add_argument("--logits", required=True, metavar="FILE",
+                    help="(n_images, n_classes) logits: .npy, .npz (key 'logits' or its only "
+                         "array) or .pt (a tensor)")
+    pf.add_argument("--labels", default=None, metavar="FILE",
+                    help="optional (n_images,) integer labels (.npy/.npz/.pt, or the .json "
+                         "sidecar of `extract --out`): checked, top-1 recorded, stratified "
+                         "--holdout")
+    size = pf.add_mutually_exclusive_group()
+    size.add_argument("--k", type=int, default=None,
+                      help="partners per target (default 10 when --lam-ratio is not given)")
+    size.add_argument("--lam-ratio", type=float, default=None,
+                      help="penalty relative to each target's lam_max instead of --k")
+    pf.add_argument("--targets", type=int, nargs="+", default=None, metavar="I",
+                    help="target class indices (default: all)")
+    pf.add_argument("--no-center", action="store_true",
+                    help="fit on the uncentred second moment E[f f^T], no intercept")
+    pf.add_argument("--refit", action="store_true",
+                    help="least-squares coefficients on the support instead of the Lasso's")
+    pf.add_argument("--holdout", type=float, default=0.0, metavar="FRAC",
+                    help="fit on a seeded 1-FRAC of the images, R^2 on the rest (default 0: "
+                         "R^2 in sample)")
+    pf.add_argument("--seed", type=int, default=0, help="seed of the --holdout split")
+    pf.add_argument("--tol", type=float, default=1e-8, help="relative duality-gap tolerance")
+    pf.add_argument("--out", required=True, metavar="deps.csv",
+                    help="CSV of target,partner,coef rows; the sidecar deps.json is written "
+                         "beside it")
     try:
         args = ap.parse_args(argv)
     except SystemExit as exc:
@@ -171,11 +266,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.cmd == "fit":
+        return _fit(args)
     if args.cmd == "extract":
         t0 = time.perf_counter()
+        model = _extract_model(args)
+        out = _out_path(args.out) if args.out else None
+        if out is not None and args.mode != "full":
+            raise ValueError("--out needs per-image logits: drop --mode moments")
         ctx = distributed.init_from_env(args.device) if distributed.launched_by_torchrun() else None
         try:
-            ls = extract(args.model, args.data, args.views, seed=args.seed,
+            ls = extract(model, args.data, args.views, seed=args.seed,
                          label_mode=args.label_mode, shard=args.shard, mode=args.mode,
                          features=not args.no_features, cache_dir=args.cache_dir,
                          batch_size=args.batch_size, num_workers=args.workers,
@@ -185,6 +286,8 @@ def _run(args: argparse.Namespace) -> int:
                 distributed.shutdown()
         if ls is not None:  # ranks other than 0 of a torchrun launch report nothing
             _report(ls, time.perf_counter() - t0)
+            if out is not None:
+                _export_logits(ls, out, model)
             if ctx is not None and "rank_shares" not in ls.meta:
                 print(f"world size: {ctx.world_size} ({ctx.backend}); the entry was already in "
                       "the cache: no rank had images to process")
@@ -219,6 +322,253 @@ def _run(args: argparse.Namespace) -> int:
             print(f"== {ex.model} on {ex.folder} (views={ex.views + 1}, {ex.mode})", flush=True)
             ls = read_entry(**ex.kwargs(), cache_dir=args.cache_dir, progress=not args.quiet)
             _report(ls, time.perf_counter() - t0)
+    return 0
+
+
+def _extract_model(args: argparse.Namespace):
+    """The model of ``extract``: a registered/timm name, or a checked ONNX file."""
+    onnx_opts = {"--input-size": args.input_size, "--crop-pct": args.crop_pct,
+                 "--interpolation": args.interpolation, "--mean": args.mean, "--std": args.std,
+                 "--scale": args.scale}
+    if args.onnx is None:
+        given = [k for k, v in onnx_opts.items() if v is not None]
+        if given or args.preset != "imagenet":
+            raise ValueError(f"{', '.join(given) or '--preset'} only apply to --onnx models (a "
+                             f"registered model has its own preprocessing); drop them")
+        return args.model
+    if args.shard:
+        raise ValueError("--shard is not available with --onnx (merge needs a registered "
+                         "model); extract the whole folder, or use --mode moments")
+    from .models.onnxfile import load_onnx, onnx_preprocess
+
+    pre = onnx_preprocess(args.preset, input_size=args.input_size, crop_pct=args.crop_pct,
+                          interpolation=args.interpolation, mean=args.mean, std=args.std,
+                          scale=args.scale)
+    # without --input-size a model with a fixed input size sets it
+    return load_onnx(args.onnx, pre, adapt_size=args.input_size is None)
+
+
+def _export_logits(ls, out: Path, model) -> None:
+    """Write the centre-view logits in image order to ``out`` and the sidecar ``out.json``."""
+    import hashlib
+    import io
+    import json
+
+    import numpy as np
+
+    if ls.logits is None:
+        raise ValueError("the entry holds no per-image logits (moments mode); drop --mode "
+                         "moments to use --out")
+    X = np.ascontiguousarray(ls.logits[:, 0], dtype=np.float32)
+    buf = io.BytesIO()
+    np.save(buf, X)
+    data = buf.getvalue()
+    side = out.with_suffix(".json")
+    meta = {"logits": out.name, "logits_sha256": hashlib.sha256(data).hexdigest(),
+            "shape": list(X.shape), "images": list(ls.image_ids),
+            "labels": [int(v) for v in ls.labels], "label_mode": ls.meta.get("label_mode"),
+            "folder": ls.meta.get("folder"), "model": ls.key.model,
+            "weights_sha256": ls.key.weights_sha256, "preprocess": ls.key.preprocess,
+            "engine": ls.key.engine, "cache_entry": str(ls.path), "top1": ls.meta.get("top1"),
+            "skipped": [list(x) for x in ls.skipped], "neudep_utils": __version__}
+    if not isinstance(model, str):
+        meta["onnx_file"] = str(model.file)
+    atomic_write_bytes(out, data, hint="choose --out in")
+    atomic_write_bytes(side, (json.dumps(meta, indent=1) + "\n").encode(), hint="choose --out in")
+    print(f"wrote {out}: {X.shape[0]}x{X.shape[1]} centre-view logits in image order; "
+          f"sidecar {side}")
+
+
+# --------------------------------------------------------------------------------------------
+# fit
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_array(path: str | os.PathLike[str], what: str = "--logits"):
+    """Read one array from a ``.npy``, ``.npz`` (key ``logits``/``labels`` or its only array),
+    ``.pt`` (a tensor, or a dict holding one under that key) or, for labels, the ``.json``
+    sidecar of ``extract --out``.
+
+    Parameters
+    ----------
+    path : str or path
+        The file.
+    what : str, default "--logits"
+        The option it came from (``--logits`` or ``--labels``), named in errors and deciding the
+        ``.npz``/``.pt``/``.json`` key.
+
+    Returns
+    -------
+    ndarray
+        The array (not yet checked for shape or values).
+
+    Raises
+    ------
+    ValueError
+        Missing, unreadable or damaged file, an unknown suffix, or no single array to take.
+    """
+    import json
+    import pickle
+    import zipfile
+
+    import numpy as np
+
+    p = Path(path).expanduser()
+    key = what.lstrip("-")
+    if not p.exists():
+        raise ValueError(f"{what} {path}: no such file; check the path")
+    if p.is_dir():
+        raise ValueError(f"{what} {path}: is a folder; give a .npy, .npz or .pt file")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(p, allow_pickle=False)
+        if suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                names = list(z.files)
+                if key in names:
+                    return z[key]
+                if len(names) == 1:
+                    return z[names[0]]
+            raise ValueError(f"{what} {path}: the .npz holds {len(names)} arrays "
+                             f"({', '.join(names[:8]) or 'none'}); name the one to use "
+                             f"'{key}' or save only that array")
+        if suffix in (".pt", ".pth"):
+            import torch
+
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict) and key in obj:
+                obj = obj[key]
+            if not isinstance(obj, torch.Tensor):
+                raise ValueError(f"{what} {path}: holds a {type(obj).__name__}, not a tensor; "
+                                 f"torch.save a tensor (or a dict with key '{key}')")
+            return obj.detach().cpu().numpy()
+        if suffix == ".json" and what == "--labels":
+            data = json.loads(p.read_text())
+            if not isinstance(data, dict) or "labels" not in data:
+                raise ValueError(f"{what} {path}: a JSON file needs a 'labels' list (the sidecar "
+                                 "of `extract --out`)")
+            return np.asarray(data["labels"])
+    except ValueError as exc:
+        if str(exc).startswith(what):
+            raise
+        raise ValueError(f"{what} {path}: cannot read it as {suffix} "
+                         f"({' '.join(str(exc).split())[:160]}); is the file complete?") from None
+    except (OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError,
+            KeyError) as exc:
+        raise ValueError(f"{what} {path}: cannot read it as {suffix} ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:160]}); is the file complete?") from None
+    raise ValueError(f"{what} {path}: unknown file type {suffix or '(none)'}; use .npy, .npz "
+                     "or .pt" + (" or the .json sidecar" if what == "--labels" else ""))
+
+
+def _fit(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from .covlasso.estimator import CovLasso
+
+    out = Path(args.out).expanduser()
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {args.out}: folder {out.parent} does not exist; create it or "
+                         "choose another path")
+    if out.is_dir():
+        raise ValueError(f"--out {args.out}: is a folder; give a file name such as deps.csv")
+    side = out.with_suffix(".json")
+    if side == out:
+        raise ValueError(f"--out {args.out}: the sidecar would overwrite it; use a .csv name")
+    X = load_array(args.logits, "--logits")
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.floating)
+                                 or np.issubdtype(X.dtype, np.integer)):
+        raise ValueError(f"--logits {args.logits}: dtype {X.dtype} is not numeric")
+    if X.ndim != 2:
+        raise ValueError(f"--logits {args.logits}: shape {X.shape}; need a 2-D (n_images, "
+                         "n_classes) array")
+    if X.shape[0] < 2 or X.shape[1] < 2:
+        raise ValueError(f"--logits {args.logits}: shape {X.shape}; need at least 2 images and "
+                         "2 classes")
+    X = X.astype(np.float64)
+    bad = ~np.isfinite(X).all(axis=1)
+    if bad.any():
+        raise ValueError(f"--logits {args.logits}: {int(bad.sum())} row(s) hold NaN or inf "
+                         f"(e.g. row {int(np.flatnonzero(bad)[0])}); drop or fix them")
+    y = None
+    if args.labels is not None:
+        y = load_array(args.labels, "--labels")
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise ValueError(f"--labels {args.labels}: shape {y.shape}; need one label per "
+                             f"logit row ({X.shape[0]},)")
+        if not np.issubdtype(y.dtype, np.integer):
+            if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) \
+                    and np.all(y == np.round(y)):
+                y = y.astype(np.int64)
+            else:
+                raise ValueError(f"--labels {args.labels}: labels must be integers; got dtype "
+                                 f"{y.dtype}")
+    if not 0.0 <= args.holdout < 1.0:
+        raise ValueError(f"--holdout {args.holdout}: must be in [0, 1)")
+    fit_rows = np.arange(X.shape[0])
+    eval_rows = fit_rows
+    if args.holdout > 0:
+        rng = np.random.default_rng(args.seed)
+        order = rng.permutation(X.shape[0])
+        if y is not None:  # stratified: shuffled, grouped by class, every 1/FRAC-th held out
+            order = order[np.argsort(y[order], kind="stable")]
+        i = np.arange(X.shape[0])
+        held = np.zeros(X.shape[0], dtype=bool)
+        held[order] = np.floor((i + 1) * args.holdout) > np.floor(i * args.holdout)
+        fit_rows, eval_rows = np.flatnonzero(~held), np.flatnonzero(held)
+        if fit_rows.size < 2 or eval_rows.size < 2:
+            raise ValueError(f"--holdout {args.holdout}: leaves {fit_rows.size} fit and "
+                             f"{eval_rows.size} held-out images; need at least 2 of each")
+    est = CovLasso(k=args.k, lam_ratio=args.lam_ratio, center=not args.no_center,
+                   refit=args.refit, targets=args.targets, tol=args.tol)
+    est.fit(X[fit_rows])
+    r2 = est.r2_per_target(X[eval_rows])
+    rows = ["target,partner,coef"]
+    for t in est.targets_:
+        rows += [f"{int(t)},{j},{c!r}" for j, c in est.partners(int(t))]
+    atomic_write_bytes(out, ("\n".join(rows) + "\n").encode(), hint="choose --out in")
+    inputs = {"logits": {"path": str(Path(args.logits).resolve()),
+                         "sha256": _sha256(Path(args.logits).expanduser()),
+                         "shape": list(X.shape)}}
+    if args.labels is not None:
+        inputs["labels"] = {"path": str(Path(args.labels).resolve()),
+                            "sha256": _sha256(Path(args.labels).expanduser())}
+    top1 = None
+    if y is not None and y.min() >= 0 and y.max() < X.shape[1]:
+        top1 = float(np.mean(X.argmax(axis=1) == y))
+
+    def num(v):
+        v = float(v)
+        return v if np.isfinite(v) else None
+
+    per = [{"target": int(t), "k": int(est.k_[i]), "lam": num(est.lam_[i]),
+            "lam_ratio": num(est.lam_[i] / est.lam_max_[i]) if est.lam_max_[i] > 0 else None,
+            "lam_max": num(est.lam_max_[i]), "gap": num(est.duality_gap_[i]),
+            "intercept": num(est.intercept_[i]), "r2": num(r2[i])}
+           for i, t in enumerate(est.targets_)]
+    meta = {"neudep_utils": __version__, "inputs": inputs,
+            "params": est.get_params(), "k": est._params(X.shape[1])[0], "n_images": int(X.shape[0]),
+            "n_fit": int(fit_rows.size), "n_eval": int(eval_rows.size),
+            "r2_on": "held-out images" if args.holdout > 0 else "the fit images (in sample)",
+            "holdout": args.holdout, "seed": args.seed, "n_classes": int(X.shape[1]),
+            "top1": top1, "mean_r2": num(np.mean(r2)), "targets": per}
+    meta["params"]["targets"] = None if args.targets is None else [int(t) for t in args.targets]
+    atomic_write_bytes(side, (json.dumps(meta, indent=1) + "\n").encode(), hint="choose --out in")
+    n_dep = len(rows) - 1
+    print(f"wrote {out}: {n_dep} dependencies of {est.targets_.size} target(s) "
+          f"(mean R^2 {np.mean(r2):.4f} on {meta['r2_on']}); sidecar {side}")
     return 0
 
 

@@ -21,8 +21,8 @@ from .._io import make_dirs, remove_stale_temporaries
 from ..errors import CacheError
 from ..images import Manifest, ViewSpec, resolve_folder, scan_folder
 from ..images.views import PilFn
-from ..models import canonical_name, load_model_cached
-from ..models.engines import default_key_label, make_runner, resolve_device
+from ..models import LoadedModel, canonical_name, load_model_cached
+from ..models.engines import make_runner, model_key_label, resolve_device
 from ..moments import Moments
 from .distributed import extract_moments_distributed
 from .entry import LogitSet, finalize, read_cached, skipped_list, top1_of
@@ -34,7 +34,7 @@ __all__ = ["extract"]
 
 
 def extract(
-    model: str,
+    model: str | LoadedModel,
     folder: str | os.PathLike[str],
     views: int | ViewSpec = 0,
     *,
@@ -60,8 +60,10 @@ def extract(
 
     Parameters
     ----------
-    model : str
-        A registered model name or alias, or a timm hub name.
+    model : str or LoadedModel
+        A registered model name or alias, or a timm hub name; or a loaded model, e.g. a user's
+        ONNX file (:func:`neudep_utils.models.onnxfile.load_onnx`: keyed by the file's sha256
+        and its preprocessing, run by ONNX Runtime on the CPU, no features).
     folder : str or path
         An ImageNet-format folder ``<wnid>/<image>``, or a subset name under the data root.
     views : int or ViewSpec, default 0
@@ -107,15 +109,20 @@ def extract(
         raise ValueError(f"chunk_images must be >= 1, got {chunk_images}")
     if int(batch_size) < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    given = model if isinstance(model, LoadedModel) else None
+    if given is not None and given.kind == "onnx":
+        device = device or "cpu"  # ONNX Runtime's CPU provider runs model files
+        features = features and given.num_features > 0
     device = resolve_device(device) if dist is None else dist.device
     folder_path = resolve_folder(folder)
     if manifest is None:
         manifest = scan_folder(folder_path, label_mode=label_mode)
-    spec = ExtractSpec(model=canonical_name(model), folder=folder_path, views=views,
+    spec = ExtractSpec(model=given.name if given is not None else canonical_name(model),
+                       folder=folder_path, views=views,
                        label_mode=label_mode, corruption=corruption, pil_fn=pil_fn,
                        shard=parse_shard(shard), mode=mode, features=features)
     _check_split(spec, manifest, dist)
-    loaded = load_model_cached(spec.model)
+    loaded = given if given is not None else load_model_cached(spec.model)
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
     key, edir, cached, runner, served = _resolve_entry(spec, manifest, loaded, engine, device,
                                                        cache_root, dist)
@@ -165,7 +172,7 @@ def _resolve_entry(spec: ExtractSpec, manifest: Manifest, loaded, engine: str | 
             raise CacheError(f"the torchrun ranks would extract with different engines "
                              f"({sorted(set(labels))}); install the same packages on every node "
                              "or set NEUDEP_ENGINE=torch for every rank")
-    label = runner.label if runner is not None else default_key_label(engine, device)
+    label = runner.label if runner is not None else model_key_label(loaded, engine, device)
     key = make_key(spec, manifest, loaded=loaded, engine=label)
     edir = entry_dir(key, cache_root)
     cached = read_cached(key, edir, manifest)

@@ -217,6 +217,8 @@ def extract_moments(ex: Extractor, spec: ExtractSpec, manifest: Manifest, idx: n
                         skip_pos=np.flatnonzero(~ok[:e]).astype(np.int64))
         if on_chunk is not None:
             on_chunk(s // chunk_images)
+    if mom is None and ex.loaded.kind != "torch":  # empty block of a model file
+        mom = Moments.zeros(int(ex.loaded.num_classes))
     if mom is None:  # nothing to do (empty block): the model's number of classes
         import torch
 

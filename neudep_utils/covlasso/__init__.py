@@ -17,6 +17,9 @@ Layout
   :mod:`._validate`).
 - :mod:`._kernels`: the numba working-set coordinate descent (the fast path), with
   :mod:`._anderson` (Anderson extrapolation) and :mod:`._linalg` (small SPD solves).
+- :mod:`.ksearch`: :func:`solve_k`, the CovLasso at requested support sizes k (lam path plus
+  bisection), and :func:`pack`.
+- :mod:`.estimator`: :class:`CovLasso`, the scikit-learn estimator over these functions.
 - :mod:`.certificates`: :func:`objective`, :func:`duality_gap` and the gap kernel.
 - :mod:`.reference`: :func:`psd_factor`, :func:`solve_cvxpy`, :func:`solve_sklearn` (tests and
   benchmarks).
@@ -40,18 +43,22 @@ from .api import (
     solve,
 )
 from .certificates import duality_gap, objective
+from .ksearch import KSolution, pack, solve_k
 from .reference import psd_factor, solve_cvxpy, solve_sklearn
 
 __all__ = [
     "PSD_RTOL",
+    "CovLasso",
     "CovLassoPath",
     "CovLassoResult",
+    "KSolution",
     "allowed_mask",
     "check_psd",
     "duality_gap",
     "lam_max",
     "lstsq_on_support",
     "objective",
+    "pack",
     "path",
     "psd_factor",
     "refit",
@@ -60,5 +67,15 @@ __all__ = [
     "residual",
     "solve",
     "solve_cvxpy",
+    "solve_k",
     "solve_sklearn",
 ]
+
+
+def __getattr__(name: str):
+    # the estimator imports scikit-learn: loaded on first use, not with the solver
+    if name == "CovLasso":
+        from .estimator import CovLasso
+
+        return CovLasso
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

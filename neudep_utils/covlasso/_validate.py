@@ -170,6 +170,18 @@ def check_psd(S: np.ndarray, tol: float = PSD_RTOL) -> None:
     eigenvalues are computed only when it fails, for the message. A matrix that passed is
     remembered by the hash of its content (16 most recent), so checking it again costs one
     SHA-256 of its bytes.
+
+    Parameters
+    ----------
+    S : ndarray, shape (n, n)
+        Symmetric moment matrix.
+    tol : float, default ``PSD_RTOL``
+        Relative tolerance on the smallest eigenvalue (in units of ``trace(S)``).
+
+    Raises
+    ------
+    ValueError
+        If ``S`` is not positive semidefinite within ``tol``.
     """
     a = np.ascontiguousarray(S, dtype=np.float64)
     key = (a.shape, float(tol), hashlib.sha256(memoryview(a).cast("B")).digest())

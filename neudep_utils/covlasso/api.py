@@ -74,7 +74,18 @@ class CovLassoResult:
         return self.gap / np.maximum(self.objective, np.finfo(np.float64).tiny)
 
     def support(self, t: int) -> np.ndarray:
-        """Indices of the non-zero coefficients of the ``t``-th target (row ``t``)."""
+        """Indices of the non-zero coefficients of the ``t``-th target (row ``t``).
+
+        Parameters
+        ----------
+        t : int
+            Row of the result (the target is ``targets[t]``).
+
+        Returns
+        -------
+        ndarray of int
+            Partner columns.
+        """
         return np.flatnonzero(self.coef[t])
 
 
@@ -196,13 +207,14 @@ def relative_lams(
 
 def solve(
     S: np.ndarray,
-    lam: float | np.ndarray,
+    lam: float | np.ndarray | None = None,
     targets: Sequence[int] | np.ndarray | None = None,
     candidates: np.ndarray | None = None,
     tol: float = 1e-8,
     warm_start: np.ndarray | None = None,
     max_iter: int = 20_000,
     *,
+    lam_ratio: float | np.ndarray | None = None,
     warn: bool = True,
     psd_tol: float | None = V.PSD_RTOL,
 ) -> CovLassoResult:
@@ -222,7 +234,7 @@ def solve(
     ----------
     S : array_like, shape (n, n)
         Symmetric PSD moment matrix (second moment or centred covariance).
-    lam : float or array_like, shape (T,)
+    lam : float or array_like, shape (T,), optional
         Absolute penalty, shared or one per target (see :func:`relative_lams`).
     targets : sequence of int, shape (T,), optional
         Target indices (default: all n).
@@ -236,6 +248,9 @@ def solve(
     max_iter : int, default 20000
         Cap on coordinate sweeps (plus rounds) per target, continuation included; targets that
         hit it get ``converged = False`` and a warning (unless ``warn=False``).
+    lam_ratio : float or array_like, shape (T,), optional
+        Penalty relative to each target's :func:`lam_max` (``lam = lam_ratio * lam_max``); give
+        exactly one of ``lam`` and ``lam_ratio``.
     warn : bool, default True
         Warn when a target did not converge.
     psd_tol : float or None, default ``PSD_RTOL``
@@ -255,6 +270,13 @@ def solve(
     n = S.shape[0]
     t = V.check_targets(targets, n)
     T = t.size
+    if (lam is None) == (lam_ratio is None):
+        raise ValueError("give exactly one of lam (absolute penalty) or lam_ratio (relative to "
+                         "each target's lam_max), e.g. solve(S, lam_ratio=0.1)")
+    if lam_ratio is not None:
+        ratio = V.check_lam(lam_ratio, T, "lam_ratio")
+        lam = ratio * lam_max_rows(S, t, V.allowed_masks(S, t, V.check_candidates(candidates,
+                                                                                    n, T)))
     lams = V.check_lam(lam, T)
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive number; got {tol!r}")
@@ -578,7 +600,7 @@ def lstsq_on_support(S: np.ndarray, targets: np.ndarray, cols: np.ndarray,
 
 def refit(
     S: np.ndarray,
-    coef: np.ndarray,
+    coef: np.ndarray | CovLassoResult | CovLassoPath,
     targets: Sequence[int] | np.ndarray | None = None,
     candidates: np.ndarray | None = None,
     *,
@@ -593,10 +615,11 @@ def refit(
     Parameters
     ----------
     S : array_like, shape (n, n)
-    coef : array_like, shape (T, n) or (L, T, n)
-        Coefficients whose supports are refitted.
+    coef : array_like, shape (T, n) or (L, T, n), or CovLassoResult or CovLassoPath
+        Coefficients whose supports are refitted; a result of :func:`solve` (or :func:`path`)
+        stands for its ``coef`` (``coefs``) and its ``targets``.
     targets : sequence of int, shape (T,), optional
-        Defaults to ``0..T-1``, only allowed when T == n.
+        Defaults to the result's targets, else ``0..T-1`` (only allowed when T == n).
     candidates : ndarray of bool, shape (n,) or (T, n), optional
         Further restricts the support.
     psd_tol : float or None
@@ -606,6 +629,13 @@ def refit(
     -------
     coef : ndarray, same shape as ``coef``
     """
+    if isinstance(coef, (CovLassoResult, CovLassoPath)):
+        if targets is None:
+            targets = coef.targets
+        coef = coef.coef if isinstance(coef, CovLassoResult) else coef.coefs
+    elif not isinstance(coef, (np.ndarray, list, tuple)) and not hasattr(coef, "__array__"):
+        raise TypeError(f"refit(S, coef): coef must be an array of coefficients or a "
+                        f"CovLassoResult from solve(); got {type(coef).__name__}")
     S = V.check_S(S)
     if psd_tol is not None:
         V.check_psd(S, psd_tol)

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import covlasso as cl
+from ..covlasso.ksearch import pack
 from .folds import Fold
 
 __all__ = ["DepSet", "candidate_mask", "dense_least_squares", "depset_from_coef",
@@ -106,16 +107,6 @@ class DepSet:
                        coef=self.coef[rows], intercept=self.intercept[rows], lam=sel(self.lam),
                        lam_ratio=sel(self.lam_ratio), gap=sel(self.gap),
                        objective=sel(self.objective))
-
-
-def pack(coef_dense: np.ndarray, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Dense (T, n) -> (cols, vals) with non-zeros first, -1/0 padded to ``width``."""
-    nz = coef_dense != 0
-    m = max(int(nz.sum(axis=1).max(initial=0)), 1) if width is None else width
-    order = np.argsort(~nz, axis=1, kind="stable")[:, :m]
-    vals = np.take_along_axis(coef_dense, order, axis=1)
-    cols = np.where(vals != 0, order, -1)
-    return cols.astype(np.int64), np.where(cols >= 0, vals, 0.0)
 
 
 def _intercepts(fold: Fold, targets: np.ndarray, cols: np.ndarray, coef: np.ndarray) -> np.ndarray:

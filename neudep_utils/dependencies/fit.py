@@ -20,7 +20,7 @@ import numpy as np
 from .. import covlasso as cl
 from .._io import atomic_save_npz, load_npz_checked
 from . import depset as _depset_module
-from .depset import DepSet, make_depset, pack
+from .depset import DepSet, make_depset
 from .folds import Fold
 
 __all__ = ["fit_covlasso_k", "fit_covlasso_k_cached", "load_depsets", "save_depsets"]
@@ -34,107 +34,35 @@ def fit_covlasso_k(fold: Fold, ks: Sequence[int],
                    progress: bool = False) -> dict[int, DepSet]:
     """CovLasso dependencies of every target with support size closest to each ``k`` in ``ks``.
 
-    All targets are solved together (one batched :func:`neudep_utils.covlasso.solve` call per lam
-    step, warm-started from the previous step) along ``ratios`` (lam / lam_max, decreasing;
-    default 48 geometric steps from 0.995 to 0.005); a target leaves the path once its support
-    exceeds ``1.25 max(ks) + 5``. Then ``refine`` rounds of geometric bisection between the
-    bracketing lams move each target's support closer to each k. Ties prefer the smaller support.
-    ``candidates``: (n,) or (T, n) boolean mask of allowed partner columns. The coefficients are
-    the CovLasso solution itself (shrunk); use :func:`least_squares_on_support` for a refit.
-    ``psd_checked``: the caller knows ``fold.S`` is a moment matrix (skips the PSD check);
-    ``progress``: a progress bar over the path's lam steps and the bisection rounds.
+    The k-search is :func:`neudep_utils.covlasso.solve_k` on ``fold.S`` (batched, warm-started
+    lam path, then bisection); this wraps its solutions as :class:`DepSet` objects with the
+    fold's intercepts. The coefficients are the CovLasso solution itself (shrunk); use
+    :func:`least_squares_on_support` for a refit.
+
+    Parameters
+    ----------
+    fold : Fold
+        The moments to fit (``fold.S``) and their means (intercepts).
+    ks : sequence of int
+        Requested support sizes.
+    targets : sequence of int, optional
+        Target columns (default: all).
+    candidates : ndarray of bool, shape (n,) or (T, n), optional
+        Allowed partner columns.
+    ratios, refine, tol, max_iter, psd_checked, progress
+        As in :func:`neudep_utils.covlasso.solve_k` (``psd_checked``: the caller knows
+        ``fold.S`` is a moment matrix).
+
+    Returns
+    -------
+    dict of int to DepSet
+        One dependency set per distinct k.
     """
-    from tqdm.auto import tqdm
-
-    S = fold.S
-    n = S.shape[0]
-    t = np.arange(n) if targets is None else np.asarray(targets, dtype=np.int64)
-    T = t.size
-    ks = tuple(sorted({int(k) for k in ks}))
-    if not ks or ks[0] < 1:
-        raise ValueError(f"ks must be positive support sizes, got {ks}")
-    allowed = cl.allowed_mask(S, t, candidates)
-    ratios = np.geomspace(0.995, 0.005, 48) if ratios is None else np.sort(np.asarray(ratios))[::-1]
-    if not psd_checked:
-        cl.check_psd(S)  # once; the many solves below skip it
-    lmax = cl.lam_max(S, t, candidates)
-    n_allowed = allowed.sum(1)
-    K = len(ks)
-    width = min(int(1.25 * ks[-1]) + 8, n)
-    kmax_stop = int(1.25 * ks[-1]) + 5
-    best_k = np.full((K, T), -1, dtype=np.int64)
-    best_cols = np.full((K, T, width), -1, dtype=np.int64)
-    best_vals = np.zeros((K, T, width))
-    best_lam = np.full((K, T), np.nan)
-    best_gap = np.full((K, T), np.nan)
-    best_obj = np.full((K, T), np.nan)
-    hi = np.full((K, T), np.inf)  # smallest lam seen with support < k
-    lo = np.zeros((K, T))  # largest lam seen with support > k
-
-    def record(rows: np.ndarray, lam: np.ndarray, res: cl.CovLassoResult,
-               kk: np.ndarray | None = None) -> None:
-        sz = res.support_size
-        for a in range(K) if kk is None else kk:
-            k = ks[a]
-            hi[a, rows] = np.where((sz < k) & (lam < hi[a, rows]), lam, hi[a, rows])
-            lo[a, rows] = np.where((sz > k) & (lam > lo[a, rows]), lam, lo[a, rows])
-            d_new = np.abs(sz - k)
-            d_old = np.where(best_k[a, rows] < 0, np.iinfo(np.int64).max,
-                             np.abs(best_k[a, rows] - k))
-            better = (d_new < d_old) | ((d_new == d_old) & (sz < best_k[a, rows]))
-            better &= sz <= width
-            if not better.any():
-                continue
-            r = rows[better]
-            c, v = pack(res.coef[better], width)
-            best_k[a, r] = sz[better]
-            best_cols[a, r] = c
-            best_vals[a, r] = v
-            best_lam[a, r] = lam[better]
-            best_gap[a, r] = res.gap[better]
-            best_obj[a, r] = res.objective[better]
-
-    warm = np.zeros((T, n))
-    active = np.ones(T, dtype=bool)
-    bar = tqdm(total=len(ratios) + refine * K, desc=f"CovLasso path ({T} targets)",
-               disable=not progress, leave=False)
-    for r in ratios:
-        bar.update()
-        rows = np.flatnonzero(active)
-        if rows.size == 0:
-            break
-        lam = r * lmax[rows]
-        res = cl.solve(S, lam, t[rows], allowed[rows], tol=tol, warm_start=warm[rows],
-                       max_iter=max_iter, warn=False, psd_tol=None)
-        warm[rows] = res.coef
-        record(rows, lam, res)
-        active[rows[res.support_size > kmax_stop]] = False
-        active &= lmax > 0
-    bar.n = len(ratios)
-    for _ in range(refine):
-        for a, k in enumerate(ks):
-            bar.update()
-            need = (best_k[a] != k) & np.isfinite(hi[a]) & (lo[a] > 0) & (lo[a] < hi[a])
-            need &= n_allowed >= k
-            rows = np.flatnonzero(need)
-            if rows.size == 0:
-                continue
-            lam = np.sqrt(hi[a, rows] * lo[a, rows])
-            w = np.zeros((rows.size, n))
-            c = best_cols[a, rows]
-            np.put_along_axis(w, np.maximum(c, 0), np.where(c >= 0, best_vals[a, rows], 0.0), 1)
-            res = cl.solve(S, lam, t[rows], allowed[rows], tol=tol, warm_start=w,
-                           max_iter=max_iter, warn=False, psd_tol=None)
-            record(rows, lam, res, kk=[a])
-    bar.close()
-    out = {}
-    for a, k in enumerate(ks):
-        m = max(int(best_k[a].max(initial=1)), 1)
-        out[k] = make_depset(fold, t, best_cols[a, :, :m], best_vals[a, :, :m], "CovLasso",
-                              k_requested=k, lam=best_lam[a],
-                              lam_ratio=best_lam[a] / np.where(lmax > 0, lmax, np.nan),
-                              gap=best_gap[a], objective=best_obj[a])
-    return out
+    sols = cl.solve_k(fold.S, ks, targets, candidates, ratios=ratios, refine=refine, tol=tol,
+                      max_iter=max_iter, psd_checked=psd_checked, progress=progress)
+    return {k: make_depset(fold, s.targets, s.cols, s.coef, "CovLasso", k_requested=k,
+                           lam=s.lam, lam_ratio=s.lam_ratio, gap=s.gap, objective=s.objective)
+            for k, s in sols.items()}
 
 
 def _digest(*parts) -> str:

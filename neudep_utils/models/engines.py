@@ -126,6 +126,16 @@ def default_key_label(engine: str | None = None, device: str | None = None) -> s
     return key_label(resolve_engine(engine, device), device)
 
 
+def model_key_label(loaded, engine: str | None = None, device: str | None = None) -> str:
+    """:func:`default_key_label` for a loaded model: a user's ONNX file (``kind == "onnx"``) is
+    always run by ONNX Runtime as it is (no export), with its own label."""
+    if getattr(loaded, "kind", "torch") == "onnx":
+        from .onnxfile import onnx_key_label
+
+        return onnx_key_label()
+    return default_key_label(engine, device)
+
+
 def best_device() -> str:
     """``cuda`` when a GPU is present, else ``cpu``."""
     import torch
@@ -414,6 +424,10 @@ def make_runner(loaded, engine: str | None, device: str, cache_dir: Path) -> Run
     a process) and records ``fallback`` in the runner's meta; an explicit ``onnxruntime`` raises
     :class:`EngineError`.
     """
+    if getattr(loaded, "kind", "torch") == "onnx":  # a user's ONNX file: ONNX Runtime only
+        from .onnxfile import onnx_runner
+
+        return onnx_runner(loaded, engine, device)
     asked = requested_engine(engine)
     if asked == "auto" and str(device) == "cpu" and onnxruntime_version() is None:
         return _fallback(loaded, device, "the onnxruntime package does not import")

@@ -1,0 +1,243 @@
+"""CovLasso at requested support sizes k, on a moment matrix: the one k-search of the package.
+
+:func:`solve_k` runs the CovLasso for all targets in batched, warm-started calls along a
+decreasing lam grid (relative to each target's ``lam_max``), then refines lam by geometric
+bisection so that each target's support size is as close as possible to each requested k.
+:func:`neudep_utils.dependencies.fit_covlasso_k` (the study's folds) and
+:class:`neudep_utils.CovLasso` (the estimator) both call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validate import allowed_mask, check_psd
+from .api import CovLassoResult, lam_max, solve
+
+__all__ = ["KSolution", "pack", "solve_k"]
+
+
+def pack(coef_dense: np.ndarray, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Dense coefficient rows to padded ``(cols, vals)``, non-zeros first.
+
+    Parameters
+    ----------
+    coef_dense : ndarray, shape (T, n)
+        Dense coefficients.
+    width : int, optional
+        Columns of the output (default: the largest support, at least 1).
+
+    Returns
+    -------
+    cols : ndarray of int64, shape (T, width)
+        Partner columns, -1 where padded.
+    vals : ndarray of float64, shape (T, width)
+        Their coefficients, 0 where padded.
+    """
+    nz = coef_dense != 0
+    m = max(int(nz.sum(axis=1).max(initial=0)), 1) if width is None else width
+    order = np.argsort(~nz, axis=1, kind="stable")[:, :m]
+    vals = np.take_along_axis(coef_dense, order, axis=1)
+    cols = np.where(vals != 0, order, -1)
+    return cols.astype(np.int64), np.where(cols >= 0, vals, 0.0)
+
+
+@dataclass
+class KSolution:
+    """The CovLasso solution of T targets whose support size is closest to one requested k.
+
+    Attributes
+    ----------
+    k_requested : int
+        The requested support size.
+    targets : ndarray of int64, shape (T,)
+        Target indices.
+    cols : ndarray of int64, shape (T, m)
+        Partner columns, -1 padded.
+    coef : ndarray of float64, shape (T, m)
+        CovLasso (shrunk) coefficients aligned with ``cols``.
+    k : ndarray of int64, shape (T,)
+        Support size reached (-1 when no solve gave a usable support).
+    lam : ndarray, shape (T,)
+        Absolute lam of the solution (NaN when none).
+    lam_max : ndarray, shape (T,)
+        Each target's :func:`~neudep_utils.covlasso.lam_max`.
+    gap : ndarray, shape (T,)
+        Duality gap (objective units).
+    objective : ndarray, shape (T,)
+        CovLasso objective.
+    """
+
+    k_requested: int
+    targets: np.ndarray
+    cols: np.ndarray
+    coef: np.ndarray
+    k: np.ndarray
+    lam: np.ndarray
+    lam_max: np.ndarray
+    gap: np.ndarray
+    objective: np.ndarray
+
+    @property
+    def lam_ratio(self) -> np.ndarray:
+        """``lam / lam_max`` (NaN where ``lam_max == 0``), shape (T,)."""
+        return self.lam / np.where(self.lam_max > 0, self.lam_max, np.nan)
+
+    def dense(self, n: int) -> np.ndarray:
+        """Dense coefficients.
+
+        Parameters
+        ----------
+        n : int
+            Number of columns (categories) of ``S``.
+
+        Returns
+        -------
+        ndarray, shape (T, n)
+            Row ``t`` is theta of ``targets[t]``.
+        """
+        out = np.zeros((self.targets.size, n))
+        ok = self.cols >= 0
+        rows = np.repeat(np.arange(self.targets.size), self.cols.shape[1])[ok.ravel()]
+        out[rows, self.cols[ok]] = self.coef[ok]
+        return out
+
+
+def solve_k(S: np.ndarray, ks: Sequence[int],
+            targets: np.ndarray | Sequence[int] | None = None,
+            candidates: np.ndarray | None = None, *,
+            ratios: np.ndarray | None = None, refine: int = 4, tol: float = 1e-6,
+            max_iter: int = 20_000, psd_checked: bool = False,
+            progress: bool = False) -> dict[int, KSolution]:
+    """CovLasso solutions of every target with support size closest to each ``k`` in ``ks``.
+
+    All targets are solved together (one batched :func:`~neudep_utils.covlasso.solve` call per
+    lam step, warm-started from the previous step) along ``ratios`` (lam / lam_max, decreasing;
+    default 48 geometric steps from 0.995 to 0.005); a target leaves the path once its support
+    exceeds ``1.25 max(ks) + 5``. Then ``refine`` rounds of geometric bisection between the
+    bracketing lams move each target's support closer to each k. Ties prefer the smaller support.
+
+    Parameters
+    ----------
+    S : ndarray, shape (n, n)
+        Symmetric PSD moment matrix (float64).
+    ks : sequence of int
+        Requested support sizes (>= 1).
+    targets : sequence of int, shape (T,), optional
+        Target indices (default: all n).
+    candidates : ndarray of bool, shape (n,) or (T, n), optional
+        Allowed partner columns.
+    ratios : ndarray, optional
+        The lam / lam_max grid of the path (sorted decreasing here).
+    refine : int, default 4
+        Bisection rounds per k.
+    tol : float, default 1e-6
+        Relative duality-gap tolerance of every solve.
+    max_iter : int, default 20000
+        Cap on coordinate sweeps per solve.
+    psd_checked : bool, default False
+        The caller knows ``S`` is PSD (skips the one eigenvalue check).
+    progress : bool, default False
+        A progress bar over the path's lam steps and the bisection rounds.
+
+    Returns
+    -------
+    dict of int to KSolution
+        One :class:`KSolution` per distinct requested k (the coefficients are the CovLasso
+        solution itself, shrunk; refit with :func:`~neudep_utils.covlasso.lstsq_on_support`).
+    """
+    if progress:
+        from tqdm.auto import tqdm
+    else:  # the plain module: tqdm.auto warns in a kernel without ipywidgets, even disabled
+        from tqdm import tqdm
+
+    n = S.shape[0]
+    t = np.arange(n) if targets is None else np.asarray(targets, dtype=np.int64)
+    T = t.size
+    ks = tuple(sorted({int(k) for k in ks}))
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks must be positive support sizes, got {ks}")
+    allowed = allowed_mask(S, t, candidates)
+    ratios = np.geomspace(0.995, 0.005, 48) if ratios is None else np.sort(np.asarray(ratios))[::-1]
+    if not psd_checked:
+        check_psd(S)  # once; the many solves below skip it
+    lmax = lam_max(S, t, candidates)
+    n_allowed = allowed.sum(1)
+    K = len(ks)
+    width = min(int(1.25 * ks[-1]) + 8, n)
+    kmax_stop = int(1.25 * ks[-1]) + 5
+    best_k = np.full((K, T), -1, dtype=np.int64)
+    best_cols = np.full((K, T, width), -1, dtype=np.int64)
+    best_vals = np.zeros((K, T, width))
+    best_lam = np.full((K, T), np.nan)
+    best_gap = np.full((K, T), np.nan)
+    best_obj = np.full((K, T), np.nan)
+    hi = np.full((K, T), np.inf)  # smallest lam seen with support < k
+    lo = np.zeros((K, T))  # largest lam seen with support > k
+
+    def record(rows: np.ndarray, lam: np.ndarray, res: CovLassoResult,
+               kk: list[int] | None = None) -> None:
+        sz = res.support_size
+        for a in range(K) if kk is None else kk:
+            k = ks[a]
+            hi[a, rows] = np.where((sz < k) & (lam < hi[a, rows]), lam, hi[a, rows])
+            lo[a, rows] = np.where((sz > k) & (lam > lo[a, rows]), lam, lo[a, rows])
+            d_new = np.abs(sz - k)
+            d_old = np.where(best_k[a, rows] < 0, np.iinfo(np.int64).max,
+                             np.abs(best_k[a, rows] - k))
+            better = (d_new < d_old) | ((d_new == d_old) & (sz < best_k[a, rows]))
+            better &= sz <= width
+            if not better.any():
+                continue
+            r = rows[better]
+            c, v = pack(res.coef[better], width)
+            best_k[a, r] = sz[better]
+            best_cols[a, r] = c
+            best_vals[a, r] = v
+            best_lam[a, r] = lam[better]
+            best_gap[a, r] = res.gap[better]
+            best_obj[a, r] = res.objective[better]
+
+    warm = np.zeros((T, n))
+    active = np.ones(T, dtype=bool)
+    bar = tqdm(total=len(ratios) + refine * K, desc=f"CovLasso path ({T} targets)",
+               disable=not progress, leave=False)
+    for r in ratios:
+        bar.update()
+        rows = np.flatnonzero(active)
+        if rows.size == 0:
+            break
+        lam = r * lmax[rows]
+        res = solve(S, lam, t[rows], allowed[rows], tol=tol, warm_start=warm[rows],
+                    max_iter=max_iter, warn=False, psd_tol=None)
+        warm[rows] = res.coef
+        record(rows, lam, res)
+        active[rows[res.support_size > kmax_stop]] = False
+        active &= lmax > 0
+    bar.n = len(ratios)
+    for _ in range(refine):
+        for a, k in enumerate(ks):
+            bar.update()
+            need = (best_k[a] != k) & np.isfinite(hi[a]) & (lo[a] > 0) & (lo[a] < hi[a])
+            need &= n_allowed >= k
+            rows = np.flatnonzero(need)
+            if rows.size == 0:
+                continue
+            lam = np.sqrt(hi[a, rows] * lo[a, rows])
+            w = np.zeros((rows.size, n))
+            c = best_cols[a, rows]
+            np.put_along_axis(w, np.maximum(c, 0), np.where(c >= 0, best_vals[a, rows], 0.0), 1)
+            res = solve(S, lam, t[rows], allowed[rows], tol=tol, warm_start=w,
+                        max_iter=max_iter, warn=False, psd_tol=None)
+            record(rows, lam, res, kk=[a])
+    bar.close()
+    out = {}
+    for a, k in enumerate(ks):
+        m = max(int(best_k[a].max(initial=1)), 1)
+        out[k] = KSolution(k_requested=k, targets=t, cols=best_cols[a, :, :m],
+                           coef=best_vals[a, :, :m], k=best_k[a], lam=best_lam[a], lam_max=lmax,
+                           gap=best_gap[a], objective=best_obj[a])
+    return out
