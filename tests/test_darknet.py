@@ -111,8 +111,11 @@ def test_real_images_and_interface(darknet, data_root):
     assert darknet.family == "darknet" and darknet.kind == "torch"
     assert darknet.weights_sha256 == weights_checksum("darknet_tiny") == \
         hashlib.sha256((SHARED / "SHA256SUMS").read_bytes()).hexdigest()
+    W, b = darknet.classifier_weights()
+    np.testing.assert_array_equal(W, head.weight.detach().double().numpy())
+    np.testing.assert_array_equal(b, head.bias.detach().double().numpy())
     # rank of the logit layer: d = 128 < 1000, every logit a combination of 128 directions
-    assert np.linalg.matrix_rank(head.weight.detach().double().numpy()) == 128
+    assert W.shape == (1000, 128) and np.linalg.matrix_rank(W) == 128
 
 
 def test_full_resize_preprocessing_keeps_the_whole_image():

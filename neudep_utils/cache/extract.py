@@ -91,9 +91,10 @@ def extract(
     dist : DistContext, optional
         Under ``torchrun`` (:mod:`neudep_utils._dist`): the ranks split the images, all-reduce the
         moments and rank 0 writes the one (unsharded) entry; other ranks return ``None``.
-    engine : {"auto", "onnxruntime", "torch"}, optional
+    engine : {"auto", "onnxruntime", "torch", "litert"}, optional
         Default ``$NEUDEP_ENGINE`` or ``auto``; the engine is part of the key, and an ``auto``
-        fallback from ONNX Runtime to PyTorch warns and is recorded in ``meta.json``.
+        fallback from ONNX Runtime to PyTorch warns and is recorded in ``meta.json``. TensorFlow
+        Lite models (the ``*_int8`` MobileNets) run in LiteRT only (``auto`` or ``litert``).
 
     Returns
     -------
@@ -165,7 +166,8 @@ def _resolve_entry(spec: ExtractSpec, manifest: Manifest, loaded, engine: str | 
             raise CacheError(f"the torchrun ranks would extract with different engines "
                              f"({sorted(set(labels))}); install the same packages on every node "
                              "or set NEUDEP_ENGINE=torch for every rank")
-    label = runner.label if runner is not None else default_key_label(engine, device)
+    label = (runner.label if runner is not None
+             else default_key_label(engine, device, loaded=loaded))
     key = make_key(spec, manifest, loaded=loaded, engine=label)
     edir = entry_dir(key, cache_root)
     cached = read_cached(key, edir, manifest)

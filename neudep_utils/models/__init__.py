@@ -15,7 +15,7 @@ Importing this package registers every architecture.
 
 from __future__ import annotations
 
-from . import darknet, efficientnet, hub, mobilenet  # noqa: F401 - each registers its models
+from . import darknet, efficientnet, hub, mobilenet, tflite  # noqa: F401 - each registers its models
 from ._base import LoadedModel, Preprocess, sha256_file
 from .registry import (
     ModelSpec,

@@ -127,6 +127,24 @@ class LoadedModel:
         feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
         return self.model.get_classifier()(feats), feats
 
+    def classifier_weights(self):
+        """The logit layer as float64 ``(W, b)``, ``W`` of shape ``(num_classes,
+        num_features)``: ``logits = features @ W.T + b`` (exactly for a PyTorch model; for a
+        TFLite model the dequantized int8 weights, up to the rounding of the logits)."""
+        import numpy as np
+
+        if self.kind == "torch":
+            head = self.model.get_classifier()
+            return (head.weight.detach().cpu().double().numpy(),
+                    head.bias.detach().cpu().double().numpy())
+        if self.kind == "tflite":
+            from .engines import litert_head
+
+            W, b = litert_head(Path(self.file).read_bytes(), str(self.file))
+            drop = W.shape[0] - self.num_classes
+            return np.ascontiguousarray(W[drop:]), b[drop:].copy()
+        raise NotImplementedError(f"classifier_weights of a {self.kind!r} model")
+
 
 
 def sha256_file(path: Path) -> str:
