@@ -93,9 +93,10 @@ def extract(
     dist : DistContext, optional
         Under ``torchrun`` (:mod:`neudep_utils._dist`): the ranks split the images, all-reduce the
         moments and rank 0 writes the one (unsharded) entry; other ranks return ``None``.
-    engine : {"auto", "onnxruntime", "torch"}, optional
+    engine : {"auto", "onnxruntime", "torch", "litert"}, optional
         Default ``$NEUDEP_ENGINE`` or ``auto``; the engine is part of the key, and an ``auto``
-        fallback from ONNX Runtime to PyTorch warns and is recorded in ``meta.json``.
+        fallback from ONNX Runtime to PyTorch warns and is recorded in ``meta.json``. TensorFlow
+        Lite models (the ``*_int8`` MobileNets) run in LiteRT only (``auto`` or ``litert``).
 
     Returns
     -------

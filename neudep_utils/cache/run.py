@@ -222,8 +222,7 @@ def extract_moments(ex: Extractor, spec: ExtractSpec, manifest: Manifest, idx: n
     if mom is None:  # nothing to do (empty block): the model's number of classes
         import torch
 
-        with torch.inference_mode():
-            size = ex.loaded.preprocess.input_size
-            out = ex.loaded.logits_and_features(torch.zeros(1, 3, size, size).to(ex.device))[0]
+        size = ex.loaded.preprocess.input_size
+        out = ex.runner(torch.zeros(1, 3, size, size))[0]  # any engine, any model kind
         mom = Moments.zeros(out.shape[-1])
     return mom, (correct if labelled else None), ok

@@ -82,8 +82,8 @@ def merge_shards(model: str, folder: str | os.PathLike[str], n_shards: int,
                        label_mode=label_mode, corruption=corruption, mode=mode, features=features)
     cdir = Path(cache_dir) if cache_dir else None
     device = resolve_device(device)
-    labels_tried = [default_key_label(engine, device)]
-    if requested_engine(engine) == "auto" and key_label("torch", device) not in labels_tried:
+    labels_tried = [default_key_label(engine, device, loaded=loaded)]
+    if requested_engine(engine) == "auto" and loaded.kind == "torch" and key_label("torch", device) not in labels_tried:
         labels_tried.append(key_label("torch", device))
     found = []  # (label, parts, missing) per engine label tried
     for label in labels_tried:

@@ -5,6 +5,8 @@
   existential reading (:func:`select_on_fit_side`).
 - :mod:`.bootstrap`: the one bootstrap (multinomial weights; means, medians, ratios).
 - :mod:`.semantics`: semantic nearness of partners against random partners.
+- :mod:`.quantization`: the residual floor that int8 logits' rounding alone sets
+  (:func:`quantization_floor`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from .evaluate import (
     similarity_inputs,
     target_outcomes,
 )
+from .quantization import quantization_floor, quantization_noise_variance, saturated_share
 from .semantics import nearness_vs_chance
 
 __all__ = ["METRIC_DEFINITIONS", "Metrics", "TargetOutcomes", "bootstrap_ci", "evaluate",
            "mean_ci", "median_ci", "metric_ci", "metrics_table", "nearness_vs_chance",
-           "paired_diff_ci", "select_on_fit_side", "similarity_inputs", "target_outcomes"]
+           "paired_diff_ci", "quantization_floor", "quantization_noise_variance", "saturated_share",
+           "select_on_fit_side", "similarity_inputs", "target_outcomes"]

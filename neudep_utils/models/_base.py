@@ -17,17 +17,32 @@ __all__ = ["KINDS", "LoadedModel", "Preprocess", "sha256_file"]
 
 #: How a loaded model is run: a PyTorch module, or a model file in its own runtime.
 KINDS = ("torch", "onnx", "tflite")
+#: How :meth:`Preprocess.eval_geometric` resizes.
+RESIZE_MODES = ("shorter", "full")
 
 
 @dataclass(frozen=True)
 class Preprocess:
-    """A model's preprocessing, split into a geometric PIL stage and a tensor stage."""
+    """A model's preprocessing, split into a geometric PIL stage and a tensor stage.
+
+    ``resize_mode``: ``"shorter"`` (the shorter side resized to ``input_size / crop_pct``, then a
+    centre crop of ``input_size``) or ``"full"`` (the whole image resized to ``input_size`` x
+    ``input_size``, aspect ratio not kept; ``crop_pct`` must be 1, e.g. Darknet).
+    """
 
     input_size: int
     crop_pct: float
     interpolation: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    resize_mode: str = "shorter"
+
+    def __post_init__(self) -> None:
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
+        if self.resize_mode == "full" and self.crop_pct != 1.0:
+            raise ValueError(f"resize_mode 'full' resizes the whole image (no crop): crop_pct must "
+                             f"be 1.0, got {self.crop_pct}")
 
     def _interp(self):
         from torchvision.transforms import InterpolationMode
@@ -41,9 +56,12 @@ class Preprocess:
         return int(self.input_size / self.crop_pct)
 
     def eval_geometric(self, img):
-        """Resize the shorter side to ``input_size / crop_pct`` then centre-crop ``input_size``."""
+        """Resize the shorter side to ``input_size / crop_pct`` then centre-crop ``input_size``
+        (``resize_mode="full"``: resize the whole image to ``input_size`` x ``input_size``)."""
         from torchvision import transforms as T
 
+        if self.resize_mode == "full":
+            return T.Resize((self.input_size, self.input_size), interpolation=self._interp())(img)
         return T.Compose([T.Resize(self.resize_size, interpolation=self._interp()),
                           T.CenterCrop(self.input_size)])(img)
 
@@ -64,10 +82,14 @@ class Preprocess:
         return F.normalize(F.to_tensor(img), self.mean, self.std)
 
     def describe(self) -> dict:
-        """JSON-able description (part of the cache key)."""
-        return {"input_size": self.input_size, "resize": self.resize_size,
-                "crop_pct": self.crop_pct, "interpolation": self.interpolation,
-                "mean": list(self.mean), "std": list(self.std)}
+        """JSON-able description (part of the cache key; ``resize_mode`` only when it is not the
+        default ``shorter``, so that the keys of the other models stay as they were)."""
+        d = {"input_size": self.input_size, "resize": self.resize_size,
+             "crop_pct": self.crop_pct, "interpolation": self.interpolation,
+             "mean": list(self.mean), "std": list(self.std)}
+        if self.resize_mode != "shorter":
+            d["resize_mode"] = self.resize_mode
+        return d
 
 
 @dataclass
@@ -104,6 +126,24 @@ class LoadedModel:
         of a PyTorch model (``kind == "torch"``)."""
         feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
         return self.model.get_classifier()(feats), feats
+
+    def classifier_weights(self):
+        """The logit layer as float64 ``(W, b)``, ``W`` of shape ``(num_classes,
+        num_features)``: ``logits = features @ W.T + b`` (exactly for a PyTorch model; for a
+        TFLite model the dequantized int8 weights, up to the rounding of the logits)."""
+        import numpy as np
+
+        if self.kind == "torch":
+            head = self.model.get_classifier()
+            return (head.weight.detach().cpu().double().numpy(),
+                    head.bias.detach().cpu().double().numpy())
+        if self.kind == "tflite":
+            from .engines import litert_head
+
+            W, b = litert_head(Path(self.file).read_bytes(), str(self.file))
+            drop = W.shape[0] - self.num_classes
+            return np.ascontiguousarray(W[drop:]), b[drop:].copy()
+        raise NotImplementedError(f"classifier_weights of a {self.kind!r} model")
 
 
 

@@ -29,7 +29,6 @@ stride-2 3x3 conv on an even input that is 0 rows on top and 1 at the bottom (Py
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -40,8 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
-from ._base import LoadedModel, Preprocess, sha256_file
+from . import tfjs
+from ._base import LoadedModel, Preprocess
 from .registry import ModelSpec, register
+from .tfjs import default_models_dir
 
 #: Folder name of the weights inside the models directory.
 FOLDER_NAME = "mobilenet_v1_0.75_224"
@@ -56,14 +57,6 @@ PREPROCESS = Preprocess(input_size=224, crop_pct=0.875, interpolation="bilinear"
                         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 _RESTORE = ("restore the folder from ../shared/models (its README gives the origin), or point "
             "NEUDEP_MODELS_DIR at a models folder holding an intact " + FOLDER_NAME + "/")
-
-
-def default_models_dir() -> Path:
-    """``$NEUDEP_MODELS_DIR`` if set, else ``../shared/models`` beside the repository checkout."""
-    env = os.environ.get("NEUDEP_MODELS_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[3] / "shared" / "models"
 
 
 def weights_folder(models_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -236,69 +229,25 @@ def keras_to_torch(keras_name: str, arr: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Reading the TensorFlow.js folder
+# Reading the TensorFlow.js folder (the shared reader, :mod:`.tfjs`, with this model's fix)
 # --------------------------------------------------------------------------------------------
 
 
 def read_model_json(folder: Path) -> dict:
     """``model.json`` parsed, with a clear error when missing or not a TF.js layers model."""
-    path = folder / "model.json"
-    if not path.is_file():
-        raise ModelError(f"{path} is missing; {_RESTORE}")
-    try:
-        spec = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path} is not readable JSON ({exc}); {_RESTORE}") from exc
-    if not isinstance(spec, dict) or "modelTopology" not in spec or "weightsManifest" not in spec:
-        raise ModelError(f"{path} is not a TensorFlow.js layers model (no modelTopology or "
-                         f"weightsManifest); {_RESTORE}")
-    return spec
-
-
-def _manifest_files(spec: dict, path: Path) -> list[str]:
-    try:
-        return [p for group in spec["weightsManifest"] for p in group["paths"]]
-    except (KeyError, TypeError) as exc:
-        raise ModelError(f"{path}: malformed weightsManifest ({exc!r}); {_RESTORE}") from exc
+    return tfjs.read_model_json(folder, _RESTORE)
 
 
 def read_sha256sums(folder: Path) -> dict[str, str]:
     """``SHA256SUMS`` as ``{file name: sha256}``."""
-    path = folder / "SHA256SUMS"
-    if not path.is_file():
-        raise ModelError(f"{path} is missing (needed to verify the weights); {_RESTORE}")
-    out: dict[str, str] = {}
-    for ln, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split(maxsplit=1)
-        if len(parts) != 2 or len(parts[0]) != 64:
-            raise ModelError(f"{path}, line {ln}: expected '<sha256>  <file>', got {line!r}; "
-                             f"{_RESTORE}")
-        out[parts[1].strip().lstrip("*")] = parts[0].lower()
-    return out
+    return tfjs.read_sha256sums(folder, _RESTORE)
 
 
 def verify_folder(folder: Path, spec: dict | None = None) -> str:
     """Check every file ``SHA256SUMS`` lists, and that it lists ``model.json`` and every shard;
     returns the sha256 of ``SHA256SUMS`` itself, which therefore covers every weight file."""
     spec = read_model_json(folder) if spec is None else spec
-    sums = read_sha256sums(folder)
-    needed = ["model.json", *_manifest_files(spec, folder / "model.json")]
-    unlisted = [f for f in needed if f not in sums]
-    if unlisted:
-        raise ModelError(f"{folder / 'SHA256SUMS'} does not list {', '.join(unlisted)}; "
-                         f"{_RESTORE}")
-    for name, expected in sums.items():
-        f = folder / name
-        if not f.is_file():
-            raise ModelError(f"{f} is missing (listed in SHA256SUMS); {_RESTORE}")
-        got = sha256_file(f)
-        if got != expected:
-            raise ModelError(f"{f}: sha256 {got} does not match SHA256SUMS ({expected}); the file "
-                             f"is damaged or was changed; {_RESTORE} (if you changed the weights "
-                             "on purpose, update SHA256SUMS with `sha256sum`)")
-    return sha256_file(folder / "SHA256SUMS")
+    return tfjs.verify_folder(folder, spec, _RESTORE)
 
 
 def read_weights(folder: Path, spec: dict | None = None) -> dict[str, np.ndarray]:
@@ -307,100 +256,20 @@ def read_weights(folder: Path, spec: dict | None = None) -> dict[str, np.ndarray
     Each group's shard files are concatenated and must hold exactly the declared bytes.
     """
     spec = read_model_json(folder) if spec is None else spec
-    path = folder / "model.json"
-    out: dict[str, np.ndarray] = {}
-    for gi, group in enumerate(spec["weightsManifest"]):
-        blobs = []
-        for p in group["paths"]:
-            f = folder / p
-            if not f.is_file():
-                raise ModelError(f"{f} is missing (weightsManifest group {gi}); {_RESTORE}")
-            blobs.append(f.read_bytes())
-        blob = b"".join(blobs)
-        need, entries = 0, []
-        for w in group["weights"]:
-            if w.get("dtype", "float32") != "float32" or "quantization" in w:
-                raise ModelError(f"{path}: tensor {w.get('name')!r} is {w.get('dtype')} "
-                                 f"{'quantised ' if 'quantization' in w else ''}; only float32 "
-                                 f"weights are supported; {_RESTORE}")
-            shape = tuple(int(s) for s in w["shape"])
-            n = int(np.prod(shape, dtype=np.int64)) if shape else 1
-            entries.append((w["name"], shape, need, n))
-            need += 4 * n
-        files = ", ".join(str(folder / p) for p in group["paths"])
-        if len(blob) != need:
-            raise ModelError(
-                f"{files}: {len(blob)} bytes, but weightsManifest group {gi} declares {need} "
-                f"({', '.join(e[0] for e in entries)}); the file is truncated or does not belong "
-                f"to this model.json; {_RESTORE}")
-        for name, shape, off, n in entries:
-            if name in out:
-                raise ModelError(f"{path}: tensor {name!r} appears twice in weightsManifest; "
-                                 f"{_RESTORE}")
-            out[name] = np.frombuffer(blob, dtype="<f4", count=n, offset=off).reshape(shape)
-    return out
+    return tfjs.read_weights(folder, spec, _RESTORE)
 
 
 def check_topology(spec: dict, model: MobileNetV1, path: Path) -> None:
     """The Keras topology in ``model.json`` is exactly the network :class:`MobileNetV1` builds."""
-    try:
-        layers = spec["modelTopology"]["model_config"]["config"]["layers"]
-    except (KeyError, TypeError) as exc:
-        raise ModelError(f"{path}: no modelTopology.model_config.config.layers ({exc!r}); "
-                         f"{_RESTORE}") from exc
-    names = [lay.get("name") for lay in layers]
-    for prev, lay in zip(names, layers[1:], strict=False):  # a chain: each layer reads the previous
-        try:
-            inbound = lay["inbound_nodes"][0][0][0]
-        except (KeyError, IndexError, TypeError):
-            inbound = None
-        if inbound != prev:
-            raise ModelError(f"{path}: layer {lay.get('name')!r} reads {inbound!r}, expected "
-                             f"{prev!r}; this is not {FOLDER_NAME}; {_RESTORE}")
-    layers = [lay for lay in layers if lay.get("class_name") != "InputLayer"]
-    expected = model.keras_layers()
-    if len(layers) != len(expected):
-        raise ModelError(f"{path}: {len(layers)} layers, MobileNet v1 {model.alpha} has "
-                         f"{len(expected)}; this is not {FOLDER_NAME}; {_RESTORE}")
-    for got, exp in zip(layers, expected, strict=True):
-        where = f"{path}: layer {got.get('name')!r}"
-        if got.get("class_name") != exp["class_name"] or (exp["name"] and
-                                                           got.get("name") != exp["name"]):
-            raise ModelError(f"{where} is a {got.get('class_name')}, expected "
-                             f"{exp['class_name']} {exp['name'] or ''}; this is not {FOLDER_NAME}; "
-                             f"{_RESTORE}")
-        cfg = got.get("config", {})
-        for k, v in exp["config"].items():
-            g = cfg.get(k)
-            same = math.isclose(g, v) if isinstance(v, float) and isinstance(g, float) else g == v
-            if not same:
-                raise ModelError(f"{where}: {k} = {g!r}, expected {v!r}; this is not "
-                                 f"{FOLDER_NAME} as built by neudep_utils.models.mobilenet; {_RESTORE}")
+    tfjs.check_layers(spec, model.keras_layers(), path, f"{FOLDER_NAME} (MobileNet v1 "
+                      f"{model.alpha})", _RESTORE)
 
 
 def load_weights(model: MobileNetV1, weights: dict[str, np.ndarray], source: str) -> None:
     """Copy every Keras tensor into ``model``; each must be consumed exactly once with its Keras
     shape, and every parameter and BatchNorm buffer must be filled."""
-    wanted = model.keras_tensors()
-    unknown = sorted(set(weights) - set(wanted))
-    if unknown:
-        raise ModelError(f"{source}: tensor(s) {', '.join(unknown)} in weightsManifest have no "
-                         f"place in MobileNet v1 (left over); the file does not match this network; "
-                         f"{_RESTORE}")
-    missing = sorted(set(wanted) - set(weights))
-    if missing:
-        raise ModelError(f"{source}: weightsManifest lacks {', '.join(missing)}; {_RESTORE}")
-    state = {}
-    for kname, (key, shape) in wanted.items():
-        arr = weights[kname]
-        if tuple(arr.shape) != shape:
-            raise ModelError(f"{source}: tensor {kname} has shape {tuple(arr.shape)}, MobileNet "
-                             f"v1 {model.alpha} expects {shape} (Keras layout); {_RESTORE}")
-        state[key] = torch.from_numpy(keras_to_torch(kname, arr).astype(np.float32))
-    own = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
-    if own != set(state):
-        raise ModelError(f"{source}: internal error, unfilled {sorted(own - set(state))}")
-    model.load_state_dict(state, strict=False)
+    tfjs.fill_state(model, weights, model.keras_tensors(), keras_to_torch, source,
+                    f"MobileNet v1 {model.alpha}", _RESTORE)
 
 
 def load_mobilenet(models_dir: str | os.PathLike[str] | None = None) -> tuple[MobileNetV1, str, Path]:
