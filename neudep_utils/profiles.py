@@ -20,6 +20,7 @@ only read the cache.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, field
 
@@ -44,6 +45,14 @@ __all__ = [
 
 EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
                    "mobilenet_v1_075")
+#: The models added from ../shared/models: a different CNN family (Darknet-tiny, d = 128), the
+#: trained width series of int8 MobileNet v1 (d = 256, 512, 768) and one architecture under two
+#: quantization recipes (MobileNet v2, QAT and PTQ).
+DARKNET = "darknet_tiny"
+INT8_WIDTHS = ("mobilenet_v1_025_int8", "mobilenet_v1_050_int8", "mobilenet_v1_075_int8")
+RECIPE_PAIR = ("mobilenet_v2_int8_qat", "mobilenet_v2_int8_ptq")
+#: Every model of the default profile's single-model analyses (C1, C5, C6a).
+DEFAULT_MODELS = EMBEDDED_MODELS + (DARKNET, *INT8_WIDTHS, *RECIPE_PAIR)
 #: The one embedded float model whose feature width (768) is below the number of categories.
 NARROW_MODEL = "mobilenet_v1_075"
 CUE_CONFLICT_SETS = ("cue-conflict/cue-conflict", "cue-conflict/edges", "cue-conflict/silhouettes")
@@ -230,7 +239,7 @@ def _smoke() -> Profile:
 
 def _default() -> Profile:
     return Profile(
-        name="default", models=EMBEDDED_MODELS, folders=("imagenet-val", "imagenet-sample"),
+        name="default", models=DEFAULT_MODELS, folders=("imagenet-val", "imagenet-sample"),
         fit_views=1,
         single=SingleModelSettings(ks=(1, 2, 3, 5, 10, 20, 50, 100, 300), n_targets=None,
                                    n_boot=1000, split_seeds=(0, 1, 2, 3, 4),
@@ -238,9 +247,11 @@ def _default() -> Profile:
                                    learning_seeds=(0, 1, 2),
                                    width_models=("efficientnet_lite0", NARROW_MODEL),
                                    widths=(64, 128, 256, 384, 512, 768)),
-        cross=CrossModelSettings(models=EMBEDDED_MODELS, folders=("imagenet-val",
-                                                                  "imagenet-sample"),
-                                 views=1, ks=(1, 3, 10, 30), n_targets=None, n_boot=1000),
+        cross=CrossModelSettings(models=EMBEDDED_MODELS + RECIPE_PAIR,
+                                 folders=("imagenet-val", "imagenet-sample"), views=1,
+                                 ks=(1, 3, 10, 30), n_targets=None, n_boot=1000,
+                                 pairs=(*itertools.permutations(EMBEDDED_MODELS, 2),
+                                        RECIPE_PAIR, RECIPE_PAIR[::-1])),
         redundancy=RedundancySettings(subset_sizes=(10, 30, 100, 300, 1000),
                                       subset_seeds=(0, 1, 2),
                                       lam_ratios=tuple(np.geomspace(0.7, 0.03, 10)), n_boot=10),

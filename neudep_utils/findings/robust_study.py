@@ -141,12 +141,11 @@ def load(s: Settings) -> Inputs:
     cue = {c.split("/")[-1]: cache.read_entry(s.model, c, 0, label_mode="folder", progress=False)
            for c in profiles.CUE_CONFLICT_SETS}
     cat_names, cat_idx = rob.category_index_map(rob.load_categories16())
-    head = load_model(s.model).model.get_classifier()
+    W0, b0 = load_model(s.model).classifier_weights()
     return Inputs(H_fit=H_fit.astype(np.float32), y_fit=y_fit,
                   H_eval=val.features[eval_pos, 0], y_eval=val.labels[eval_pos], corr=corr,
                   cue=cue, cat_names=cat_names, cat_idx=cat_idx,
-                  W0=head.weight.detach().double().numpy(),
-                  b0=head.bias.detach().double().numpy(),
+                  W0=W0, b0=b0,
                   entries=[val, *others, *corr.values(), *cue.values()])
 
 

@@ -39,7 +39,7 @@ from ..verdicts.rules import SimilarCheck, similar_performance
 __all__ = ["DEP_METHODS", "METHODS", "PARAMETERS", "Checks", "Fits", "Settings",
            "cache_folder", "certificate_table", "data_table", "evaluate_methods",
            "learning", "macaw_panels", "metric_tables", "moment_variant_rows", "parameters",
-           "reading_tables", "split_seed_table", "width_rows",
+           "reading_tables", "split_seed_table", "width_rows", "trained_width_rows", "TRAINED_WIDTHS",
            "existential", "fit_methods", "headline_rows", "load", "macaw_rows", "seed_values",
            "settings",
            "train_fold", "weak_rows"]
@@ -524,12 +524,45 @@ def width_rows(s: Settings, data: dict, folds: dict, cache_dir) -> list[dict]:
     for m in s.width_models:
         if folds[m][0].fit_idx is None:
             continue
-        head = load_model(m).model.get_classifier()
-        W, b = head.weight.detach().double().numpy(), head.bias.detach().double().numpy()
+        W, b = load_model(m).classifier_weights()
         wt = profiles.select_targets(s.width_targets, 0, np.array([s.macaw]))
         rows += width_curve(s.short[m], data[m].features, data[m].labels, data[m].image_ids, W,
                             b, s.widths, s.width_ks, s.n_folds, s.split_seed, wt, s.center,
                             cache_dir)
+    return rows
+
+
+#: The trained width series (int8 MobileNet v1 at widths 0.25, 0.5, 0.75), shown on the width
+#: figure beside the SVD-truncated layers.
+TRAINED_WIDTHS = ("mobilenet_v1_025_int8", "mobilenet_v1_050_int8", "mobilenet_v1_075_int8")
+
+
+def trained_width_rows(s: Settings, data: dict, mets: dict, dense: dict) -> list[dict]:
+    """Records of the trained width series (:data:`TRAINED_WIDTHS` among the settings' models)
+    in the format of :func:`.scaling.width_curve`: per model its logit layer's width ``d`` (the
+    feature width, read from its head) and the C1 metrics of its own CovLasso dependencies at
+    each width k (``mets``/``dense`` of :func:`evaluate_methods`), under the model label
+    ``"MobileNet v1 int8 (trained widths)"``."""
+    from ..models import load_model
+
+    rows = []
+    for m in (m for m in TRAINED_WIDTHS if m in s.models):
+        W, _ = load_model(m).classifier_weights()
+        d, n = int(W.shape[1]), int(W.shape[0])
+        base = {"model": "MobileNet v1 int8 (trained widths)", "d": min(d, n),
+                "d_over_n": min(d, n) / n, "feature_width": d, "top1": data[m].top1()}
+        for k in s.width_ks:
+            key = (m, "CovLasso", k)
+            if key not in mets:
+                continue
+            sm = mets[key].summary()
+            rows.append({**base, "k": sm["k"], "k_requested": k, "method": "CovLasso",
+                         "acc_replaced": sm["acc_replaced"],
+                         "relres_median": sm["relres_median"], "acc_base": sm["acc_base"]})
+        sm = dense[m].summary()
+        rows.append({**base, "k": sm["k"], "k_requested": None, "method": "dense LS",
+                     "acc_replaced": sm["acc_replaced"], "relres_median": sm["relres_median"],
+                     "acc_base": sm["acc_base"]})
     return rows
 
 
