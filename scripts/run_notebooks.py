@@ -183,10 +183,48 @@ def run_one(nb: Path, executed: Path, parameters: dict[str, Any], timeout: int |
     import papermill as pm
 
     executed.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(str(nb), str(executed), parameters=parameters, cwd=str(nb.parent),
-                        kernel_name="python3", progress_bar=progress, log_output=False,
-                        execution_timeout=timeout, report_mode=False,
-                        kernel_manager_class=ipc_kernel_manager())
+    try:
+        pm.execute_notebook(str(nb), str(executed), parameters=parameters, cwd=str(nb.parent),
+                            kernel_name="python3", progress_bar=progress, log_output=False,
+                            execution_timeout=timeout, report_mode=False,
+                            kernel_manager_class=ipc_kernel_manager())
+    finally:
+        if executed.exists():
+            collapse_progress(executed)
+
+
+def collapse_text(text: str) -> str:
+    """A stream as a terminal shows it: each line keeps only what follows its last carriage
+    return (tqdm redraws its bar with ``\\r``; the stored stream holds every redraw)."""
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def collapse_progress(path: Path) -> None:
+    """Rewrite an executed notebook's stream outputs with :func:`collapse_text`, so that the
+    book shows each progress bar once, in its final state."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    changed = False
+    for cell in nb.cells:
+        merged: list = []
+        for out in cell.get("outputs", []):
+            prev = merged[-1] if merged else None
+            if (out.get("output_type") == "stream" and prev is not None
+                    and prev.get("output_type") == "stream" and prev["name"] == out["name"]):
+                prev["text"] += out["text"]  # consecutive writes to one stream: one output
+                changed = True
+                continue
+            merged.append(out)
+        for out in merged:
+            if out.get("output_type") == "stream" and "\r" in out["text"]:
+                out["text"] = collapse_text(out["text"])
+                changed = True
+        if "outputs" in cell:  # a bar cleared at its end (leave=False) leaves nothing to show
+            cell["outputs"] = [o for o in merged if o.get("output_type") != "stream"
+                               or o["text"].strip()]
+    if changed:
+        nbformat.write(nb, str(path))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -267,3 +267,27 @@ def test_runner_compile_note_follows_the_numba_cache(monkeypatch) -> None:
     assert rn.compile_note() == "compiling the CovLasso kernels (once per install, ~30 s)"
     monkeypatch.setattr(api, "kernels_cold", lambda: False)
     assert rn.compile_note() == ""
+
+
+def test_executed_copies_show_each_progress_bar_once(tmp_path: Path) -> None:
+    """tqdm redraws with carriage returns, one stream output per redraw; the book's copy keeps
+    the final state of each line, and drops bars that cleared themselves."""
+    import nbformat
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import run_notebooks
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=t) for t in
+                    ("\rfit:   0%| 0/3", "\rfit:  33%| 1/3", "\rfit: 100%| 3/3\n")]
+    cell.outputs += [nbformat.v4.new_output("stream", name="stdout", text="done\n"),
+                     nbformat.v4.new_output("stream", name="stderr", text="\rbar 1/2"),
+                     nbformat.v4.new_output("stream", name="stderr", text="\r        \r")]
+    nb.cells = [cell]
+    p = tmp_path / "n.ipynb"
+    nbformat.write(nb, str(p))
+    run_notebooks.collapse_progress(p)
+    outs = nbformat.read(str(p), as_version=4).cells[0].outputs
+    assert [(o.name, o.text) for o in outs] == [("stderr", "fit: 100%| 3/3\n"),
+                                                ("stdout", "done\n")]
