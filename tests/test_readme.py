@@ -131,3 +131,17 @@ def test_claims_figure_draws_the_curves(tmp_path: Path) -> None:
     assert len(strip.patches) == len(verdicts.CLAIMS)
     assert "C1 partly reproduced" in describe(s)
     fig.savefig(tmp_path / "f.png")
+
+
+def test_claims_figure_pools_many_pairs() -> None:
+    rows = [{"model": f"p{i}", "method": m, "k_requested": k, "k": k, "acc_replaced": a,
+             "acc_base": 0.8} for i in range(7)
+            for m, a in (("CovLasso support + LS", 0.1 * i), ("random + LS", 0.0))
+            for k in (1, 10)]
+    s = {"profile": "default", "claims": [], "curves": {"C1": [], "C2": rows}}
+    fig = claims_figure(s)
+    labels = [ln.get_label() for ln in fig.axes[1].get_lines()]
+    assert "CovLasso dependency: mean of 7, band: range" in labels
+    dep = next(ln for ln in fig.axes[1].get_lines() if ln.get_label().startswith("CovLasso"))
+    assert list(dep.get_ydata()) == pytest.approx([30.0, 30.0])  # mean of 0, 10, ..., 60 %
+    assert "7 ordered model pairs" in describe(s)

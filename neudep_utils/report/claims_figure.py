@@ -20,6 +20,7 @@ from typing import Any
 
 from ..verdicts import LEVELS
 from ..verdicts.rules import SIMILAR
+from .readme import curve_methods
 
 __all__ = ["VERDICT_COLOURS", "claims_figure", "describe"]
 
@@ -29,8 +30,37 @@ VERDICT_COLOURS = {"reproduced": "#1b9e77", "partly reproduced": "#e6ab02",
 assert set(VERDICT_COLOURS) == set(LEVELS)
 
 
-def _curve_panel(ax: Any, rows: list[dict[str, Any]], title: str, what: str) -> None:
-    """Accuracy kept vs k per model (solid), random partners (dashed), unmodified (dotted)."""
+def _pooled(ax: Any, by: dict, models: list[str]) -> None:
+    """Many models (pairs): the mean over them per k, with their range as a band."""
+    import numpy as np
+
+    for meth, ls, col, lab in (("CovLasso support + LS", "o-", "C0", "CovLasso dependency"),
+                               ("random + LS", "s--", "C3", "random partners")):
+        per_k: dict[int, list[float]] = defaultdict(list)
+        for m in models:
+            for r in by.get((m, meth), []):
+                per_k[r["k_requested"]].append(100 * r["acc_replaced"])
+        if not per_k:
+            continue
+        ks = sorted(per_k)
+        v = [np.asarray(per_k[k]) for k in ks]
+        ax.fill_between(ks, [x.min() for x in v], [x.max() for x in v], color=col, alpha=0.2,
+                        lw=0)
+        ax.plot(ks, [x.mean() for x in v], ls, color=col, lw=2, ms=4,
+                label=f"{lab}: mean of {len(models)}, band: range")
+    base = [100 * r["acc_base"] for m in models for rows in (by.get((m, meth), [])
+            for meth in curve_methods) for r in rows if r.get("acc_base") is not None]
+    if base:
+        b_lo, b_hi = min(base), max(base)
+        ax.axhspan(b_lo, b_hi, color="k", alpha=0.15, lw=0)
+        ax.axhline(sum(base) / len(base), color="k", ls=":", lw=1.2)
+        ax.axhspan(b_lo - 100 * SIMILAR.tolerance, b_lo, color="k", alpha=0.06, lw=0)
+
+
+def _curve_panel(ax: Any, rows: list[dict[str, Any]], title: str, what: str,
+                 max_lines: int = 6) -> None:
+    """Accuracy kept vs k per model (solid), random partners (dashed), unmodified (dotted);
+    more than ``max_lines`` models (e.g. 12 ordered pairs) are pooled: mean and range."""
     import matplotlib.pyplot as plt
 
     by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -39,6 +69,9 @@ def _curve_panel(ax: Any, rows: list[dict[str, Any]], title: str, what: str) -> 
             by[(r["model"], r["method"])].append(r)
     models = sorted({m for m, _ in by})
     colours = plt.get_cmap("tab10")
+    if len(models) > max_lines:
+        _pooled(ax, by, models)
+        models = []
     for i, m in enumerate(models):
         col = colours(i % 10)
         base = [r["acc_base"] for meth in ("CovLasso support + LS", "random + LS")
@@ -66,7 +99,7 @@ def _curve_panel(ax: Any, rows: list[dict[str, Any]], title: str, what: str) -> 
     ax.set_ylabel("target-class accuracy (%)")
     ax.set_title(title, loc="left", fontsize=11)
     ax.grid(alpha=0.3)
-    if not models:
+    if not by:
         ax.text(0.5, 0.5, f"no {what} curves in these results", ha="center", va="center",
                 transform=ax.transAxes)
         return
@@ -90,9 +123,10 @@ def _verdict_panel(ax: Any, claims: list[dict[str, Any]]) -> None:
         v = c.get("verdict") or "not testable here"
         ax.barh(y, 1, color=VERDICT_COLOURS.get(v, "#cccccc"), height=0.8)
         label = f"{c['cid']} {c['name']}"
-        models = ", ".join(c.get("tested_on") or [])
         ax.text(0.01, y, label, va="center", ha="left", fontsize=9)
-        ax.text(0.99, y, (c.get("verdict") or "no result") + (f" ({models})" if models else ""),
+        nm = len(c.get("tested_on") or [])
+        ax.text(0.99, y, (c.get("verdict") or "no result")
+                + (f" ({nm} model{'s' if nm > 1 else ''})" if nm else ""),
                 va="center", ha="right", fontsize=9, fontweight="bold")
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.6, n - 0.4)
@@ -114,8 +148,8 @@ def claims_figure(summary: dict[str, Any]) -> Any:
     import matplotlib.pyplot as plt
 
     claims = summary["claims"]
-    n1 = len({r["model"] for r in summary["curves"].get("C1", [])})
-    n2 = len({r["model"] for r in summary["curves"].get("C2", [])})
+    n1 = min(len({r["model"] for r in summary["curves"].get("C1", [])}), 6)
+    n2 = min(len({r["model"] for r in summary["curves"].get("C2", [])}), 6)
     h1, h2, h3 = 3.0 + 0.18 * n1, 3.0 + 0.18 * n2, 0.32 * len(claims) + 0.6
     fig, axes = plt.subplots(3, 1, figsize=(6.8, h1 + h2 + h3),
                              gridspec_kw={"height_ratios": [h1, h2, h3]},
@@ -135,7 +169,9 @@ def describe(summary: dict[str, Any]) -> str:
     """Alt text of the figure: its panels and the verdicts, in words."""
     verdicts = "; ".join(f"{c['cid']} {c.get('verdict') or 'no result'}"
                          for c in summary["claims"])
-    models = sorted({r["model"] for rows in summary["curves"].values() for r in rows})
-    return (f"Two line charts of target-class accuracy against the number of partners k for "
-            f"{', '.join(models) or 'no models'} (CovLasso dependency, random partners, "
-            f"unmodified model), then the verdict of every claim: {verdicts}.")
+    models = sorted({r["model"] for r in summary["curves"].get("C1", [])})
+    pairs = len({r["model"] for r in summary["curves"].get("C2", [])})
+    return (f"Two line charts of target-class accuracy against the number of partners k, for "
+            f"{', '.join(models) or 'no models'} (C1) and {pairs} ordered model pairs (C2): "
+            f"CovLasso dependency, random partners, unmodified model; then the verdict of every "
+            f"claim: {verdicts}.")

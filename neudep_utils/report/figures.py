@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .plots import readable_log_axes
+from .plots import tidy_figure
 
 __all__ = ["bootstrap_supports", "dense_contrast", "path_coefficients", "path_panels",
            "redundancy_scatter", "robustness_panels", "sixteen_class", "spectra",
@@ -30,7 +30,7 @@ def spectra(spec: Mapping[str, np.ndarray], short: Mapping[str, str]) -> plt.Fig
     ax.set(xlabel="eigenvalue index", ylabel="eigenvalue / trace (log, floor 1e-20)",
            title="Spectrum of the centred logit covariance (fit rows)")
     ax.legend()
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -48,7 +48,7 @@ def path_coefficients(p, lam_ratios: np.ndarray, name: Callable[[int], str], mod
                title=f"{model} path: {name(p.targets[t])}")
         ax.invert_xaxis()
         ax.legend(fontsize=8, loc="upper left")
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -74,7 +74,7 @@ def path_panels(ps: Mapping, lam_ratios: np.ndarray, short: Mapping[str, str],
                 title="C1's functional criterion (dotted: unmodified model)")
     for ax in axes:
         ax.legend(fontsize=9)
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -96,7 +96,7 @@ def redundancy_scatter(ps: Mapping, pred: Mapping[str, dict], short: Mapping[str
                ylabel=f"k for 1-R^2 <= {threshold:g}", title=f"{short[m]}: rho = "
                f"{pred[m]['rho']:.2f}, null {pred[m]['rho_null']:.2f}")
         ax.legend(fontsize=9)
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -125,7 +125,7 @@ def subset_panels(frame: pd.DataFrame, threshold: float, model: str) -> plt.Figu
     ax2.set(ylabel="median k at threshold")
     axes[1].legend(loc="upper left")
     ax2.legend(loc="lower right")
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -147,7 +147,7 @@ def bootstrap_supports(bs: dict, name: Callable[[int], str], lam_ratio: float) -
     axes[1].set_xticks(range(len(sel)), [name(j) for j in sel], rotation=45, ha="right")
     axes[1].set(ylabel="selection frequency", ylim=(0, 1.05),
                 title=f"{name(targets[0])}'s partners (blue: in the full-sample support)")
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -160,7 +160,7 @@ def dense_contrast(dense: pd.DataFrame) -> plt.Figure:
     ax.set(yscale="log", xlabel="number m of random partner logits",
            ylabel="held-out 1 - R^2 (median, 3 categories)",
            title="exact dependencies of a rank-d logit layer need about d partners")
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -177,7 +177,7 @@ def robustness_panels(avg: pd.DataFrame, delta: pd.DataFrame, title: str) -> plt
     axes[1].set(ylabel="top-1 minus cross-entropy only", xlabel="corruption type",
                 title="difference to plain fine-tuning")
     axes[1].tick_params(axis="x", rotation=30)
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -192,6 +192,6 @@ def sixteen_class(summ: pd.DataFrame, cols: list[str], label: Mapping[str, str])
     ax.set(xlabel="", ylabel="fraction", title="16-category sets: accuracy and shape bias")
     ax.tick_params(axis="x", rotation=20)
     ax.legend(fontsize=8)
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig

@@ -14,7 +14,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-__all__ = ["METRIC_PANELS", "READING_PANELS", "cross_model_panels", "learning_curve", "readable_log_axes",
+__all__ = ["METRIC_PANELS", "READING_PANELS", "cross_model_panels", "learning_curve", "tidy_figure",
            "family_graph", "metric_panels", "nearness_panels", "overlap", "readings_panels",
            "scatter_dependency",
            "width_curve"]
@@ -30,14 +30,24 @@ METRIC_PANELS = (
 _LINESTYLES = ("-", "--", ":")
 
 
-def readable_log_axes(fig: plt.Figure) -> None:
-    """Log axes of ``fig`` labelled with plain numbers at 1, 2 and 5 per decade, minor ticks
-    unlabelled (matplotlib's default labels minor ticks as ``4x10^-1`` on axes spanning less than
-    a decade, and they overlap)."""
+def tidy_figure(fig: plt.Figure, label_width: int = 34, title_width: int = 80) -> None:
+    """Make ``fig`` readable in the book's column: log axes labelled with plain numbers at 1, 2
+    and 5 per decade with minor ticks unlabelled (matplotlib's default labels minor ticks as
+    ``4x10^-1`` on axes spanning less than a decade, and they overlap); axis labels wrapped at
+    ``label_width`` characters (a long y-label ran into the next panel) and the figure title at
+    ``title_width``."""
+    import textwrap
+
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     plain = FuncFormatter(lambda v, _: f"{v:g}")
+    if fig._suptitle is not None:
+        fig._suptitle.set_text(textwrap.fill(fig._suptitle.get_text(), title_width))
     for ax in fig.axes:
+        # the Text objects themselves: their colour and size stay
+        for text, width in ((ax.yaxis.label, label_width), (ax.title, title_width - 20)):
+            if len(text.get_text()) > width and "\n" not in text.get_text():
+                text.set_text(textwrap.fill(text.get_text(), width))
         for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
             if scale != "log":
                 continue
@@ -75,7 +85,7 @@ def metric_panels(tab: pd.DataFrame, dense: pd.DataFrame, methods: Sequence[str]
                                       label=f"unmodified {m}") for i, m in enumerate(models)],
                       fontsize=8, loc="center left")
     fig.suptitle(title)
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -103,7 +113,7 @@ def cross_model_panels(tab: pd.DataFrame, configs: Sequence[str], methods: Seque
                          color="tab:red" if weak else "k")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(title)
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -129,7 +139,7 @@ def scatter_dependency(panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.nd
                ylabel=f"dependency's {target_name} logit (logit units)", title=ptitle)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -163,7 +173,7 @@ def learning_curve(lc: pd.DataFrame, fits: dict, title: str) -> plt.Figure:
         ax.legend(fontsize=7)
     axes[0].set_yscale("log")
     fig.suptitle(title)
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -191,7 +201,7 @@ def nearness_panels(near_tab: pd.DataFrame, distances: pd.DataFrame,
     axes[1].axvline(near_distance, color="k", lw=1, ls=":")
     axes[1].set(xlabel="WordNet distance target-partner (hypernym-path length)",
                 ylabel="cumulative share of pairs", title=f"k = {k_headline}")
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -223,7 +233,7 @@ def width_curve(width: pd.DataFrame, title: str) -> plt.Figure:
         ax.axvline(1.0, color="k", lw=0.8, ls=":")
         ax.set(xlabel="d' / n (rank of the logit layer / number of categories)")
     fig.suptitle(title)
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -266,7 +276,7 @@ def readings_panels(rows: pd.DataFrame, title: str, all_k: int = 999) -> plt.Fig
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8,
                frameon=False)
     fig.suptitle(title, fontsize=11)
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout(rect=(0, 0.03 + 0.012 * (len(handles) // 4), 1, 0.97))
     return fig
 
@@ -292,7 +302,7 @@ def family_graph(G, share: dict[str, float], family: str, title: str) -> plt.Fig
                      label=f"share of the target's partners that are {family}s")
     ax.set_title(title, fontsize=11)
     ax.axis("off")
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
 
@@ -309,6 +319,6 @@ def overlap(ov: pd.DataFrame, title: str) -> plt.Figure:
     ax.set(xlabel="support size k (log scale)", ylabel="Jaccard overlap of partner sets (0-1)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=2)
-    readable_log_axes(fig)
+    tidy_figure(fig)
     fig.tight_layout()
     return fig
