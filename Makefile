@@ -12,7 +12,7 @@ OUTPUT_DIR ?= $(abspath outputs/$(PROFILE))
 PYTEST_ARGS ?=
 export NEUDEP_DATA NEUDEP_CACHE
 
-.PHONY: help system-deps setup test test-slow test-all lint hooks logits notebooks book pdf book-test bench clean
+.PHONY: help system-deps setup test test-slow test-all lint hooks logits notebooks book pdf book-test bench bench-scaling clean
 
 help:
 	@echo "make test            fast test suite (sets up .venv)"
@@ -23,6 +23,7 @@ help:
 	@echo "make book PROFILE=smoke   quick preview"
 	@echo "make pdf             the book as one PDF -> book/_build/pdf/neudep.pdf (chromium)"
 	@echo "make bench           benchmarks (extraction and CovLasso)"
+	@echo "make bench-scaling   CovLasso for n = 1000 ... 21841 categories (about 30 min)"
 
 # Debian packages (root): WordNet 3.0 for the tests that check the committed hierarchy
 # (neudep_utils/resources/imagenet_wordnet.json) against it, and chromium for the browser test.
@@ -119,6 +120,14 @@ bench: setup
 	$(PY) -m neudep_utils covariance --model lite0 --data imagenet-val imagenet-sample --views 1 \
 	  --out $(abspath outputs)/S_lite0_views1.npy
 	$(PY) benchmarks/bench_covlasso.py --cov $(abspath outputs)/S_lite0_views1.npy --update-docs
+
+# massive categories (n up to 21,841, float32 S of 1.9 GB; about half an hour of one core):
+# writes benchmarks/results/scaling.md and scaling.png (included by the book's performance page)
+bench-scaling: setup
+	mkdir -p $(abspath outputs)
+	$(PY) -m neudep_utils covariance --model lite0 --data imagenet-val imagenet-sample --views 1 \
+	  --out $(abspath outputs)/S_lite0_views1.npy
+	$(PY) benchmarks/bench_scaling.py --cov $(abspath outputs)/S_lite0_views1.npy --peer-sample 4
 
 clean:
 	rm -rf book/_build book/executed book/generated outputs

@@ -10,7 +10,7 @@ import pytest
 from neudep_utils import covlasso as cl
 from neudep_utils import moments
 from neudep_utils.covlasso import _validate as V
-from neudep_utils.covlasso._kernels import lam_max_rows, solve_batch
+from neudep_utils.covlasso._kernels import N_COUNTERS, lam_max_rows, solve_batch
 
 
 def logit_cov(n: int, d: int, N: int, seed: int, scale: float = 1.0) -> np.ndarray:
@@ -43,7 +43,7 @@ def run_kernel(S, targets, steps, dest, tol=1e-8, warm=None):
     R = int(dest.max()) + 1
     coefs = np.zeros((R, T, n))
     out = [np.zeros((R, T)), np.zeros((R, T)), np.zeros((R, T), np.int64), np.zeros((R, T), bool)]
-    passes = np.zeros((T, 2), np.int64)
+    passes = np.zeros((T, N_COUNTERS), np.int64)
     solve_batch(S, float(np.max(np.diag(S))), targets, np.ascontiguousarray(steps),
                 np.ascontiguousarray(dest), allowed, np.zeros((T, n)) if warm is None else warm,
                 coefs, tol, 0.1, 20_000, *out, passes)

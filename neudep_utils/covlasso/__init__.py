@@ -21,6 +21,9 @@ Layout
   bisection), and :func:`pack`.
 - :mod:`.estimator`: :class:`CovLasso`, the scikit-learn estimator over these functions.
 - :mod:`.certificates`: :func:`objective`, :func:`duality_gap` and the gap kernel.
+- :mod:`.blocked`: :func:`.blocked.solve_blocks` for massive n (targets a block at a time, sparse
+  results, float32 or memory-mapped S without a copy); :mod:`.sharded`: targets split over
+  ``torchrun`` ranks or job-array tasks (``python -m neudep_utils.covlasso.sharded``).
 - :mod:`.reference`: :func:`psd_factor`, :func:`solve_cvxpy`, :func:`solve_sklearn` (tests and
   benchmarks).
 - The moment matrix itself (``S`` from logits or streamed sums) is built by

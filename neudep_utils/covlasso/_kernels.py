@@ -48,6 +48,16 @@ _EPS = 2.220446049250313e-16
 #: |J| <= min(n / PARTIAL_RATIO, 2 |support|).
 PARTIAL_RATIO = 8
 
+#: work counters per target (``passes[t, c]``, multiply-adds unless said otherwise): the profile
+#: of where a solve spends its arithmetic, independent of the machine's load.
+#: 0, 1: number of full / partial gradient passes; 2, 3: their multiply-adds; 4: screening and
+#: certificate scans over the n coordinates; 5: the greedy additions (rows of S streamed or
+#: gathered); 6: Gram-block assembly; 7: coordinate-descent sweeps on W (with Anderson and the
+#: working-set gaps); 8: the polish's factor appends; 9: factor
+#: deletions; 10: exact ``q`` on W after each round; 11: working-set compaction; 12: the polish's
+#: solves and candidate checks (8 is then its factor appends alone).
+N_COUNTERS = 13
+
 
 # ---------------------------------------------------------------------------------------------
 # small helpers on the working set (G is (cap, cap), the leading k x k block is used)
@@ -192,7 +202,7 @@ def reserve_factor(fac, need):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def polish(G, A, wpos, k, sA, sii, lam, th, qA, fac):  # pragma: no cover - numba
+def polish(G, A, wpos, k, sA, sii, lam, th, qA, fac, prof):  # pragma: no cover - numba
     """Newton step on the current sign pattern (feature-sign search).
 
     Solves (S_SS + ridge I) x = s_S - lam/2 sign(th_S) on the support S with the incremental
@@ -209,6 +219,7 @@ def polish(G, A, wpos, k, sA, sii, lam, th, qA, fac):  # pragma: no cover - numb
     for f in range(m - 1, -1, -1):  # drop coordinates no longer in the support
         a = wpos[F[f]]
         if a < 0 or th[a] == 0.0:
+            prof[9] += (m - f) * (m - f) + f * (m - f)
             chol_delete(L, m, f, work)
             infac[F[f]] = False
             for g in range(f, m - 1):
@@ -234,6 +245,7 @@ def polish(G, A, wpos, k, sA, sii, lam, th, qA, fac):  # pragma: no cover - numb
             for r2 in range(r):
                 L[row, m + r2] = G[a, newpos[r2]]
             diag[r] = G[a, a] + tols[0]
+        prof[8] += nb * (m * m + nb * m + nb * nb // 3) // 2
         got = chol_append_rows(L, m, nb, diag, tols[1])
         for r in range(got):
             F[m + r] = A[newpos[r]]
@@ -251,6 +263,7 @@ def polish(G, A, wpos, k, sA, sii, lam, th, qA, fac):  # pragma: no cover - numb
         sg = 1.0 if th[a] > 0.0 else -1.0
         b[f] = sA[a] - 0.5 * lam * sg
     chol_solve(L, m, b)
+    prof[12] += m * m + 3 * k
     step = 1.0
     cross = -1
     for f in range(m):
@@ -270,6 +283,7 @@ def polish(G, A, wpos, k, sA, sii, lam, th, qA, fac):  # pragma: no cover - numb
         cand[wpos[F[cross]]] = 0.0
     qc = np.empty(k)
     recompute_q(G, k, cand, qc)
+    prof[12] += k * m
     if sub_obj(sA, sii, lam, cand, qc, k) < sub_obj(sA, sii, lam, th, qA, k):
         for j in range(k):
             th[j] = cand[j]
@@ -284,7 +298,7 @@ def polish(G, A, wpos, k, sA, sii, lam, th, qA, fac):  # pragma: no cover - numb
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def cd_sub(G, A, wpos, k, sA, sii, lam, th, qA, tol, max_sweeps, dmax, fac):  # pragma: no cover
+def cd_sub(G, A, wpos, k, sA, sii, lam, th, qA, tol, max_sweeps, dmax, fac, prof):  # pragma: no cover
     """Coordinate descent on the working-set block, with Anderson extrapolation every K sweeps
     and a Newton polish once the sign pattern is stable. Returns (sweeps, converged)."""
     half = 0.5 * lam
@@ -313,11 +327,14 @@ def cd_sub(G, A, wpos, k, sA, sii, lam, th, qA, tol, max_sweeps, dmax, fac):  # 
             if d != 0.0:
                 if (new > 0.0) != (tj > 0.0) or (new == 0.0) != (tj == 0.0):
                     changes += 1
+                prof[7] += k
                 th[j] = new
                 for u in range(k):
                     qA[u] += d * G[j, u]
+        prof[7] += 4 * k
         if sweep % 64 == 63:
             recompute_q(G, k, th, qA)
+            prof[7] += k * k
             nh = 0
         # Anderson acceleration; q is linear in theta, so it is extrapolated alongside
         for u in range(k):
@@ -326,6 +343,7 @@ def cd_sub(G, A, wpos, k, sA, sii, lam, th, qA, tol, max_sweeps, dmax, fac):  # 
         nh += 1
         if nh == K + 1:
             nh = 0
+            prof[7] += (K + 3) * K * k
             if anderson_weights(hth, cz):
                 anderson_combine(hth, cz, the)
                 anderson_combine(hq, cz, qe)
@@ -343,7 +361,7 @@ def cd_sub(G, A, wpos, k, sA, sii, lam, th, qA, tol, max_sweeps, dmax, fac):  # 
             polish_blocked = False
         if stable >= 2 and not polish_blocked:
             for _ in range(8):
-                res = polish(G, A, wpos, k, sA, sii, lam, th, qA, fac)
+                res = polish(G, A, wpos, k, sA, sii, lam, th, qA, fac, prof)
                 if res == 0:
                     break
                 nh = 0
@@ -508,8 +526,8 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
     iterations counted in the next written point; ``dest[s] == -2`` is skipped. Each step
     warm-starts from the previous one and keeps the working set, its Gram block, the factor and
     the reference gradient. Stops at the first lam that is not positive (those points are left
-    to the caller). ``sd = sqrt(diag(S))``; ``passes[0]`` / ``passes[1]`` count the full and
-    the partial gradient passes.
+    to the caller). ``sd = sqrt(diag(S))``; ``passes`` (``N_COUNTERS``,) receives the work
+    counters (see :data:`N_COUNTERS`).
     """
     n = S.shape[0]
     sii = S[i, i]
@@ -546,6 +564,8 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
             k += 1
     _assemble(S, A, G, sA, i, 0, k)
     full_pass(S, A, th, k, q)
+    passes[2] += n * k
+    passes[6] += k * k
     for a in range(k):
         qA[a] = q[A[a]]
     exact = True  # q == S theta for the current theta (otherwise J / gv are refreshed)
@@ -591,6 +611,7 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
                 # rounding of q_ref and qA (each within k eps dmax ||theta||_1)
                 delta = math.sqrt(abs(d2) + 4.0 * (k + 1) * _EPS * dmax * dl1 * tl1)
                 thr = min(half, gW)
+                passes[4] += n + k
                 nJ = 0
                 for j in range(n):
                     if allowed[j] and wpos[j] < 0:
@@ -603,12 +624,14 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
                         nnz += 1
                 if nJ * PARTIAL_RATIO > n or nJ > 2 * nnz:
                     passes[0] += 1
+                    passes[2] += n * nnz
                     full_pass(S, A, th, k, q)
                     for a in range(k):
                         th_ref[A[a]] = th[a]
                     exact = True
                 else:
                     passes[1] += 1
+                    passes[3] += nJ * nnz
                     for c in range(nJ):
                         j = jidx[c]
                         acc = 0.0
@@ -620,6 +643,7 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
             # certificate: W exactly, plus the largest |g_j| outside W
             gout = 0.0
             if exact:
+                passes[4] += n
                 for j in range(n):
                     if allowed[j] and wpos[j] < 0:
                         ag = abs(si[j] - q[j])
@@ -640,6 +664,7 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
             # KKT violators outside W, largest first
             nv = 0
             if exact:
+                passes[4] += n
                 for j in range(n):
                     if allowed[j] and wpos[j] < 0:
                         v = abs(si[j] - q[j])
@@ -663,10 +688,13 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
                     sv[o] = vidx[srt[o]]
                 A, sA, th, qA = _grow(A, sA, th, qA, k, k + nv)
                 if exact:
+                    kb = k
                     k = _greedy_exact(S, si, half, sv, nv, A, th, wpos, th_ref, q, k)
+                    passes[5] += n * (k - kb) + 2 * nv
                 else:
                     # greedy pass updating only the remaining violators (gathers)
                     zv = np.empty(nv)
+                    passes[5] += nv * (nv + 1) // 2
                     for o in range(nv):
                         zv[o] = gv[sv[o]]
                     for o in range(nv):
@@ -689,6 +717,7 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
             if nadd > 0:
                 G = _grow_G(G, k0, k)
                 _assemble(S, A, G, sA, i, k0, k)
+                passes[6] += 2 * nadd * k
                 if exact:
                     for a in range(k):
                         qA[a] = q[A[a]]
@@ -716,13 +745,15 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
                 if th[a] == 0.0 and th_ref[A[a]] == 0.0:
                     ndrop += 1
             if ndrop > 0 and ndrop * 8 >= k:
+                passes[11] += k * k
                 k = _compact(A, G, sA, th, qA, wpos, th_ref, k, k0)
             if k > 0:
                 fac = reserve_factor(fac, k)
                 sw, _conv = cd_sub(G, A, wpos, k, sA, sii, lam, th, qA, inner_tol,
-                                   max(cap_it - it, 0), dmax, fac)
+                                   max(cap_it - it, 0), dmax, fac, passes)
                 it += sw
                 recompute_q(G, k, th, qA)  # exact on W for the certificate
+                passes[10] += k * k
                 exact = False
         if ell < 0:
             carry = it
@@ -746,7 +777,7 @@ def solve_batch(S, dmax, targets, lams, dest, allowed, warm, coefs, tol, ctol, m
 
     Target ``t`` runs the steps ``lams[:, t]`` / ``dest[:, t]`` (L, T) from ``warm[t]`` (T, n)
     and writes ``coefs[:, t]`` (R, T, n) and ``obj`` / ``gap`` / ``iters`` / ``ok`` (R, T);
-    ``passes`` (T, 2) counts full and partial gradient passes.
+    ``passes`` (T, ``N_COUNTERS``) receives the work counters (see :data:`N_COUNTERS`).
     ``warm`` may be ``coefs[0]`` (each target reads its warm start before writing).
     """
     T = targets.shape[0]

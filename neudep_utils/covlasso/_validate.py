@@ -53,8 +53,14 @@ def _scan(a):  # pragma: no cover - numba
     return finite, amax, asym, dmin
 
 
-def check_S(S: np.ndarray) -> np.ndarray:
-    """Return ``S`` (n, n) as float64, C-contiguous and exactly symmetric; raise if unusable."""
+def check_S(S: np.ndarray, *, keep_float32: bool = False) -> np.ndarray:
+    """Return ``S`` (n, n) as float64, C-contiguous and exactly symmetric; raise if unusable.
+
+    With ``keep_float32`` a float32 ``S`` stays float32 (no copy: half the memory for massive
+    n; the kernels then read float32 entries and compute in float64, so the certificate is exact
+    for the float32 matrix). A C-contiguous ``S`` of the kept dtype (e.g. a read-only memory
+    map) is not copied.
+    """
     a = np.asarray(S)
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"S must be a square (n, n) matrix; got shape {a.shape}")
@@ -62,7 +68,8 @@ def check_S(S: np.ndarray) -> np.ndarray:
         raise ValueError("S is empty (n = 0)")
     if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
         raise ValueError(f"S must be a real numeric matrix; got dtype {a.dtype}")
-    a = np.ascontiguousarray(a, dtype=np.float64)
+    want = np.float32 if keep_float32 and a.dtype == np.float32 else np.float64
+    a = np.ascontiguousarray(a, dtype=want)
     finite, scale, asym, dmin = _scan(a)
     if not finite:
         raise ValueError("S contains NaN or inf; recompute the moments from finite logits")

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from . import _validate as V
-from ._kernels import lam_max_rows, solve_batch
+from ._kernels import N_COUNTERS, lam_max_rows, solve_batch
 from .certificates import residual_raw
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -315,10 +315,12 @@ _CONT_TOL = 0.1
 
 
 def _solve_valid(S: np.ndarray, t: np.ndarray, lams: np.ndarray, allowed: np.ndarray,
-                 theta: np.ndarray, tol: float, max_iter: int, continuation: bool = False):
+                 theta: np.ndarray, tol: float, max_iter: int, continuation: bool = False,
+                 counters: np.ndarray | None = None):
     """:func:`solve` on validated inputs (``theta`` (T, n) already zero outside ``allowed``).
 
-    ``continuation`` (for a zero start) prepends loose solves at larger lams. Returns
+    ``continuation`` (for a zero start) prepends loose solves at larger lams; ``counters``
+    (T, ``N_COUNTERS``) int64, if given, receives the kernel's work counters. Returns
     ``(theta, objective, gap, n_iter, converged)``.
     """
     T, n = theta.shape
@@ -333,7 +335,8 @@ def _solve_valid(S: np.ndarray, t: np.ndarray, lams: np.ndarray, allowed: np.nda
             steps = np.vstack([c * lm[None, :], lams[None, :]])
             dest = np.vstack([np.where(use, -1, -2), np.zeros((1, T), dtype=np.int64)])
     coefs = theta.reshape(1, T, n)
-    obj, gap, iters, ok = _kernel_path(S, t, steps, dest, allowed, theta, coefs, tol, max_iter)
+    obj, gap, iters, ok = _kernel_path(S, t, steps, dest, allowed, theta, coefs, tol, max_iter,
+                                       counters)
     return coefs[0], obj[0], gap[0], iters[0], ok[0]
 
 
@@ -364,14 +367,15 @@ def _announce_compile() -> None:
 
 def _kernel_path(S: np.ndarray, t: np.ndarray, steps: np.ndarray, dest: np.ndarray,
                  allowed: np.ndarray, warm: np.ndarray, coefs: np.ndarray, tol: float,
-                 max_iter: int):
+                 max_iter: int, counters: np.ndarray | None = None):
     """Solve every (lam, target) point into ``coefs`` (R, T, n).
 
     Target ``t`` runs the decreasing lams ``steps[:, t]`` from ``warm[t]``; ``dest[:, t]`` is the
     row of ``coefs`` each step goes to (-1: a loose continuation step, not stored; -2: no step).
     Positive lams go to the numba kernel (one call, targets in parallel, each target's steps
     in turn); ``lam == 0`` points get the least-squares solution. Returns ``(objective, gap,
-    n_iter, converged)``, each (R, T).
+    n_iter, converged)``, each (R, T). ``counters`` (T, ``N_COUNTERS``), if given, receives
+    the kernel's work counters (see :data:`._kernels.N_COUNTERS`).
     """
     R, T, n = coefs.shape
     obj = np.zeros((R, T))
@@ -385,7 +389,9 @@ def _kernel_path(S: np.ndarray, t: np.ndarray, steps: np.ndarray, dest: np.ndarr
         with numba.parallel_chunksize(1):
             solve_batch(S, dmax, t, np.ascontiguousarray(steps), np.ascontiguousarray(dest),
                         allowed, warm, coefs, tol, max(tol, _CONT_TOL), max_iter, obj, gap,
-                        iters, ok, np.zeros((T, 2), dtype=np.int64))
+                        iters, ok,
+                        np.zeros((T, N_COUNTERS), dtype=np.int64) if counters is None
+                        else counters)
     zs, zt = np.nonzero((steps <= 0) & (dest >= 0))
     if zt.size:
         zl = dest[zs, zt]
