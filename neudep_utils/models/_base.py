@@ -138,7 +138,7 @@ class LoadedModel:
             return (head.weight.detach().cpu().double().numpy(),
                     head.bias.detach().cpu().double().numpy())
         if self.kind == "tflite":
-            from .engines import litert_head
+            from .litert import litert_head
 
             W, b = litert_head(Path(self.file).read_bytes(), str(self.file))
             drop = W.shape[0] - self.num_classes

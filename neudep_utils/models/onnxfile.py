@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import EngineError, ModelError
 from ._base import LoadedModel, Preprocess, sha256_file
-from .engines import Runner, _ort_session, onnxruntime_version, requested_engine
+from ._runner import Runner, _ort_session, onnxruntime_version, requested_engine
 
 __all__ = ["PRESETS", "OnnxFileRunner", "load_onnx", "onnx_preprocess", "onnx_runner"]
 
