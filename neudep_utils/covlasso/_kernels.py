@@ -209,39 +209,17 @@ def _greedy_exact(S, si, half, sv, nv, A, th, wpos, th_ref, q, k):  # pragma: no
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_iter, obj, gap,
-                 iters, ok, passes):  # pragma: no cover - numba
-    """Working-set CD for one target over the steps ``lams[0] >= lams[1] >= ...``.
-
-    Starts from ``w0`` (zero outside ``allowed``). Step ``s`` with ``dest[s] >= 0`` is solved to
-    ``gap <= tol * objective`` and written to ``out[dest[s]]`` with ``obj``, ``gap``, ``iters``,
-    ``ok`` at ``dest[s]``; ``dest[s] == -1`` is a continuation step, solved only to ``ctol``
-    (with at most ``max_iter // 4`` iterations) as a warm start and not written, its
-    iterations counted in the next written point; ``dest[s] == -2`` is skipped. Each step
-    warm-starts from the previous one and keeps the working set, its Gram block, the factor and
-    the reference gradient. Stops at the first lam that is not positive (those points are left
-    to the caller). ``sd = sqrt(diag(S))``; ``passes`` (``N_COUNTERS``,) receives the work
-    counters (see :data:`N_COUNTERS`).
-    """
+def _warm_working_set(S, i, w0, allowed, wpos, th_ref, q, passes):  # pragma: no cover - numba
+    """The warm start ``w0`` as the initial working set W: its coordinates, Gram block, ``S_iW``,
+    the exact reference gradient ``q = S theta`` and ``qA = q_W``. Returns ``(A, G, sA, th, qA,
+    k)``."""
     n = S.shape[0]
-    sii = S[i, i]
-    si = S[i]
     cap = 16
     A = np.empty(cap, dtype=np.int64)
     G = np.empty((cap, cap))
     sA = np.empty(cap)
     th = np.empty(cap)
     qA = np.empty(cap)
-    wpos = np.full(n, -1, dtype=np.int64)
-    q = np.zeros(n)  # S theta_ref, exact
-    th_ref = np.zeros(n)  # theta at the last full pass (zero outside W)
-    gv = np.empty(n)  # exact g_j on the partial set J
-    jidx = np.empty(n, dtype=np.int64)
-    nJ = 0
-    vidx = np.empty(n, dtype=np.int64)
-    vval = np.empty(n)
-    fac = new_factor(n, 0, dmax)
-    # the warm start becomes the initial working set
     k = 0
     for j in range(n):
         if allowed[j] and w0[j] != 0.0:
@@ -262,6 +240,195 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
     passes[6] += k * k
     for a in range(k):
         qA[a] = q[A[a]]
+    return A, G, sA, th, qA, k
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _refresh_gradient(S, si, sd, dmax, allowed, A, sA, th, qA, wpos, th_ref, q, k, half, jidx,
+                      gv, passes):  # pragma: no cover - numba
+    """After restricted sweeps: bound how far the gradient outside W can have moved since the
+    reference (``|g_j - g_ref_j| <= sd_j ||theta - theta_ref||_S``, PSD S), collect the
+    candidates J that could violate, and either refresh them exactly (``gv``, a partial pass) or,
+    when J is large, run a full pass that makes the reference exact. Returns ``(|J|, exact)``."""
+    n = S.shape[0]
+    d2 = 0.0
+    dl1 = 0.0
+    tl1 = 0.0
+    gW = 0.0
+    for a in range(k):
+        ja = A[a]
+        dd = th[a] - th_ref[ja]
+        if dd != 0.0:
+            d2 += dd * (qA[a] - q[ja])
+            dl1 += abs(dd)
+        tl1 += abs(th[a]) + abs(th_ref[ja])
+        ag = abs(sA[a] - qA[a])
+        if ag > gW:
+            gW = ag
+    # rounding of q_ref and qA (each within k eps dmax ||theta||_1)
+    delta = math.sqrt(abs(d2) + 4.0 * (k + 1) * _EPS * dmax * dl1 * tl1)
+    thr = min(half, gW)
+    passes[4] += n + k
+    nJ = 0
+    for j in range(n):
+        if allowed[j] and wpos[j] < 0:
+            if abs(si[j] - q[j]) + sd[j] * delta > thr:
+                jidx[nJ] = j
+                nJ += 1
+    nnz = 0
+    for a in range(k):
+        if th[a] != 0.0:
+            nnz += 1
+    if nJ * PARTIAL_RATIO > n or nJ > 2 * nnz:
+        passes[0] += 1
+        passes[2] += n * nnz
+        full_pass(S, A, th, k, q)
+        for a in range(k):
+            th_ref[A[a]] = th[a]
+        return nJ, True
+    passes[1] += 1
+    passes[3] += nJ * nnz
+    for c in range(nJ):
+        j = jidx[c]
+        acc = 0.0
+        for a in range(k):
+            ta = th[a]
+            if ta != 0.0:
+                acc += ta * S[j, A[a]]
+        gv[j] = si[j] - acc
+    return nJ, False
+
+
+@njit(cache=True, nogil=True)
+def _largest_outside(si, q, allowed, wpos, exact, nJ, jidx, gv, passes):  # pragma: no cover
+    """The certificate's largest ``|g_j|`` outside W: every allowed j when the reference is
+    exact, else over the refreshed candidates J."""
+    gout = 0.0
+    if exact:
+        n = si.shape[0]
+        passes[4] += n
+        for j in range(n):
+            if allowed[j] and wpos[j] < 0:
+                ag = abs(si[j] - q[j])
+                if ag > gout:
+                    gout = ag
+    else:
+        for c in range(nJ):
+            ag = abs(gv[jidx[c]])
+            if ag > gout:
+                gout = ag
+    return gout
+
+
+@njit(cache=True, nogil=True)
+def _violators(si, q, allowed, wpos, exact, nJ, jidx, gv, half, vidx, vval,
+               passes):  # pragma: no cover - numba
+    """KKT violators outside W (``|g_j| > lam / 2``) into ``vidx`` with ``vval = -|g_j|``;
+    returns their number."""
+    nv = 0
+    if exact:
+        n = si.shape[0]
+        passes[4] += n
+        for j in range(n):
+            if allowed[j] and wpos[j] < 0:
+                v = abs(si[j] - q[j])
+                if v > half:
+                    vidx[nv] = j
+                    vval[nv] = -v
+                    nv += 1
+    else:
+        for c in range(nJ):
+            j = jidx[c]
+            v = abs(gv[j])
+            if v > half:
+                vidx[nv] = j
+                vval[nv] = -v
+                nv += 1
+    return nv
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _greedy_partial(S, half, sv, nv, gv, A, th, wpos, k, passes):  # pragma: no cover - numba
+    """Greedy entry of the violators ``sv`` (largest first) from the refreshed gradient,
+    updating only the remaining violators (gathers); returns the new size of W."""
+    zv = np.empty(nv)
+    passes[5] += nv * (nv + 1) // 2
+    for o in range(nv):
+        zv[o] = gv[sv[o]]
+    for o in range(nv):
+        j = sv[o]
+        z = zv[o]
+        if z > half:
+            new = (z - half) / S[j, j]
+        elif z < -half:
+            new = (z + half) / S[j, j]
+        else:
+            continue
+        A[k] = j
+        th[k] = new
+        wpos[j] = k
+        k += 1
+        for o2 in range(o + 1, nv):
+            zv[o2] -= new * S[j, sv[o2]]
+    return k
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _update_qA(G, A, th, q, qA, k0, k, exact):  # pragma: no cover - numba
+    """``qA = (S theta)_W`` after W grew from ``k0`` to ``k``: from the exact reference, or by
+    the new Gram rows and columns."""
+    if exact:
+        for a in range(k):
+            qA[a] = q[A[a]]
+        return
+    for p in range(k0, k):
+        acc = 0.0
+        for b in range(k0):
+            acc += G[p, b] * th[b]
+        qA[p] = acc
+    for p in range(k0, k):
+        w = th[p]
+        for u in range(k):
+            qA[u] += w * G[p, u]
+
+
+@njit(cache=True, nogil=True)
+def _scatter(o_, A, th, k):  # pragma: no cover - numba
+    """A written solution: ``theta`` on W, zero elsewhere."""
+    for j in range(o_.shape[0]):
+        o_[j] = 0.0
+    for a in range(k):
+        o_[A[a]] = th[a]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_iter, obj, gap,
+                 iters, ok, passes):  # pragma: no cover - numba
+    """Working-set CD for one target over the steps ``lams[0] >= lams[1] >= ...``.
+
+    Starts from ``w0`` (zero outside ``allowed``). Step ``s`` with ``dest[s] >= 0`` is solved to
+    ``gap <= tol * objective`` and written to ``out[dest[s]]`` with ``obj``, ``gap``, ``iters``,
+    ``ok`` at ``dest[s]``; ``dest[s] == -1`` is a continuation step, solved only to ``ctol``
+    (with at most ``max_iter // 4`` iterations) as a warm start and not written, its
+    iterations counted in the next written point; ``dest[s] == -2`` is skipped. Each step
+    warm-starts from the previous one and keeps the working set, its Gram block, the factor and
+    the reference gradient. Stops at the first lam that is not positive (those points are left
+    to the caller). ``sd = sqrt(diag(S))``; ``passes`` (``N_COUNTERS``,) receives the work
+    counters (see :data:`N_COUNTERS`).
+    """
+    n = S.shape[0]
+    sii = S[i, i]
+    si = S[i]
+    wpos = np.full(n, -1, dtype=np.int64)
+    q = np.zeros(n)  # S theta_ref, exact
+    th_ref = np.zeros(n)  # theta at the last full pass (zero outside W)
+    gv = np.empty(n)  # exact g_j on the partial set J
+    jidx = np.empty(n, dtype=np.int64)
+    nJ = 0
+    vidx = np.empty(n, dtype=np.int64)
+    vval = np.empty(n)
+    fac = new_factor(n, 0, dmax)
+    A, G, sA, th, qA, k = _warm_working_set(S, i, w0, allowed, wpos, th_ref, q, passes)
     exact = True  # q == S theta for the current theta (otherwise J / gv are refreshed)
     carry = 0
     for step in range(lams.shape[0]):
@@ -287,67 +454,10 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
         gp = 0.0
         while True:
             if not exact:
-                # |g_j - g_ref_j| <= sd_j * ||theta - theta_ref||_S for every j (PSD S)
-                d2 = 0.0
-                dl1 = 0.0
-                tl1 = 0.0
-                gW = 0.0
-                for a in range(k):
-                    ja = A[a]
-                    dd = th[a] - th_ref[ja]
-                    if dd != 0.0:
-                        d2 += dd * (qA[a] - q[ja])
-                        dl1 += abs(dd)
-                    tl1 += abs(th[a]) + abs(th_ref[ja])
-                    ag = abs(sA[a] - qA[a])
-                    if ag > gW:
-                        gW = ag
-                # rounding of q_ref and qA (each within k eps dmax ||theta||_1)
-                delta = math.sqrt(abs(d2) + 4.0 * (k + 1) * _EPS * dmax * dl1 * tl1)
-                thr = min(half, gW)
-                passes[4] += n + k
-                nJ = 0
-                for j in range(n):
-                    if allowed[j] and wpos[j] < 0:
-                        if abs(si[j] - q[j]) + sd[j] * delta > thr:
-                            jidx[nJ] = j
-                            nJ += 1
-                nnz = 0
-                for a in range(k):
-                    if th[a] != 0.0:
-                        nnz += 1
-                if nJ * PARTIAL_RATIO > n or nJ > 2 * nnz:
-                    passes[0] += 1
-                    passes[2] += n * nnz
-                    full_pass(S, A, th, k, q)
-                    for a in range(k):
-                        th_ref[A[a]] = th[a]
-                    exact = True
-                else:
-                    passes[1] += 1
-                    passes[3] += nJ * nnz
-                    for c in range(nJ):
-                        j = jidx[c]
-                        acc = 0.0
-                        for a in range(k):
-                            ta = th[a]
-                            if ta != 0.0:
-                                acc += ta * S[j, A[a]]
-                        gv[j] = si[j] - acc
+                nJ, exact = _refresh_gradient(S, si, sd, dmax, allowed, A, sA, th, qA, wpos,
+                                              th_ref, q, k, half, jidx, gv, passes)
             # certificate: W exactly, plus the largest |g_j| outside W
-            gout = 0.0
-            if exact:
-                passes[4] += n
-                for j in range(n):
-                    if allowed[j] and wpos[j] < 0:
-                        ag = abs(si[j] - q[j])
-                        if ag > gout:
-                            gout = ag
-            else:
-                for c in range(nJ):
-                    ag = abs(gv[jidx[c]])
-                    if ag > gout:
-                        gout = ag
+            gout = _largest_outside(si, q, allowed, wpos, exact, nJ, jidx, gv, passes)
             P, gp, noise, _ = w_gap(sA, qA, th, k, sii, lam, dmax, gout)
             if gp <= tol_s * P or gp <= noise:
                 conv = True
@@ -356,24 +466,7 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
                 break
             rel = gp / P if P > 0.0 else 0.0
             # KKT violators outside W, largest first
-            nv = 0
-            if exact:
-                passes[4] += n
-                for j in range(n):
-                    if allowed[j] and wpos[j] < 0:
-                        v = abs(si[j] - q[j])
-                        if v > half:
-                            vidx[nv] = j
-                            vval[nv] = -v
-                            nv += 1
-            else:
-                for c in range(nJ):
-                    j = jidx[c]
-                    v = abs(gv[j])
-                    if v > half:
-                        vidx[nv] = j
-                        vval[nv] = -v
-                        nv += 1
+            nv = _violators(si, q, allowed, wpos, exact, nJ, jidx, gv, half, vidx, vval, passes)
             k0 = k
             if nv > 0:
                 srt = np.argsort(vval[:nv], kind="mergesort")
@@ -386,45 +479,14 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
                     k = _greedy_exact(S, si, half, sv, nv, A, th, wpos, th_ref, q, k)
                     passes[5] += n * (k - kb) + 2 * nv
                 else:
-                    # greedy pass updating only the remaining violators (gathers)
-                    zv = np.empty(nv)
-                    passes[5] += nv * (nv + 1) // 2
-                    for o in range(nv):
-                        zv[o] = gv[sv[o]]
-                    for o in range(nv):
-                        j = sv[o]
-                        z = zv[o]
-                        if z > half:
-                            new = (z - half) / S[j, j]
-                        elif z < -half:
-                            new = (z + half) / S[j, j]
-                        else:
-                            continue
-                        A[k] = j
-                        th[k] = new
-                        wpos[j] = k
-                        k += 1
-                        for o2 in range(o + 1, nv):
-                            zv[o2] -= new * S[j, sv[o2]]
+                    k = _greedy_partial(S, half, sv, nv, gv, A, th, wpos, k, passes)
             it += 1
             nadd = k - k0
             if nadd > 0:
                 G = _grow_G(G, k0, k)
                 _assemble(S, A, G, sA, i, k0, k)
                 passes[6] += 2 * nadd * k
-                if exact:
-                    for a in range(k):
-                        qA[a] = q[A[a]]
-                else:
-                    for p in range(k0, k):
-                        acc = 0.0
-                        for b in range(k0):
-                            acc += G[p, b] * th[b]
-                        qA[p] = acc
-                    for p in range(k0, k):
-                        w = th[p]
-                        for u in range(k):
-                            qA[u] += w * G[p, u]
+                _update_qA(G, A, th, q, qA, k0, k, exact)
                 inner_tol = max(0.25 * tol_s, 0.1 * rel)
             elif inner_tol > 0.25 * tol_s:
                 # no KKT violator outside W: the working-set gap is (up to the dual scaling)
@@ -453,11 +515,7 @@ def solve_target(S, sd, dmax, i, lams, dest, allowed, w0, out, tol, ctol, max_it
             carry = it
             continue
         carry = 0
-        o_ = out[ell]
-        for j in range(n):
-            o_[j] = 0.0
-        for a in range(k):
-            o_[A[a]] = th[a]
+        _scatter(out[ell], A, th, k)
         obj[ell] = P
         gap[ell] = gp
         iters[ell] = it
