@@ -106,6 +106,50 @@ class KSolution:
         return out
 
 
+class _Best:
+    """Per requested k and target, the solution closest to k seen so far (ties: the smaller
+    support) and the bracket of lams around k: ``hi`` the smallest lam seen with support < k,
+    ``lo`` the largest lam seen with support > k."""
+
+    def __init__(self, ks: tuple[int, ...], T: int, width: int):
+        K = len(ks)
+        self.ks, self.width = ks, width
+        self.k = np.full((K, T), -1, dtype=np.int64)
+        self.cols = np.full((K, T, width), -1, dtype=np.int64)
+        self.vals = np.zeros((K, T, width))
+        self.lam = np.full((K, T), np.nan)
+        self.gap = np.full((K, T), np.nan)
+        self.obj = np.full((K, T), np.nan)
+        self.hi = np.full((K, T), np.inf)
+        self.lo = np.zeros((K, T))
+
+    def record(self, rows: np.ndarray, lam: np.ndarray, res: CovLassoResult,
+               kk: list[int] | None = None) -> None:
+        """Update the brackets and the closest solutions of the targets ``rows`` from ``res``
+        (solved at ``lam``), for every k or the indices ``kk``."""
+        sz = res.support_size
+        hi, lo = self.hi, self.lo
+        for a in range(len(self.ks)) if kk is None else kk:
+            k = self.ks[a]
+            hi[a, rows] = np.where((sz < k) & (lam < hi[a, rows]), lam, hi[a, rows])
+            lo[a, rows] = np.where((sz > k) & (lam > lo[a, rows]), lam, lo[a, rows])
+            d_new = np.abs(sz - k)
+            d_old = np.where(self.k[a, rows] < 0, np.iinfo(np.int64).max,
+                             np.abs(self.k[a, rows] - k))
+            better = (d_new < d_old) | ((d_new == d_old) & (sz < self.k[a, rows]))
+            better &= sz <= self.width
+            if not better.any():
+                continue
+            r = rows[better]
+            c, v = pack(res.coef[better], self.width)
+            self.k[a, r] = sz[better]
+            self.cols[a, r] = c
+            self.vals[a, r] = v
+            self.lam[a, r] = lam[better]
+            self.gap[a, r] = res.gap[better]
+            self.obj[a, r] = res.objective[better]
+
+
 def solve_k(S: np.ndarray, ks: Sequence[int],
             targets: np.ndarray | Sequence[int] | None = None,
             candidates: np.ndarray | None = None, *,
@@ -169,37 +213,7 @@ def solve_k(S: np.ndarray, ks: Sequence[int],
     K = len(ks)
     width = min(int(1.25 * ks[-1]) + 8, n)
     kmax_stop = int(1.25 * ks[-1]) + 5
-    best_k = np.full((K, T), -1, dtype=np.int64)
-    best_cols = np.full((K, T, width), -1, dtype=np.int64)
-    best_vals = np.zeros((K, T, width))
-    best_lam = np.full((K, T), np.nan)
-    best_gap = np.full((K, T), np.nan)
-    best_obj = np.full((K, T), np.nan)
-    hi = np.full((K, T), np.inf)  # smallest lam seen with support < k
-    lo = np.zeros((K, T))  # largest lam seen with support > k
-
-    def record(rows: np.ndarray, lam: np.ndarray, res: CovLassoResult,
-               kk: list[int] | None = None) -> None:
-        sz = res.support_size
-        for a in range(K) if kk is None else kk:
-            k = ks[a]
-            hi[a, rows] = np.where((sz < k) & (lam < hi[a, rows]), lam, hi[a, rows])
-            lo[a, rows] = np.where((sz > k) & (lam > lo[a, rows]), lam, lo[a, rows])
-            d_new = np.abs(sz - k)
-            d_old = np.where(best_k[a, rows] < 0, np.iinfo(np.int64).max,
-                             np.abs(best_k[a, rows] - k))
-            better = (d_new < d_old) | ((d_new == d_old) & (sz < best_k[a, rows]))
-            better &= sz <= width
-            if not better.any():
-                continue
-            r = rows[better]
-            c, v = pack(res.coef[better], width)
-            best_k[a, r] = sz[better]
-            best_cols[a, r] = c
-            best_vals[a, r] = v
-            best_lam[a, r] = lam[better]
-            best_gap[a, r] = res.gap[better]
-            best_obj[a, r] = res.objective[better]
+    best = _Best(ks, T, width)
 
     warm = np.zeros((T, n))
     active = np.ones(T, dtype=bool)
@@ -214,30 +228,31 @@ def solve_k(S: np.ndarray, ks: Sequence[int],
         res = solve(S, lam, t[rows], allowed[rows], tol=tol, warm_start=warm[rows],
                     max_iter=max_iter, warn=False, psd_tol=None)
         warm[rows] = res.coef
-        record(rows, lam, res)
+        best.record(rows, lam, res)
         active[rows[res.support_size > kmax_stop]] = False
         active &= lmax > 0
     bar.n = len(ratios)
     for _ in range(refine):
         for a, k in enumerate(ks):
             bar.update()
-            need = (best_k[a] != k) & np.isfinite(hi[a]) & (lo[a] > 0) & (lo[a] < hi[a])
+            hi, lo = best.hi, best.lo
+            need = (best.k[a] != k) & np.isfinite(hi[a]) & (lo[a] > 0) & (lo[a] < hi[a])
             need &= n_allowed >= k
             rows = np.flatnonzero(need)
             if rows.size == 0:
                 continue
             lam = np.sqrt(hi[a, rows] * lo[a, rows])
             w = np.zeros((rows.size, n))
-            c = best_cols[a, rows]
-            np.put_along_axis(w, np.maximum(c, 0), np.where(c >= 0, best_vals[a, rows], 0.0), 1)
+            c = best.cols[a, rows]
+            np.put_along_axis(w, np.maximum(c, 0), np.where(c >= 0, best.vals[a, rows], 0.0), 1)
             res = solve(S, lam, t[rows], allowed[rows], tol=tol, warm_start=w,
                         max_iter=max_iter, warn=False, psd_tol=None)
-            record(rows, lam, res, kk=[a])
+            best.record(rows, lam, res, kk=[a])
     bar.close()
     out = {}
     for a, k in enumerate(ks):
-        m = max(int(best_k[a].max(initial=1)), 1)
-        out[k] = KSolution(k_requested=k, targets=t, cols=best_cols[a, :, :m],
-                           coef=best_vals[a, :, :m], k=best_k[a], lam=best_lam[a], lam_max=lmax,
-                           gap=best_gap[a], objective=best_obj[a])
+        m = max(int(best.k[a].max(initial=1)), 1)
+        out[k] = KSolution(k_requested=k, targets=t, cols=best.cols[a, :, :m],
+                           coef=best.vals[a, :, :m], k=best.k[a], lam=best.lam[a], lam_max=lmax,
+                           gap=best.gap[a], objective=best.obj[a])
     return out
