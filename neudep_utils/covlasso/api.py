@@ -134,6 +134,17 @@ class CovLassoPath:
 # ---------------------------------------------------------------------------------------------
 
 
+def _psd_tol(psd_tol: float) -> float:
+    """``psd_tol`` checked: a finite number >= 0 (NaN would make every eigenvalue pass)."""
+    if isinstance(psd_tol, (bool, np.bool_)) or not isinstance(psd_tol, (int, float, np.number)):
+        raise ValueError(f"psd_tol must be a number >= 0 or None; got {psd_tol!r}")
+    v = float(psd_tol)
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"psd_tol must be a finite number >= 0 (or None to skip the check of an "
+                         f"S already checked); got {psd_tol!r}")
+    return v
+
+
 def lam_max(
     S: np.ndarray,
     targets: Sequence[int] | np.ndarray | None = None,
@@ -250,7 +261,7 @@ def solve(
     """
     S = V.check_S(S)
     if psd_tol is not None:
-        V.check_psd(S, psd_tol)
+        V.check_psd(S, _psd_tol(psd_tol))
     n = S.shape[0]
     t = V.check_targets(targets, n)
     T = t.size
@@ -392,7 +403,7 @@ def path(
     """
     S = V.check_S(S)
     if psd_tol is not None:
-        V.check_psd(S, psd_tol)
+        V.check_psd(S, _psd_tol(psd_tol))
     n = S.shape[0]
     t = V.check_targets(targets, n)
     T = t.size
@@ -581,7 +592,7 @@ def refit(
     """
     S = V.check_S(S)
     if psd_tol is not None:
-        V.check_psd(S, psd_tol)
+        V.check_psd(S, _psd_tol(psd_tol))
     n = S.shape[0]
     c = np.asarray(coef, dtype=np.float64)
     if c.ndim == 3:
