@@ -225,6 +225,37 @@ def test_stale_temporaries_are_cleaned_on_the_next_run(tiny_folder: Path, tmp_pa
     assert live.exists()
 
 
+class _Killed(Exception):
+    pass
+
+
+def _kill_after_last_chunk(n_chunks: int):
+    def hook(ci: int) -> None:
+        if ci == n_chunks - 1:
+            raise _Killed
+
+    return hook
+
+
+@pytest.mark.parametrize("mode", ["full", "moments"])
+def test_rerun_after_a_kill_with_every_chunk_done(tiny_folder: Path, tmp_path: Path, mode: str):
+    """Killed after the last chunk, before data.npz was renamed: the rerun finishes the entry
+    from the chunks alone and removes the dead writer's temporary file."""
+    from neudep_utils._io import _host
+
+    with pytest.raises(_Killed):
+        extract("lite0", tiny_folder, mode=mode, cache_dir=tmp_path, chunk_images=4,
+                on_chunk=_kill_after_last_chunk(3), **KW)
+    [edir] = [p for p in (tmp_path / "efficientnet_lite0").iterdir() if p.is_dir()]
+    tmp = edir / f".data.npz.{_host()}-{_dead_pid()}.tmp"
+    tmp.write_bytes(b"\0" * 4096)
+    calls: list[int] = []
+    ls = extract("lite0", tiny_folder, mode=mode, cache_dir=tmp_path, chunk_images=4,
+                 on_chunk=calls.append, **KW)
+    assert calls == [] and ls.moments.count == 10 and ls.path == edir  # nothing recomputed
+    assert not tmp.exists() and (edir / "meta.json").is_file()
+
+
 def test_running_writers_temporaries_are_kept(tmp_path: Path):
     from neudep_utils._io import _host, remove_stale_temporaries
 

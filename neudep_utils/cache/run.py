@@ -151,6 +151,7 @@ def extract_full(ex: Extractor, spec: ExtractSpec, manifest: Manifest, idx: np.n
             parts[ci] = arr
     todo = [ci for ci in range(len(bounds)) if ci not in parts]
     done_views = sum((e - s) * nv for ci, (s, e) in enumerate(bounds) if ci in parts)
+    read_errors: dict[int, str] = {}  # OS read errors (their chunks are not saved)
     if todo:
         todo_pos = np.concatenate([np.arange(*bounds[ci]) for ci in todo])
         ds = ViewDataset(manifest, ex.loaded.preprocess, spec.views, spec.pil_fn,
@@ -162,7 +163,6 @@ def extract_full(ex: Extractor, spec: ExtractSpec, manifest: Manifest, idx: np.n
         buf_ok: dict[int, np.ndarray] = {}
         buf_err: dict[int, dict[int, str]] = {}
         filled: dict[int, int] = {ci: 0 for ci in todo}
-        read_errors: dict[int, str] = {}
         for logits, feats, img_i, view_i, errs in ex.run(ds, len(idx) * nv, done_views):
             for r in range(len(img_i)):
                 p = pos_of[int(img_i[r])]
