@@ -510,6 +510,35 @@ def update_readme(text: str, readme: Path = README) -> None:
     readme.write_text(new)
 
 
+def load_cov(path: Path) -> np.ndarray:
+    """The ``--cov`` matrix, checked before any benchmark runs: a readable ``.npy`` of a real,
+    square, finite, (nearly) symmetric PSD matrix; otherwise one ``error: --cov ...`` line on
+    stderr and exit status 2."""
+    from neudep_utils.covlasso import _validate as V
+
+    def fail(why: str) -> None:
+        print(f"error: --cov {path}: {why}", file=sys.stderr)
+        raise SystemExit(2)
+
+    try:
+        S = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        fail(f"cannot be read as a .npy array ({type(exc).__name__}: "
+             f"{str(exc).splitlines()[0] if str(exc) else ''}); give a .npy file written by "
+             "`python -m neudep_utils covariance`")
+    if not isinstance(S, np.ndarray) or S.ndim != 2 or S.shape[0] != S.shape[1] or S.shape[0] < 2:
+        fail(f"shape {getattr(S, 'shape', '?')} is not a square (n, n) matrix with n >= 2; give "
+             "a logit second moment or covariance")
+    if not np.issubdtype(S.dtype, np.number) or np.iscomplexobj(S):
+        fail(f"dtype {S.dtype} is not a real number type")
+    try:  # check_S allows rounding-level asymmetry only (the benchmark then symmetrizes)
+        S = V.check_S(np.asarray(S, dtype=np.float64))
+        cl.check_psd(S)
+    except (ValueError, TypeError) as exc:
+        fail(str(exc))
+    return S
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cov", type=Path, help="a real logit covariance / second moment (.npy)")
@@ -533,11 +562,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"copied {OUT} into the covlasso-benchmark block of {README}")
         return
 
+    real = load_cov(args.cov) if args.cov is not None else None  # checked before any work
     peers = list(available_peers())
     mats = [("synthetic: random PSD, decaying spectrum (seed 0)",
              random_decaying_psd(300 if args.quick else 1000))]
-    if args.cov is not None:
-        mats.append((args.cov_label or f"real: `{args.cov.name}`", np.load(args.cov)))
+    if real is not None:
+        mats.append((args.cov_label or f"real: `{args.cov.name}`", real))
     ratios = (0.3,) if args.quick else RATIOS
     sample_n = 10 if args.quick else args.sample
     repeats = 1 if args.quick else args.repeats
@@ -552,7 +582,8 @@ def main(argv: list[str] | None = None) -> None:
         cvx = None if args.cvxpy_sample <= 0 else sample[: args.cvxpy_sample]
         X = factor(S)
         lm = cl.lam_max(S)
-        cl.solve(S, 0.3 * lm[:4], np.arange(4))  # JIT warm-up (compiled kernels are disk-cached)
+        w = min(4, n)
+        cl.solve(S, 0.3 * lm[:w], np.arange(w))  # JIT warm-up (compiled kernels are disk-cached)
         for r in ratios:
             bench_setting(label, S, X, lm, np.array([r]), sample, cvx, repeats, peers, False, rows)
         bench_setting(label, S, X, lm, PATH_RATIOS, sample, None, repeats, peers, True, rows)

@@ -119,21 +119,49 @@ def _host() -> str:
     return "".join(ch for ch in socket.gethostname() if ch.isalnum())[:32] or "host"
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, since: float | None = None) -> bool:
+    """Whether process ``pid`` runs and could have written a file last modified at ``since``.
+
+    A zombie (killed, not yet reaped) is not alive; nor, on Linux, is a process that started more
+    than 2 s after ``since``: the writer died and its pid was reused.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+        pass
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True  # not Linux (or /proc unreadable): trust kill(0)
+    state, start = stat
+    if state in ("Z", "X"):
+        return False
+    return not (since is not None and start is not None and start > since + 2.0)
+
+
+def _proc_stat(pid: int) -> tuple[str, float | None] | None:
+    """``(state, start time as a Unix time)`` of a process from ``/proc`` (Linux), else None."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(")") + 2:].split()  # after "pid (comm) "; comm may hold spaces
+    try:
+        ticks = int(fields[19])  # field 22 of stat(5): start time in clock ticks after boot
+        btime = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime "))
+        return fields[0], btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (IndexError, ValueError, OSError, StopIteration):
+        return (fields[0] if fields else "?"), None
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the temporary files :func:`atomic_write_bytes` left in ``folder`` when its process
     was killed before the rename; returns the files removed.
 
-    A temporary file of this machine is stale when its process no longer runs; one written by
+    A temporary file of this machine is stale when its process no longer runs (or is a zombie, or
+    its pid now belongs to a process started after the file was last written); one written by
     another machine (the name records the host) when it is older than
     :data:`FOREIGN_TMP_AGE_S`. Files of running writers are never touched.
     """
@@ -149,7 +177,11 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
         if not pid.isdigit():
             continue
         if host == me:
-            stale = not _alive(int(pid))
+            try:
+                mtime = tmp.stat().st_mtime
+            except OSError:
+                continue
+            stale = not _alive(int(pid), since=mtime)
         else:
             try:
                 stale = now - tmp.stat().st_mtime > FOREIGN_TMP_AGE_S

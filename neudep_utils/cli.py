@@ -28,8 +28,9 @@ from pathlib import Path
 
 from . import __version__
 from . import _dist as distributed
-from ._io import atomic_write_bytes
+from ._io import atomic_write_bytes, remove_stale_temporaries
 from .cache import extract, merge_shards, read_entry
+from .cache.extract import cached_entry
 from .errors import CacheError, DataError, HubUnavailableError, ModelError
 from .profiles import get_profile
 
@@ -77,6 +78,29 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     _say(f"warning: {message}")
 
 
+class _Once(argparse.Action):
+    """An option that may be given once: a second ``--data`` is an error, not silently the one
+    that wins."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice ({getattr(namespace, self.dest)!r} and "
+                         f"{values!r}); this command takes one folder (`covariance` pools several: "
+                         "--data A B)")
+        setattr(namespace, self.dest, values)
+
+
+def _workers(text: str) -> int:
+    """``--workers``: an integer >= 0."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0: decode in the main process), got {n}")
+    return n
+
+
 def _common(p: argparse.ArgumentParser, onnx: bool = False) -> None:
     if onnx:
         which = p.add_mutually_exclusive_group(required=True)
@@ -86,7 +110,7 @@ def _common(p: argparse.ArgumentParser, onnx: bool = False) -> None:
     else:
         p.add_argument("--model", required=True,
                        help="embedded model (efficientnet_lite0/1/2) or timm name")
-    p.add_argument("--data", required=True,
+    p.add_argument("--data", required=True, action=_Once,
                    help="ImageNet-format folder <wnid>/<image>, or a subset name under $NEUDEP_DATA")
     p.add_argument("--views", type=int, default=0, help="augmented views per image beyond the centre view")
     p.add_argument("--seed", type=int, default=0, help="seed of the augmented views")
@@ -116,7 +140,12 @@ def _report(ls, seconds: float) -> None:
 
 def _out_path(out: str) -> Path:
     """The file ``np.save`` would write (it appends ``.npy``), checked before any work."""
+    if not out.strip():
+        raise ValueError(f"--out {out!r} is empty; give a file name such as S.npy")
     p = Path(out).expanduser()
+    if out.endswith(("/", os.sep)) or p.is_dir() or p.name in ("", ".", ".."):
+        raise ValueError(f"--out {out}: {p} is a folder, not a file name; give a file in it "
+                         f"such as {p / 'S.npy'}")
     if p.suffix != ".npy":
         p = p.with_name(p.name + ".npy")
     if not p.parent.is_dir():
@@ -145,6 +174,36 @@ def _os_error(exc: OSError, args: argparse.Namespace) -> str:
     return f"{what}: {where}; {fix}"
 
 
+def _distinct_folders(data: list[str]) -> list[str]:
+    """The ``--data`` folders of ``covariance``, refusing one given twice (its images would be
+    counted twice)."""
+    from .images import resolve_folder
+
+    seen: dict[Path, str] = {}
+    for d in data:
+        r = resolve_folder(d)
+        if r in seen:
+            raise ValueError(f"--data {d}: the same folder as --data {seen[r]} ({r}); give each "
+                             "folder once (its images would be counted twice)")
+        seen[r] = d
+    return list(data)
+
+
+def _entry_for_covariance(args: argparse.Namespace, folder: str):
+    """A cached entry of ``folder`` holding the moments ``covariance`` needs (full with or
+    without features, or moments-only), else one extracted in ``--mode``."""
+    from .images import resolve_folder, scan_folder
+
+    manifest = scan_folder(resolve_folder(folder))
+    for mode, features in (("full", True), ("full", False), ("moments", False)):
+        ls = cached_entry(args.model, folder, args.views, mode=mode, features=features,
+                          cache_dir=args.cache_dir, manifest=manifest)
+        if ls is not None:
+            return ls
+    return extract(args.model, folder, args.views, cache_dir=args.cache_dir, progress=True,
+                   mode=args.mode, manifest=manifest)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m neudep_utils`` (and the ``neudep`` script).
 
@@ -169,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     _common(pe, onnx=True)
     pe.add_argument("--shard", default=None, help="k/N: extract the k-th of N contiguous blocks")
     pe.add_argument("--batch-size", type=int, default=64)
-    pe.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: cores)")
+    pe.add_argument("--workers", type=_workers, default=None,
+                    help="DataLoader workers, >= 0 (default: cores, at most 4)")
     pe.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     pe.add_argument("--quiet", action="store_true", help="no progress bar")
     pe.add_argument("--out", default=None, metavar="X.npy",
@@ -195,9 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     pm.add_argument("--shards", type=int, required=True)
     pc = sub.add_parser("covariance", help="write a model's logit second moment S (.npy) from the cache")
     pc.add_argument("--model", required=True)
-    pc.add_argument("--data", nargs="+", required=True, help="one or more folders (pooled)")
+    pc.add_argument("--data", nargs="+", action="extend", required=True,
+                    help="one or more folders (pooled; --data A B or --data A --data B)")
     pc.add_argument("--views", type=int, default=0)
     pc.add_argument("--center", action="store_true", help="centred covariance instead of E[f f^T]")
+    pc.add_argument("--mode", choices=("full", "moments"), default="full",
+                    help="what to extract for a folder with no cached entry (a cached full or "
+                         "moments entry is used whichever this says)")
     pc.add_argument("--out", required=True, help="output .npy path ('.npy' is appended if missing)")
     pc.add_argument("--cache-dir", default=None)
     pl = sub.add_parser("logits", help="extract everything a study profile needs")
@@ -240,7 +304,16 @@ def main(argv: list[str] | None = None) -> int:
     old_show = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        return _run(args)
+        rc = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return rc
+    except BrokenPipeError:  # e.g. `... | head`: the reader is gone; say nothing more
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        except (OSError, ValueError):
+            pass
+        return 141  # 128 + SIGPIPE, as a shell tool killed by the closed pipe
     except KeyboardInterrupt:
         _say("error: interrupted (Ctrl-C); finished chunks are kept in the cache: rerun the same "
              "command to resume")
@@ -303,9 +376,11 @@ def _run(args: argparse.Namespace) -> int:
         import numpy as np
 
         out = _out_path(args.out)
+        remove_stale_temporaries(out.parent)  # of an earlier `covariance` killed mid-write
+        folders = _distinct_folders(args.data)
         mom = None
-        for d in args.data:
-            ls = extract(args.model, d, args.views, cache_dir=args.cache_dir, progress=True)
+        for d in folders:
+            ls = _entry_for_covariance(args, d)
             if ls.skipped:
                 _say(f"warning: {d}: {ls.skipped_note()}")
             mom = ls.moments if mom is None else mom + ls.moments

@@ -34,7 +34,8 @@ def second_moment(logits: np.ndarray, center: bool = False) -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``logits`` is not 2-D, has no rows, or contains NaN or inf.
+        If ``logits`` is not 2-D, has no rows, contains NaN or inf, or the moment overflows
+        float64.
     """
     x = np.asarray(logits, dtype=np.float64)
     if x.ndim != 2:
@@ -43,9 +44,14 @@ def second_moment(logits: np.ndarray, center: bool = False) -> np.ndarray:
         raise ValueError("logits has no rows; need at least one sample")
     if not np.all(np.isfinite(x)):
         raise ValueError("logits contains NaN or inf; clean or drop those samples first")
-    if center:
-        x = x - x.mean(axis=0, keepdims=True)
-    s = (x.T @ x) / x.shape[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        if center:
+            x = x - x.mean(axis=0, keepdims=True)
+        s = (x.T @ x) / x.shape[0]
+    if not np.all(np.isfinite(s)):
+        big = float(np.abs(x[np.isfinite(x)]).max()) if np.isfinite(x).any() else float("inf")
+        raise ValueError(f"the second moment overflows float64 (largest |logit| {big:.3g}; "
+                         "products above ~1.3e154 overflow); rescale the logits first")
     return symmetrize(s)
 
 

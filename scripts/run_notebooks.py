@@ -6,8 +6,10 @@ with ``-p``). Each notebook writes ``<output_dir>/<stem>.json``; this script rec
 of each run in ``<output_dir>/runtimes.json``.
 
 A notebook whose fingerprint (its source, the profile and parameters, the source of
-``neudep_utils``, the data manifest and the installed package versions) is unchanged since its last
-successful run, and whose executed copy and JSON result are still there, is not run again (its
+``neudep_utils``, the data (its ``MANIFEST.sha256`` and the name, size and modification time of
+every file under ``$NEUDEP_DATA``, so an image changed without regenerating the manifest is seen;
+a rewrite that keeps both size and mtime is not), the installed package versions and the
+``NEUDEP_*`` environment variables the package reads) is unchanged since its last successful run, and whose executed copy and JSON result are still there, is not run again (its
 executed copy is restored from ``<output_dir>/executed/``); ``--force`` runs it anyway.
 
 Examples::
@@ -15,7 +17,13 @@ Examples::
     python scripts/run_notebooks.py --profile smoke --output-dir outputs/smoke
     python scripts/run_notebooks.py --only 01 -p lam_rel 0.05 --output-dir outputs/lam005
 
-Exit status 1 when a cell fails; the message names the notebook and the cell.
+A ``-p NAME VALUE`` is parsed as a Python literal (``true``/``false`` in any case are booleans)
+and must match the type of the notebook's default in its ``parameters`` cell (a bool default takes
+only a bool, an int one an int, a float one a number, a str one a string; a ``None`` default takes
+anything); a name the notebook does not define is refused.
+
+Exit status 1 when a cell fails; the message names the notebook and the cell; 2 for a bad
+parameter.
 """
 
 from __future__ import annotations
@@ -53,11 +61,64 @@ def discover(notebook_dir: Path = NOTEBOOKS, only: list[str] | None = None) -> l
 
 
 def parse_value(text: str) -> Any:
-    """A parameter value from the command line: a Python literal, else the string itself."""
+    """A parameter value from the command line: a Python literal (``true``/``false`` in any case
+    are booleans), else the string itself."""
+    if text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
         return text
+
+
+def notebook_defaults(nb: Path) -> dict[str, Any]:
+    """The literal defaults of a notebook's ``parameters`` cell (``name = literal`` lines;
+    names bound to something else map to ``None``, i.e. any type)."""
+    cells = json.loads(nb.read_text()).get("cells", [])
+    out: dict[str, Any] = {}
+    for c in cells:
+        if "parameters" not in c.get("metadata", {}).get("tags", []):
+            continue
+        src = "".join(c.get("source", []))
+        for node in ast.parse(src).body:
+            if isinstance(node, ast.Assign):
+                for t in node.targets:
+                    if isinstance(t, ast.Name):
+                        try:
+                            out[t.id] = ast.literal_eval(node.value)
+                        except ValueError:
+                            out[t.id] = None
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                out[node.target.id] = None
+        break
+    return out
+
+
+def check_parameters(nb: Path, given: dict[str, Any]) -> None:
+    """Refuse (``SystemExit`` with one ``error:`` line) a ``-p`` parameter the notebook does not
+    define, or whose type differs from the default's (``'false'`` for a bool default would be
+    truthy)."""
+    defaults = notebook_defaults(nb)
+    for name, value in given.items():
+        if name not in defaults:
+            raise SystemExit(f"error: -p {name}: notebook {nb.name} has no parameter {name!r} "
+                             f"(its parameters: {', '.join(sorted(defaults))})")
+        d = defaults[name]
+        if d is None:
+            continue
+        if isinstance(d, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(d, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(d, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(d))
+        if not ok:
+            raise SystemExit(f"error: -p {name} {value!r}: notebook {nb.name}'s default is "
+                             f"{d!r} ({type(d).__name__}), the value given is a "
+                             f"{type(value).__name__}; give a {type(d).__name__}"
+                             + (" (true or false)" if isinstance(d, bool) else ""))
 
 
 def _hash_tree(h: Any, root: Path, pattern: str) -> None:
@@ -68,16 +129,24 @@ def _hash_tree(h: Any, root: Path, pattern: str) -> None:
 
 
 def data_fingerprint() -> str:
-    """sha256 of the data folder's MANIFEST.sha256 (or of its file listing when absent)."""
+    """sha256 of the data folder: its path, its ``MANIFEST.sha256`` and the relative name, size
+    and modification time (ns) of every file under it (a cheap digest of the files themselves:
+    an image changed without regenerating the manifest changes it; a rewrite that keeps both the
+    size and the mtime does not)."""
     root = Path(os.environ.get("NEUDEP_DATA", REPO.parent / "shared" / "data"))
     manifest = root / "MANIFEST.sha256"
     h = hashlib.sha256(str(root.resolve()).encode())
     if manifest.is_file():
         h.update(manifest.read_bytes())
-    elif root.is_dir():
+    if root.is_dir():
         for p in sorted(root.rglob("*")):
+            try:
+                st = p.stat()
+            except OSError:  # e.g. a dangling link
+                h.update(f"{p.relative_to(root)}\t?\n".encode())
+                continue
             if p.is_file():
-                h.update(f"{p.relative_to(root)}\t{p.stat().st_size}\n".encode())
+                h.update(f"{p.relative_to(root)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
@@ -87,7 +156,8 @@ def environment_fingerprint() -> str:
     dists = sorted(f"{d.metadata['Name']}=={d.version}"
                    for d in importlib.metadata.distributions() if d.metadata["Name"])
     h.update("\n".join(dists).encode())
-    for var in ("NEUDEP_IMAGENET", "NEUDEP_MODELS", "NEUDEP_CACHE", "HF_HUB_OFFLINE"):
+    for var in ("NEUDEP_IMAGENET", "NEUDEP_MODELS", "NEUDEP_MODELS_DIR", "NEUDEP_ENGINE",
+                "NEUDEP_CACHE", "NEUDEP_WORDNET", "HF_HUB_OFFLINE"):
         h.update(f"{var}={os.environ.get(var, '')}\n".encode())
     return h.hexdigest()
 
@@ -252,7 +322,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     check_kernel()
     parameters = {"profile": args.profile, "output_dir": str(output_dir)}
-    parameters.update({k: parse_value(v) for k, v in args.param})
+    given = {k: parse_value(v) for k, v in args.param}
+    try:
+        for nb in notebooks:
+            check_parameters(nb, given)
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    parameters.update(given)
     shared = shared_fingerprint()
     runtimes = load_runtimes(output_dir)
     if args.only is None:  # drop executed copies of notebooks that no longer exist

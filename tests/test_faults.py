@@ -376,21 +376,35 @@ def test_cli_write_limit_leaves_no_partial_file(tiny_folder: Path, tmp_path: Pat
 
 
 def test_cli_ctrl_c(tmp_path: Path, data_root: Path):
-    """SIGINT during an extraction: one error line, exit status 130, finished chunks kept."""
+    """SIGINT during an extraction: one error line, exit status 130, finished chunks kept.
+
+    The signal is sent at a known point, whatever the machine's speed: the extraction writes the
+    index of each chunk it has saved to a marker file and then pauses (the NEUDEP_CHUNK_MARKER test
+    hook), so SIGINT arrives after chunk 0 is on disk and before chunk 1 starts."""
     from conftest import copy_images
 
-    folder = copy_images(data_root / "imagenet-val", tmp_path / "imgs", n_classes=150)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    folder = copy_images(data_root / "imagenet-val", tmp_path / "imgs", n_classes=4)
+    marker = tmp_path / "chunk-done"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
+           "NEUDEP_CHUNK_MARKER": str(marker), "NEUDEP_PAUSE_AFTER_CHUNK_S": "600"}
     p = subprocess.Popen([sys.executable, "-m", "neudep_utils", "extract", "--model", "lite0",
                           "--data", str(folder), "--cache-dir", str(tmp_path / "cache"),
                           "--quiet", "--workers", "1", "--batch-size", "4"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list((tmp_path / "cache").rglob("chunks")):
-        time.sleep(0.1)
-    time.sleep(0.5)
-    p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 600  # only a bound for a hung run, never a timing
+        while not marker.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), f"no chunk finished (rc {p.poll()}): {p.stderr.read()[-2000:]}"
+        assert marker.read_text() == "0"
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=600)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
     line = _one_error_line(err)
     assert p.returncode == 130, (p.returncode, err[-2000:])
     assert "interrupted" in line and "rerun" in line
+    chunks = list((tmp_path / "cache").rglob("chunk_000000.npz"))
+    assert len(chunks) == 1 and not list((tmp_path / "cache").rglob("meta.json"))

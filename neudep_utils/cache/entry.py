@@ -37,7 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_save_npz, atomic_write_bytes, load_npz_checked, meta_checksum
+from .._io import (
+    atomic_save_npz,
+    atomic_write_bytes,
+    load_npz_checked,
+    meta_checksum,
+    remove_stale_temporaries,
+)
 from ..errors import CacheError
 from ..images import Manifest
 from ..moments import Moments
@@ -126,7 +132,11 @@ def read_cached(key: CacheKey, edir: Path, manifest: Manifest) -> LogitSet | Non
 
 
 def finalize(key: CacheKey, edir: Path, arrays: dict[str, np.ndarray], extra: dict) -> dict:
-    """Write ``data.npz``, then ``meta.json`` (which makes the entry valid); returns the meta."""
+    """Write ``data.npz``, then ``meta.json`` (which makes the entry valid); returns the meta.
+
+    Temporary files that writers killed before their rename left in ``edir`` are removed first
+    (:func:`neudep_utils._io.remove_stale_temporaries`)."""
+    remove_stale_temporaries(edir)
     sha = atomic_save_npz(edir / "data.npz", **arrays)
     meta = {"key": key.as_dict(), "data_sha256": sha, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **extra}

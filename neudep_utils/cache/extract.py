@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import make_dirs, remove_stale_temporaries
-from ..errors import CacheError
+from ..errors import CacheError, DataError
 from ..images import Manifest, ViewSpec, resolve_folder, scan_folder
 from ..images.views import PilFn
 from ..models import LoadedModel, canonical_name, load_model_cached
@@ -30,7 +30,7 @@ from .key import CacheKey, ExtractSpec, default_cache_dir, entry_dir, make_key
 from .run import DEFAULT_CHUNK_IMAGES, Extractor, default_workers, extract_full, extract_moments
 from .shards import check_shard_count, parse_shard, shard_indices
 
-__all__ = ["extract"]
+__all__ = ["cached_entry", "extract"]
 
 
 def extract(
@@ -114,6 +114,9 @@ def extract(
     if given is not None and given.kind == "onnx":
         device = device or "cpu"  # ONNX Runtime's CPU provider runs model files
         features = features and given.num_features > 0
+    if num_workers is not None and int(num_workers) < 0:
+        raise ValueError(f"--workers (num_workers) must be >= 0 (0: decode in the main process), "
+                         f"got {num_workers}")
     device = resolve_device(device) if dist is None else dist.device
     folder_path = resolve_folder(folder)
     if manifest is None:
@@ -128,6 +131,8 @@ def extract(
     key, edir, cached, runner, served = _resolve_entry(spec, manifest, loaded, engine, device,
                                                        cache_root, dist)
     if served:
+        if dist is None or dist.rank == 0:
+            remove_stale_temporaries(edir)  # of a writer killed before its rename
         return cached if dist is None or dist.rank == 0 else None
     return _compute(spec, manifest, loaded, runner, key, edir, device, dist,
                     Extractor(loaded, runner, batch_size,
@@ -189,6 +194,41 @@ def _resolve_entry(spec: ExtractSpec, manifest: Manifest, loaded, engine: str | 
     return key, edir, cached, runner, cached is not None
 
 
+def _discard(edir: Path) -> None:
+    """Remove an unfinished entry's folder (chunks, partial moments, reasons)."""
+    shutil.rmtree(edir, ignore_errors=True)
+    try:
+        edir.parent.rmdir()  # the model's folder, when this was its only entry
+    except OSError:
+        pass
+
+
+def cached_entry(model: str, folder: str | os.PathLike[str], views: int | ViewSpec = 0, *,
+                 seed: int = 0, label_mode: str = "wnid", mode: str = "full",
+                 features: bool = True, cache_dir: str | os.PathLike[str] | None = None,
+                 manifest: Manifest | None = None, engine: str | None = None,
+                 device: str | None = None) -> LogitSet | None:
+    """The cached entry :func:`extract` would serve for these arguments, or ``None``; never
+    computes anything (it scans the folder, unless ``manifest`` is given, and loads the model's
+    weights for their checksum).
+
+    Parameters are those of :func:`extract`. The entry is looked up under the engine label
+    :func:`extract` would use first on this machine (``engine``/``$NEUDEP_ENGINE``, ``device``).
+    """
+    if isinstance(views, int):
+        views = ViewSpec(n_aug=views, seed=seed)
+    folder_path = resolve_folder(folder)
+    if manifest is None:
+        manifest = scan_folder(folder_path, label_mode=label_mode)
+    spec = ExtractSpec(model=canonical_name(model), folder=folder_path, views=views,
+                       label_mode=label_mode, mode=mode, features=features)
+    loaded = load_model_cached(spec.model)
+    key = make_key(spec, manifest, loaded=loaded,
+                   engine=model_key_label(loaded, engine, resolve_device(device)))
+    edir = entry_dir(key, Path(cache_dir) if cache_dir else default_cache_dir())
+    return read_cached(key, edir, manifest)
+
+
 def _describe(spec: ExtractSpec, dist) -> str:
     """The progress bar's label."""
     desc = f"{spec.model} {Path(spec.folder).name}" + (f" [{spec.corruption}]"
@@ -233,6 +273,13 @@ def _compute(spec: ExtractSpec, manifest: Manifest, loaded, runner, key: CacheKe
             arrays["features"] = feats
     skipped = skipped_list(manifest, idx, ok, edir)
     n_ok = int(ok.sum())
+    if n_ok == 0 and len(idx):
+        _discard(edir)
+        part = f" (shard {spec.shard[0]}/{spec.shard[1]})" if spec.shard else ""
+        shown = "; ".join(f"{p} ({why})" for p, why in skipped[:3])
+        raise DataError(f"no readable images in {spec.folder}{part}: all {len(idx)} image(s) "
+                        f"failed to decode ({shown}{' ...' if len(skipped) > 3 else ''}); nothing "
+                        "was cached: replace the files or choose another --data folder")
     extra.update({"n_images": n_ok, "top1": top1_of(correct, n_ok),
                   "skipped_images": [list(x) for x in skipped]})
     meta = finalize(key, edir, arrays, extra)

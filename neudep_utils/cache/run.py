@@ -17,6 +17,7 @@ import numpy as np
 from .._io import atomic_save_npz, load_npz_checked
 from ..errors import DataError
 from ..images import Manifest, ViewDataset
+from ..images.folders import READ_ERROR_PREFIX
 from ..moments import Moments
 from .entry import check_layout, chunk_bounds, load_reasons, save_reasons
 from .key import CACHE_VERSION, ExtractSpec
@@ -26,6 +27,42 @@ __all__ = ["DEFAULT_CHUNK_IMAGES", "Extractor", "default_workers", "extract_full
 
 #: Images per resumable chunk.
 DEFAULT_CHUNK_IMAGES = 256
+
+#: Test hook: when set to a file path, the extraction writes the index of each chunk it has just
+#: saved to that file (atomically) and then waits up to ``NEUDEP_PAUSE_AFTER_CHUNK_S`` seconds
+#: (default 60) before continuing, so a test can signal the process at a known point (after a
+#: finished chunk, before the next) whatever the machine's speed.
+CHUNK_MARKER_ENV = "NEUDEP_CHUNK_MARKER"
+
+
+def _chunk_done(ci: int, on_chunk) -> None:
+    """After chunk ``ci`` is saved: the caller's hook, then the :data:`CHUNK_MARKER_ENV` hook."""
+    if on_chunk is not None:
+        on_chunk(ci)
+    marker = os.environ.get(CHUNK_MARKER_ENV)
+    if marker:
+        import time
+
+        from .._io import atomic_write_bytes
+
+        atomic_write_bytes(Path(marker), str(ci).encode())
+        end = time.monotonic() + float(os.environ.get("NEUDEP_PAUSE_AFTER_CHUNK_S", "60"))
+        while time.monotonic() < end:
+            time.sleep(0.05)
+
+
+def _is_read_error(reason: str) -> bool:
+    """Whether an image's failure reason is an OS read error (possibly transient: not cached)."""
+    return str(reason).startswith(READ_ERROR_PREFIX)
+
+
+def _read_errors_error(failed: dict[int, str], manifest: Manifest, kept: str) -> DataError:
+    shown = "; ".join(f"{manifest.relpaths[i]} ({why.split(');')[0]})"
+                      for i, why in sorted(failed.items())[:3])
+    more = f" ... ({len(failed) - 3} more)" if len(failed) > 3 else ""
+    return DataError(f"{len(failed)} image(s) of {manifest.root} could not be read: {shown}{more}; "
+                     f"an OS error is not recorded as 'unreadable' ({kept}): check the file(s) "
+                     "and rerun the same command to retry them")
 
 
 def default_workers() -> int:
@@ -114,6 +151,7 @@ def extract_full(ex: Extractor, spec: ExtractSpec, manifest: Manifest, idx: np.n
             parts[ci] = arr
     todo = [ci for ci in range(len(bounds)) if ci not in parts]
     done_views = sum((e - s) * nv for ci, (s, e) in enumerate(bounds) if ci in parts)
+    read_errors: dict[int, str] = {}  # OS read errors (their chunks are not saved)
     if todo:
         todo_pos = np.concatenate([np.arange(*bounds[ci]) for ci in todo])
         ds = ViewDataset(manifest, ex.loaded.preprocess, spec.views, spec.pil_fn,
@@ -142,7 +180,13 @@ def extract_full(ex: Extractor, spec: ExtractSpec, manifest: Manifest, idx: np.n
                     buf_err[ci].setdefault(int(img_i[r]), str(errs[r]))
                 filled[ci] += 1
                 if filled[ci] == (e - s) * nv:
-                    save_reasons(edir, buf_err.pop(ci))
+                    errs_ci = buf_err.pop(ci)
+                    failed = {i: why for i, why in errs_ci.items() if _is_read_error(why)}
+                    if failed:  # not saved: the next run retries this chunk
+                        read_errors.update(failed)
+                        del buf_l[ci], buf_f[ci], buf_ok[ci]
+                        continue
+                    save_reasons(edir, errs_ci)
                     chunk = {"logits": buf_l.pop(ci), "ok": buf_ok.pop(ci),
                              "start": np.asarray(s), "stop": np.asarray(e)}
                     f = buf_f.pop(ci)
@@ -150,8 +194,9 @@ def extract_full(ex: Extractor, spec: ExtractSpec, manifest: Manifest, idx: np.n
                         chunk["features"] = f
                     atomic_save_npz(cdir / f"chunk_{ci:06d}.npz", **chunk)
                     parts[ci] = chunk
-                    if on_chunk is not None:
-                        on_chunk(ci)
+                    _chunk_done(ci, on_chunk)
+    if read_errors:
+        raise _read_errors_error(read_errors, manifest, "the other finished chunks are kept")
     ok = np.concatenate([parts[ci]["ok"] for ci in range(len(bounds))]).astype(bool)
     logits = np.concatenate([parts[ci]["logits"] for ci in range(len(bounds))])[ok]
     feats = (np.concatenate([parts[ci]["features"] for ci in range(len(bounds))])[ok]
@@ -202,6 +247,10 @@ def extract_moments(ex: Extractor, spec: ExtractSpec, manifest: Manifest, idx: n
             for r in np.flatnonzero(errs != ""):
                 chunk_ok[pos[r]] = False
                 reasons.setdefault(int(img_i[r]), str(errs[r]))
+        failed = {i: why for i, why in reasons.items() if _is_read_error(why)}
+        if failed:  # not saved: the next run resumes before this chunk and retries it
+            raise _read_errors_error(failed, manifest, f"the moments of the first {s} images are "
+                                                       "kept")
         if mom is None:
             mom = Moments.zeros(buf.shape[-1])
         good = buf[chunk_ok]
@@ -215,8 +264,7 @@ def extract_moments(ex: Extractor, spec: ExtractSpec, manifest: Manifest, idx: n
                         n_images=np.asarray(n), n_views=np.asarray(nv), first=np.asarray(first),
                         chunk_images=np.asarray(chunk_images),
                         skip_pos=np.flatnonzero(~ok[:e]).astype(np.int64))
-        if on_chunk is not None:
-            on_chunk(s // chunk_images)
+        _chunk_done(s // chunk_images, on_chunk)
     if mom is None and ex.loaded.kind != "torch":  # empty block of a model file
         mom = Moments.zeros(int(ex.loaded.num_classes))
     if mom is None:  # nothing to do (empty block): the model's number of classes

@@ -168,6 +168,17 @@ def prepare(
     return S, t, lams, allowed
 
 
+def check_psd_tol(psd_tol: float) -> float:
+    """``psd_tol`` checked: a finite number >= 0 (NaN would make every eigenvalue pass)."""
+    if isinstance(psd_tol, (bool, np.bool_)) or not isinstance(psd_tol, (int, float, np.number)):
+        raise ValueError(f"psd_tol must be a number >= 0 or None; got {psd_tol!r}")
+    v = float(psd_tol)
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"psd_tol must be a finite number >= 0 (or None to skip the check of an "
+                         f"S already checked); got {psd_tol!r}")
+    return v
+
+
 def check_psd(S: np.ndarray, tol: float = PSD_RTOL) -> None:
     """Raise ``ValueError`` when ``S`` has an eigenvalue below ``-tol * trace(S)``.
 
@@ -190,6 +201,7 @@ def check_psd(S: np.ndarray, tol: float = PSD_RTOL) -> None:
     ValueError
         If ``S`` is not positive semidefinite within ``tol``.
     """
+    tol = check_psd_tol(tol)
     a = np.ascontiguousarray(S, dtype=np.float64)
     key = (a.shape, float(tol), hashlib.sha256(memoryview(a).cast("B")).digest())
     if key in _PSD_OK:

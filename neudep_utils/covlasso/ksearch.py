@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import allowed_mask, check_psd
+from ._validate import allowed_mask, check_psd, check_targets
 from .api import CovLassoResult, lam_max, solve
 
 __all__ = ["KSolution", "pack", "solve_k"]
@@ -199,7 +199,7 @@ def solve_k(S: np.ndarray, ks: Sequence[int],
         from tqdm import tqdm
 
     n = S.shape[0]
-    t = np.arange(n) if targets is None else np.asarray(targets, dtype=np.int64)
+    t = check_targets(targets, n)  # refuses float targets (1.7 is not 1)
     T = t.size
     ks = tuple(sorted({int(k) for k in ks}))
     if not ks or ks[0] < 1:

@@ -139,7 +139,7 @@ def fit_covlasso_k_cached(fold: Fold, ks: Sequence[int],
     if cache_dir is None:
         return fit_covlasso_k(fold, ks, targets, candidates, **kw)
 
-    t = None if targets is None else np.asarray(targets, np.int64)
+    t = None if targets is None else cl._validate.check_targets(targets, fold.S.shape[0])
     c = None if candidates is None else np.asarray(candidates, bool)
     # the code that produces the fits is part of the key: a changed solver never serves old fits
     key = _digest("covlasso_k-v2", _code_digest(), fold.S, fold.mu, fold.center,

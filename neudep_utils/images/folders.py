@@ -157,10 +157,65 @@ _FORMAT_REASON = ("unreadable image: not an image in an allowed format (allowed 
                   + ", ".join(ALLOWED_FORMATS) + ")")
 
 
+def _dangling(entry: os.DirEntry) -> bool:
+    """Whether a directory entry is a symbolic link whose target does not exist."""
+    try:
+        return entry.is_symlink() and not os.path.exists(entry.path)
+    except OSError:
+        return False
+
+
+def _dangling_reason(entry: os.DirEntry) -> str:
+    try:
+        target = _shown(os.readlink(entry.path))
+    except OSError:
+        target = "?"
+    return f"dangling symbolic link (to {target}, which does not exist); fix or remove the link"
+
+
 def _image_error(path: str | os.PathLike[str], reason: str) -> DataError:
     exc = DataError(f"{_shown(os.fspath(path))}: {reason}")
     exc.reason = reason  # type: ignore[attr-defined]  (recorded without the path)
     return exc
+
+
+class ImageReadError(DataError):
+    """An image file could not be *read* (the operating system refused: vanished, permission
+    denied, I/O error), as opposed to read but not decodable. Such a failure may be transient, so
+    it is never recorded as "unreadable" in a cache entry; its ``reason`` starts with
+    :data:`READ_ERROR_PREFIX`."""
+
+
+#: The start of the ``reason`` of an :class:`ImageReadError` (an OS error while reading the file).
+READ_ERROR_PREFIX = "cannot read the file (OS error"
+
+
+def _read_error(path: str | os.PathLike[str], exc: OSError) -> ImageReadError:
+    reason = (f"{READ_ERROR_PREFIX} {exc.errno}: {exc.strerror or type(exc).__name__}); not "
+              "recorded as unreadable: fix the file or its folder and rerun to retry it")
+    err = ImageReadError(f"{_shown(os.fspath(path))}: {reason}")
+    err.reason = reason  # type: ignore[attr-defined]
+    return err
+
+
+#: Modes of greyscale images with more than 8 bits per pixel (PNG's 16-bit grey opens as
+#: ``I;16``): ``convert("RGB")`` would clip them at 255, so they are scaled to 8 bits first.
+_WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _to_rgb(im):
+    """``im`` as an 8-bit RGB image; 16-bit greyscale (``I;16``, and ``I`` holding 0..65535) is
+    scaled by 255/65535 (rounded: a value ``v * 257`` maps back to exactly ``v``) instead of
+    clipped."""
+    if im.mode in _WIDE_GREY_MODES:
+        from PIL import Image
+
+        a = np.asarray(im, dtype=np.int64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise DataError(f"{im.mode} image with values outside 0..65535 (min {a.min()}, max "
+                            f"{a.max()}); convert it to 8 or 16 bits per channel")
+        im = Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8))  # mode L
+    return im.convert("RGB")
 
 
 def open_image(path: str | os.PathLike[str]):
@@ -168,7 +223,10 @@ def open_image(path: str | os.PathLike[str]):
     (:data:`MAX_PIXELS`, :data:`MAX_ASPECT`) and decode it to RGB.
 
     Raises :class:`DataError` saying why the file cannot be used (format not allowed, too large,
-    extreme aspect ratio, truncated or corrupt); its ``reason`` attribute omits the path.
+    extreme aspect ratio, truncated or corrupt); its ``reason`` attribute omits the path. When the
+    operating system refuses the read (the file vanished, permission denied, an I/O error) the
+    error is an :class:`ImageReadError`, which the cache never records as "unreadable". 16-bit
+    greyscale images are scaled to 8 bits (not clipped).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -177,11 +235,16 @@ def open_image(path: str | os.PathLike[str]):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path, formats=ALLOWED_FORMATS) as im:
                 check_image_size(im.size)
-                return im.convert("RGB")
+                return _to_rgb(im)
     except UnidentifiedImageError:
         raise _image_error(path, _FORMAT_REASON + "; convert or remove the file") from None
     except DataError as exc:
         raise _image_error(path, str(exc)) from None
+    except OSError as exc:
+        if exc.errno is not None:  # the OS refused the read (PIL's decoder errors carry none)
+            raise _read_error(path, exc) from None
+        raise _image_error(path, f"unreadable image ({type(exc).__name__}: {exc}); replace or "
+                                 "remove the file") from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure means unreadable
         raise _image_error(path, f"unreadable image ({type(exc).__name__}: {exc}); replace or "
                                  "remove the file") from exc
@@ -215,7 +278,9 @@ def scan_folder(
     file's bytes into the digest (default: when the folder has at most ``CONTENT_HASH_LIMIT``
     images); otherwise paths and sizes are hashed. ``verify`` opens each image header and skips
     (with a warning) files PIL cannot identify (default: same rule as ``content_hash``).
-    Empty class folders and non-image files are skipped and reported in ``Manifest.skipped``.
+    Empty class folders, non-image files and dangling symbolic links are skipped and reported
+    in ``Manifest.skipped`` (and a warning); a folder whose every image fails the check raises
+    :class:`DataError` ("no readable images").
     """
     if label_mode not in ("wnid", "folder"):
         raise ValueError(f"label_mode must be 'wnid' or 'folder', got {label_mode!r}")
@@ -236,6 +301,8 @@ def scan_folder(
             skipped.append((_shown(d.name) + "/", _os_reason(exc)))
             continue
         if not is_dir:
+            if _dangling(d):
+                skipped.append((_shown(d.name) + "/", _dangling_reason(d)))
             continue
         if not _utf8_ok(d.name):
             skipped.append((_shown(d.name) + "/", "folder name is not valid UTF-8; rename it"))
@@ -262,6 +329,8 @@ def scan_folder(
             rel = f"{cname}/{f.name}"
             try:
                 if not f.is_file():
+                    if _dangling(f):
+                        skipped.append((_shown(rel), _dangling_reason(f)))
                     continue
                 size = f.stat().st_size
             except OSError as exc:  # e.g. a symbolic link loop
@@ -283,6 +352,11 @@ def scan_folder(
     if do_verify:
         entries, bad = _verify_images(root, entries)
         skipped.extend(bad)
+        if not entries:
+            shown = "; ".join(f"{p} ({why})" for p, why in bad[:3])
+            raise DataError(f"no readable images in {root}: all {len(bad)} image file(s) failed "
+                            f"the check ({shown}{' ...' if len(bad) > 3 else ''}); expected "
+                            "JPEG or PNG images in <wnid>/<image>")
     if skipped:
         warnings.warn(
             f"{root}: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'}: "
