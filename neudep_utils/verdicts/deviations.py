@@ -70,7 +70,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "its 95% interval above 0; **partly reproduced** if only interlacing holds; **not "
         "reproduced** otherwise."),
     Deviation(
-        "C4", "null control", "2026-12-03 (this change)",
+        "C4", "null control", "2026-12-03 (commit 9d11acc)",
         "The rank correlation is now compared with a null covariance of the same spectrum and "
         "random eigenvectors (what the mechanics alone give) instead of with 0, and models "
         "with a singular covariance are marked n/a.",
@@ -85,7 +85,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "somewhere on the CovLasso path and those targets need a median support <= 20 there; "
         "**partly reproduced** if only one of the two holds; **not reproduced** otherwise."),
     Deviation(
-        "C6a", "all well-fitted targets", "2026-12-03 (this change)",
+        "C6a", "all well-fitted targets", "2026-12-03 (commit 9d11acc)",
         "'Sometimes contradicts intuition' is judged over every well-fitted target (held-out "
         "1 - R^2 <= 0.3) with an interval, instead of over the 15 targets with the lowest "
         "residual of the first model only.",
@@ -93,13 +93,13 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "every model **and** some of the 15 strongest dependencies of the first model lean on "
         "a semantically far top partner; **partly reproduced** if only the first holds."),
     Deviation(
-        "C6b", "random partners", "2026-12-03 (this change)",
+        "C6b", "random partners", "2026-12-03 (commit 9d11acc)",
         "The 'partly' level now also requires the hidden-class top-1 to beat random partners "
         "at the same k (a referee's baseline: the rebuilt logits could rank the hidden classes "
         "from generic correlation alone).",
         "As today's rule, without the comparison with random partners."),
     Deviation(
-        "C6c", "strongest baseline", "2026-12-03 (this change)",
+        "C6c", "strongest baseline", "2026-12-03 (commit 9d11acc)",
         "The regularizer is judged against the strongest baseline (the best of plain "
         "fine-tuning, L2-SP and the pretrained head) instead of plain cross-entropy and L2-SP.",
         "**C6c is reproduced** if some dependency regularizer beats both plain cross-entropy "
@@ -175,7 +175,7 @@ def old_c5_fidelity(frac_reaching: float, median_k: float) -> Verdict:
 
 
 def old_c6a_strongest(near_ratio_ci_lo: Mapping[str, float], n_far_strong: int) -> Verdict:
-    """C6a as before this change: a far top partner among the 15 strongest dependencies."""
+    """C6a as before commit 9d11acc: a far top partner among the 15 strongest dependencies."""
     if not near_ratio_ci_lo:
         return Verdict("C6a", NOT_TESTABLE, for_claim("C6a")[0].old_rule, "no model")
     near = all(v > 1 for v in near_ratio_ci_lo.values())
@@ -187,7 +187,7 @@ def old_c6a_strongest(near_ratio_ci_lo: Mapping[str, float], n_far_strong: int) 
 def old_c6b_without_random(top1_all: float, top1_all_ci: tuple[float, float],
                            upper_bound: float, top1_hidden_ci_lo: float,
                            n_classes: int = 1000, n_hidden: int = 100) -> Verdict:
-    """C6b as before this change (no comparison with random partners)."""
+    """C6b as before commit 9d11acc (no comparison with random partners)."""
     rule = for_claim("C6b")[0].old_rule
     if top1_all >= 0.5 * upper_bound and top1_all_ci[0] > 10 / n_classes:
         return Verdict("C6b", REPRODUCED, rule, "1000-way top-1 above half of A's own")
@@ -198,7 +198,7 @@ def old_c6b_without_random(top1_all: float, top1_all_ci: tuple[float, float],
 
 def old_c6c_vs_generic(gains: Mapping[str, Mapping[str, tuple[float, tuple[float, float]]]]
                        ) -> Verdict:
-    """C6c as before this change: the best regularizer against cross-entropy and L2-SP
+    """C6c as before commit 9d11acc: the best regularizer against cross-entropy and L2-SP
     (``gains`` as :func:`.rules.c6c_robustness` takes, with ``"vs_generic"`` entries)."""
     rule = for_claim("C6c")[0].old_rule
     if not gains:
