@@ -96,7 +96,7 @@ def factor(S: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=False)  # no on-disk cache: tests load this file by path
 def _bound_work(S, targets, coef, out):  # pragma: no cover - numba
     """Per target: one gradient pass on the support and one LAPACK Cholesky solve of S_AA."""
     n = S.shape[0]

@@ -56,7 +56,7 @@ RHO = (0.3, 0.8)
 SEED = 0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=False)  # no on-disk cache: tests load this file by path
 def _symmetrize_inplace(S):  # pragma: no cover - numba
     """``S = (S + S^T) / 2`` in place (no n x n temporary)."""
     n = S.shape[0]
