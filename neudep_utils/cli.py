@@ -29,7 +29,7 @@ from pathlib import Path
 from . import __version__
 from . import _dist as distributed
 from ._io import atomic_write_bytes, remove_stale_temporaries
-from .cache import extract, merge_shards, read_entry
+from .cache import extract, merge_shards
 from .cache.extract import cached_entry
 from .errors import CacheError, DataError, HubUnavailableError, ModelError
 from .profiles import get_profile
@@ -99,6 +99,22 @@ def _workers(text: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0 (0: decode in the main process), got {n}")
     return n
+
+
+def _jobs(text: str) -> int:
+    """``--jobs``: an integer >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (1: one entry at a time), got {n}")
+    return n
+
+
+def _default_jobs() -> int:
+    """``logits --jobs`` by default: the cores, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _common(p: argparse.ArgumentParser, onnx: bool = False) -> None:
@@ -268,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--profile", default="default", help="smoke, default or full")
     pl.add_argument("--cache-dir", default=None)
     pl.add_argument("--quiet", action="store_true")
+    pl.add_argument("--jobs", type=_jobs, default=_default_jobs(),
+                    help="entries extracted side by side, one compute thread each (default: "
+                         "the cores, at most 4; 1: one after another with every thread)")
+    pl.add_argument("--timings", default=None, metavar="FILE",
+                    help="write each entry's seconds, CPU seconds and views to this JSON file")
     pf = sub.add_parser("fit", help="fit CovLasso dependencies on a logits file",
                         description=_FIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     pf.add_argument("--logits", required=True, metavar="FILE",
@@ -392,11 +413,14 @@ def _run(args: argparse.Namespace) -> int:
               f"{'centred covariance' if args.center else 'second moment'} from "
               f"{mom.count} logit vectors")
     elif args.cmd == "logits":
-        for ex in get_profile(args.profile).extractions():
-            t0 = time.perf_counter()
-            print(f"== {ex.model} on {ex.folder} (views={ex.views + 1}, {ex.mode})", flush=True)
-            ls = read_entry(**ex.kwargs(), cache_dir=args.cache_dir, progress=not args.quiet)
-            _report(ls, time.perf_counter() - t0)
+        from .cache.batch import extract_all, print_record
+
+        t0 = time.perf_counter()
+        recs = extract_all([ex.kwargs() for ex in get_profile(args.profile).extractions()],
+                           jobs=args.jobs, cache_dir=args.cache_dir, progress=not args.quiet,
+                           timings=args.timings, on_done=print_record)
+        print(f"== {len(recs)} entries ({sum(r['computed'] for r in recs)} computed) in "
+              f"{time.perf_counter() - t0:.1f} s with {args.jobs} job(s)", flush=True)
     return 0
 
 
