@@ -64,9 +64,14 @@ STAGES := $(abspath book/_build/stages.txt)
 timed = start=$$(date +%s); $(2); rc=$$?; mkdir -p $(dir $(STAGES)); \
 	echo "$(1) $$(( $$(date +%s) - start ))" >> $(STAGES); exit $$rc
 
+# LOGITS_ARGS, e.g. "--jobs 1" (one entry at a time, every thread) or "--quiet"; each entry's
+# seconds go to $(EXTRACTION) (printed by `make book` at its end)
+EXTRACTION := $(abspath book/_build/extraction.json)
+LOGITS_ARGS ?=
 logits: setup
 	@mkdir -p $(dir $(STAGES)) && : > $(STAGES)
-	@$(call timed,logits,$(PY) -m neudep_utils logits --profile $(PROFILE))
+	@$(call timed,logits,$(PY) -m neudep_utils logits --profile $(PROFILE) \
+	  --timings $(EXTRACTION) $(LOGITS_ARGS))
 
 # NOTEBOOK_ARGS, e.g. "--only 01 --force", "-p seed 1" or "--quiet" (no cell progress bars);
 # unchanged notebooks are skipped.
@@ -81,8 +86,9 @@ book: notebooks
 	@$(call timed,pages,$(PY) scripts/book_pages.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR))
 	@$(call timed,html,$(VENV)/bin/jupyter-book build book --builder html $(BOOK_ARGS) >$(dir $(STAGES))html.log 2>&1 \
 	  || { cat $(dir $(STAGES))html.log; false; })
-	@echo "== make book PROFILE=$(PROFILE) done; time per stage:"
-	@awk '{printf "   %-10s %6d s\n", $$1, $$2; t += $$2} END {printf "   %-10s %6d s\n", "total", t}' $(STAGES)
+	@echo "== make book PROFILE=$(PROFILE) done; time per stage, extraction entry and notebook section:"
+	@$(PY) scripts/build_report.py --stages $(STAGES) --extraction $(EXTRACTION) \
+	  --output-dir $(OUTPUT_DIR)
 	@echo "   results: $(OUTPUT_DIR)/*.json; Sphinx log: book/_build/html.log"
 	@echo "   book:    $(abspath book/_build/html/index.html)"
 

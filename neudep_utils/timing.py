@@ -1,11 +1,16 @@
 """Where a run's time goes: named sections with their wall and CPU seconds and the work done.
 
-A notebook opens a :class:`Clock` and starts a section before each part of its work::
+A run opens a :class:`Clock` and starts a section before each part of its work::
 
     clock = timing.Clock(output_dir, "01_single_model")
     clock.section("CovLasso fits")      # ends the previous section, if any
     ...
     clock.done()                        # ends the last one
+
+A notebook needs one line: :func:`notebook_clock` times every cell that runs after it, each in
+the section of the Markdown heading above it in the notebook (read from ``<name>.ipynb`` in the
+kernel's working folder; papermill runs the study's notebooks there), so the itemisation follows
+the notebook's own headings and no cell carries timing code.
 
 Each section records its wall seconds, the CPU seconds of the process (all its threads: numba's,
 ONNX Runtime's, BLAS's) and the *work counters* that grew while it ran: the package counts its
@@ -27,8 +32,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COUNTERS", "SECTIONS_FILE", "Clock", "count", "counters", "read_sections",
-           "update_json"]
+__all__ = ["COUNTERS", "SECTIONS_FILE", "Clock", "cell_sections", "count", "counters",
+           "notebook_clock", "read_sections", "update_json"]
 
 #: The file of a run's sections, in its output folder.
 SECTIONS_FILE = "sections.json"
@@ -138,17 +143,110 @@ class Clock:
         """Wall seconds since the clock was made."""
         return time.perf_counter() - self._t0
 
-    def _end(self) -> None:
+    def _record(self) -> dict | None:
+        """The current section's record so far (``None`` when none is open)."""
         if self._current is None:
-            return
+            return None
         name, t0, c0, w0 = self._current
-        self._current = None
         now = counters()
         work = {u: now[u] - w0.get(u, 0.0) for u in sorted(now) if now[u] != w0.get(u, 0.0)}
-        self.sections.append({"name": name, "seconds": round(time.perf_counter() - t0, 3),
-                              "cpu_s": round(_cpu() - c0, 3), "work": work})
-        self._save()
+        return {"name": name, "seconds": round(time.perf_counter() - t0, 3),
+                "cpu_s": round(_cpu() - c0, 3), "work": work}
+
+    def _end(self) -> None:
+        rec = self._record()
+        self._current = None
+        if rec is not None:
+            self.sections.append(rec)
+            self._save()
+
+    def flush(self) -> None:
+        """Write the sections so far, the open one with its time up to now."""
+        rec = self._record()
+        if self.path is not None:
+            update_json(self.path, self.name, self.sections + ([rec] if rec else []))
 
     def _save(self) -> None:
         if self.path is not None:
             update_json(self.path, self.name, self.sections)
+
+
+def cell_sections(notebook: str | os.PathLike[str]) -> dict[str, str]:
+    """Each code cell's source (stripped) -> the text of the nearest Markdown heading above it
+    (``"set-up"`` before the first ``##`` heading); empty when the notebook cannot be read.
+
+    Parameters
+    ----------
+    notebook : path
+        An ``.ipynb`` file.
+    """
+    try:
+        cells = json.loads(Path(notebook).read_text()).get("cells", [])
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return {}
+    out, title = {}, "set-up"
+    for c in cells:
+        src = "".join(c.get("source", []))
+        if c.get("cell_type") == "markdown":
+            for line in src.splitlines():
+                if line.startswith("##"):
+                    title = line.lstrip("#").strip()
+                    break
+        elif c.get("cell_type") == "code":
+            out.setdefault(src.strip(), title)
+    return out
+
+
+_HOOKS: list[tuple[Any, str, Any]] = []
+
+
+def notebook_clock(output_dir: str | os.PathLike[str] | None, name: str,
+                   notebook: str | os.PathLike[str] | None = None) -> Clock:
+    """A :class:`Clock` that times every later cell of an IPython kernel, one section per
+    Markdown heading of the notebook (consecutive cells under one heading share a section).
+
+    Parameters
+    ----------
+    output_dir : path or None
+        Where ``sections.json`` goes.
+    name : str
+        The notebook's stem (its key in the file).
+    notebook : path, optional
+        The notebook whose headings name the sections (default ``<name>.ipynb`` in the working
+        folder); a cell not found in it is named by its first line.
+
+    Returns
+    -------
+    Clock
+        Also usable by hand (``section``/``done``). Outside IPython nothing is hooked.
+    """
+    clock = Clock(output_dir, name)
+    titles = cell_sections(notebook or Path.cwd() / f"{name}.ipynb")
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+    except ImportError:  # pragma: no cover - IPython comes with the notebooks' dependencies
+        ip = None
+    if ip is None:
+        return clock
+    for shell, event, fn in _HOOKS:  # a re-run of the cell replaces the old clock's hooks
+        try:
+            shell.events.unregister(event, fn)
+        except ValueError:
+            pass
+    _HOOKS.clear()
+
+    def pre(info) -> None:
+        src = (getattr(info, "raw_cell", "") or "").strip()
+        title = titles.get(src) or (src.splitlines()[0][:60] if src else "(empty cell)")
+        if clock._current is None or clock._current[0] != title:
+            clock.section(title)
+
+    def post(result) -> None:
+        clock.flush()
+
+    for event, fn in (("pre_run_cell", pre), ("post_run_cell", post)):
+        ip.events.register(event, fn)
+        _HOOKS.append((ip, event, fn))
+    return clock

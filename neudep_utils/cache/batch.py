@@ -130,12 +130,16 @@ def extract_all(entries: Sequence[dict], *, jobs: int = 1,
         for i, kw in enumerate(entries):
             done(i, _one(kw, cdir, progress, False))
         return records  # type: ignore[return-value]
-    _parallel(entries, min(jobs, len(entries)), cdir, done)
+    _parallel(entries, min(jobs, len(entries)), cdir, done,
+              (lambda kw: print(f"   started: {kw['model']} on {kw['folder']}"
+                                + (f" [{kw['corruption']}]" if kw.get("corruption") else ""),
+                                flush=True)) if progress else None)
     return records  # type: ignore[return-value]
 
 
 def _parallel(entries: list[dict], jobs: int, cdir: str | None,
-              done: Callable[[int, dict], None]) -> None:
+              done: Callable[[int, dict], None], on_start: Callable[[dict], None] | None
+              ) -> None:
     """Run ``entries`` on ``jobs`` worker processes (see :func:`extract_all`)."""
     import multiprocessing as mp
     from multiprocessing.connection import wait
@@ -161,6 +165,8 @@ def _parallel(entries: list[dict], jobs: int, cdir: str | None,
                     pending.remove(i)
                     w["task"], w["last"] = i, entries[i]["model"]
                     w["conn"].send((i, entries[i]))
+                    if on_start is not None:
+                        on_start(entries[i])
             running = [w for w in workers if w["task"] is not None]
             if not running:
                 break
