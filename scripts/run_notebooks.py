@@ -243,6 +243,15 @@ def ipc_kernel_manager() -> type:
     class IPCKernelManager(AsyncKernelManager):
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
 
+        def _ip_default(self) -> str:
+            # jupyter_client's default without a connection file is "kernel-ipc" in the working
+            # folder: two kernels running side by side (--jobs) would share its sockets
+            import tempfile
+            import uuid
+
+            return os.path.join(tempfile.gettempdir(),
+                                f"neudep-kernel-{os.getpid()}-{uuid.uuid4().hex[:12]}-ipc")
+
     return IPCKernelManager
 
 
@@ -297,6 +306,62 @@ def collapse_progress(path: Path) -> None:
         nbformat.write(nb, str(path))
 
 
+#: A notebook that reads another's cached work waits for it when notebooks run side by side
+#: (``--jobs``): 02 reuses notebook 01's within-model CovLasso fits (the dependency-fit cache of
+#: the shared output folder) instead of fitting them again.
+AFTER = {"02": ("01",)}
+
+
+def _execute(nb: Path, keep: Path, parameters: dict[str, Any], timeout: int | None,
+             progress: bool) -> tuple[str, str]:
+    """Run one notebook: ``("ok", "")`` or ``("failed", where and why)``."""
+    try:
+        run_one(nb, keep, parameters, timeout, progress=progress)
+    except Exception as exc:  # papermill's PapermillExecutionError, or a kernel death
+        return "failed", describe_failure(exc)
+    return "ok", ""
+
+
+def _waits_for(nb: Path, pending: set[str]) -> bool:
+    """Whether ``nb`` must wait for a notebook still to run (see :data:`AFTER`)."""
+    pre = AFTER.get(nb.stem[:2], ())
+    return any(p[:2] in pre for p in pending)
+
+
+def _run_side_by_side(todo: list, jobs: int, parameters: dict[str, Any], timeout: int | None,
+                      started, finished) -> None:
+    """Run the notebooks of ``todo`` (``(notebook, fingerprint, executed copy)``) ``jobs`` at a
+    time, each in its own process (its own kernel), in order, a notebook of :data:`AFTER`
+    starting once those it reads from have finished."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+    from concurrent.futures import wait as wait_futures
+
+    queue = list(todo)
+    running: dict = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        while queue or running:
+            pending = {nb.stem for nb, _, _ in queue} | {x[0].stem for x in running.values()}
+            for item in list(queue):
+                if len(running) >= jobs:
+                    break
+                nb = item[0]
+                if _waits_for(nb, pending - {nb.stem}):
+                    continue
+                queue.remove(item)
+                started(nb)
+                fut = pool.submit(_execute, nb, item[2], parameters, timeout, False)
+                running[fut] = (*item, time.perf_counter())
+            done, _ = wait_futures(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                nb, fp, keep, t0 = running.pop(fut)
+                try:
+                    status, message = fut.result()
+                except Exception as exc:  # noqa: BLE001 - the worker process itself died
+                    status, message = "failed", f"its process: {type(exc).__name__}: {exc}"
+                finished(nb, fp, keep, time.perf_counter() - t0, status, message)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__,
@@ -310,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="run even when unchanged")
     ap.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     ap.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="notebooks run side by side, each in its own kernel (02 after 01: it "
+                         "reuses 01's fits); their cell progress bars are not shown")
     ap.add_argument("--notebook-dir", default=str(NOTEBOOKS), help=argparse.SUPPRESS)
     ap.add_argument("--executed-dir", default=str(EXECUTED), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -338,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             if stale.stem not in stems:
                 stale.unlink()
     failures: list[str] = []
-    compile_noted = False
+    todo = []
     for nb in notebooks:
         stem = nb.stem
         fp = fingerprint(nb, parameters, shared)
@@ -352,20 +420,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {stem}: unchanged since its run of {prev.get('finished', '?')} "
                   f"({prev.get('runtime_s', 0):.0f} s); skipped (--force to rerun)", flush=True)
             continue
-        print(f"== {stem}: running (profile {args.profile})", flush=True)
-        if not compile_noted:  # the kernel's own note goes to the notebook's output
-            compile_noted = True
-            note = compile_note()
-            if note:
-                print(f"   {note}", flush=True)
-        (output_dir / f"{stem}.json").unlink(missing_ok=True)
-        t0 = time.perf_counter()
-        status, message = "ok", ""
-        try:
-            run_one(nb, keep, parameters, args.timeout, progress=not args.quiet)
-        except Exception as exc:  # papermill's PapermillExecutionError, or a kernel death
-            status, message = "failed", describe_failure(exc)
-        seconds = time.perf_counter() - t0
+        todo.append((nb, fp, keep))
+    if todo:
+        note = compile_note()  # the kernel's own note goes to the notebook's output
+        if note:
+            print(f"   {note}", flush=True)
+
+    def started(nb: Path) -> None:
+        print(f"== {nb.stem}: running (profile {args.profile})", flush=True)
+        (output_dir / f"{nb.stem}.json").unlink(missing_ok=True)
+
+    def finished(nb: Path, fp: str, keep: Path, seconds: float, status: str,
+                 message: str) -> None:
+        stem = nb.stem
         if status == "ok" and not (output_dir / f"{stem}.json").is_file():
             status, message = "failed", (f"it ran but wrote no {output_dir / (stem + '.json')} "
                                          "(call neudep_utils.report.write_results at its end)")
@@ -383,6 +450,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {msg}\n   executed copy with the traceback: {keep}", file=sys.stderr,
                   flush=True)
             failures.append(msg)
+
+    if args.jobs <= 1 or len(todo) <= 1:
+        for nb, fp, keep in todo:
+            started(nb)
+            t0 = time.perf_counter()
+            status, message = _execute(nb, keep, parameters, args.timeout, not args.quiet)
+            finished(nb, fp, keep, time.perf_counter() - t0, status, message)
+    else:
+        _run_side_by_side(todo, args.jobs, parameters, args.timeout, started, finished)
     if failures:
         print(f"error: {len(failures)} notebook(s) failed:\n  " + "\n  ".join(failures),
               file=sys.stderr)

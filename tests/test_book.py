@@ -291,3 +291,31 @@ def test_executed_copies_show_each_progress_bar_once(tmp_path: Path) -> None:
     outs = nbformat.read(str(p), as_version=4).cells[0].outputs
     assert [(o.name, o.text) for o in outs] == [("stderr", "fit: 100%| 3/3\n"),
                                                 ("stdout", "done\n")]
+
+
+@pytest.mark.slow  # three kernels in two worker processes: CI's make test-slow
+def test_runner_jobs_side_by_side_and_02_after_01(tmp_path: Path) -> None:
+    """With --jobs 2, notebook 03 runs beside 01 (01 waits for a file 03 writes: with one job
+    it would never see it) and 02 starts only after 01 has finished (it reads 01's marker)."""
+    import subprocess
+
+    nbdir, out = tmp_path / "notebooks", tmp_path / "out"
+    nbdir.mkdir()
+    head = ("import pathlib, time\nfrom neudep_utils.report.results import write_results\n"
+            "p = pathlib.Path(output_dir)\np.mkdir(parents=True, exist_ok=True)\n")
+    done = "write_results(output_dir, '{}', 't', {{}}, {{}}, profile=profile)"
+    _notebook(nbdir / "01_a.ipynb", head + "end = time.time() + 600\n"
+              "while not (p / '03.started').exists() and time.time() < end:\n"
+              "    time.sleep(0.05)\nassert (p / '03.started').exists()\n"
+              "(p / '01.done').write_text('x')\n" + done.format("01_a"))
+    _notebook(nbdir / "02_b.ipynb", head + "assert (p / '01.done').exists()\n"
+              + done.format("02_b"))
+    _notebook(nbdir / "03_c.ipynb", head + "(p / '03.started').write_text('x')\n"
+              + done.format("03_c"))
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "run_notebooks.py"), "--profile",
+                        "smoke", "--output-dir", str(out), "--notebook-dir", str(nbdir),
+                        "--executed-dir", str(tmp_path / "executed"), "--jobs", "2"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rt = json.loads((out / "runtimes.json").read_text())
+    assert {k: v["status"] for k, v in rt.items()} == {"01_a": "ok", "02_b": "ok", "03_c": "ok"}
