@@ -117,15 +117,16 @@ book-test: book
 	  else echo "book-test: chromium missing; run: sudo apt-get install -y chromium"; fi; }
 	$(PY) -m pytest -m browser tests/test_book_browser.py $(PYTEST_ARGS)
 
-# the CovLasso benchmark needs the optional peers (celer, skglm) and Lite0's logit second moment;
-# it writes benchmarks/results/covlasso.md (included by the book) and the README block
+# the CovLasso benchmarks need the optional peers (celer, skglm) and Lite0's logit second moment;
+# they write benchmarks/results/covlasso.md and ksearch.md (included by the book's performance page)
 bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/bench_extract.py
 	mkdir -p $(abspath outputs)
 	$(PY) -m neudep_utils covariance --model lite0 --data imagenet-val imagenet-sample --views 1 \
 	  --out $(abspath outputs)/S_lite0_views1.npy
-	$(PY) benchmarks/bench_covlasso.py --cov $(abspath outputs)/S_lite0_views1.npy --update-docs
+	$(PY) benchmarks/bench_covlasso.py --cov $(abspath outputs)/S_lite0_views1.npy
+	$(PY) benchmarks/bench_ksearch.py --cov $(abspath outputs)/S_lite0_views1.npy
 
 # massive categories (n up to 21,841, float32 S of 1.9 GB; about half an hour of one core):
 # writes benchmarks/results/scaling.md and scaling.png (included by the book's performance page)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,28 @@ def lite0():
     from neudep_utils.models import load_model
 
     return load_model("efficientnet_lite0")
+
+
+def rewrite_sums(folder: Path) -> None:
+    """Regenerate a weights folder's ``SHA256SUMS`` over its other files (as ``sha256sum``
+    would), so a test can change a file and still get past the checksum check."""
+    lines = [f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}"
+             for f in sorted(folder.iterdir()) if f.name != "SHA256SUMS"]
+    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def models_copy(tmp_path: Path) -> Callable[[str], Path]:
+    """``models_copy(folder_name)``: a writable copy of the shared weights folder
+    ``../shared/models/<folder_name>`` (TF.js MobileNet and Darknet, the LiteRT files) in a
+    temporary models dir; returns that dir (for ``NEUDEP_MODELS_DIR``)."""
+    from neudep_utils.models.tfjs import default_models_dir
+
+    def copy(folder_name: str) -> Path:
+        root = tmp_path / "models"
+        shutil.copytree(default_models_dir() / folder_name, root / folder_name)
+        for f in (root / folder_name).iterdir():
+            f.chmod(0o644)
+        return root
+
+    return copy
