@@ -106,13 +106,20 @@ def without_positives(data: LogitData, folds: Sequence[Fold], with_deps: Sequenc
         count, sum_f, sum_ff = rows.shape[0], rows.sum(0), rows.T @ rows
         parts = []
         shares.append(np.isin(lab, t).sum() / t.size / lab.size)
-        for i, ti in enumerate(tqdm(t, desc="fits without the target's images",
-                                    disable=not progress, leave=False)):
+
+        def downdated(ti, rows=rows, lab=lab, count=count, sum_f=sum_f, sum_ff=sum_ff,
+                      center=fold.center):
             own = rows[lab == ti]
             sf = sum_f - own.sum(0)
             S = second_moment_from_sums(count - own.shape[0], sf, sum_ff - own.T @ own,
-                                        center=fold.center)
-            f_t = replace_fold(fold, S, sf / (count - own.shape[0]), count - own.shape[0])
+                                        center=center)
+            return S, sf, own.shape[0]
+
+        # the moments without each target's rows (a few O(n^2) numpy passes per target, the
+        # bulk of the time) are built two targets ahead in threads (numpy releases the GIL);
+        # the solves stay in this thread, in target order: the same numbers as one at a time
+        for i, ti, (S, sf, n_own) in _ahead(downdated, t, progress):
+            f_t = replace_fold(fold, S, sf / (count - n_own), count - n_own)
             warm = np.zeros((1, S.shape[0]))
             c = dep.cols[i]
             warm[0, c[c >= 0]] = dep.coef[i][c >= 0]
@@ -126,6 +133,27 @@ def without_positives(data: LogitData, folds: Sequence[Fold], with_deps: Sequenc
     return {"acc_with": a["acc_replaced"], "acc_without": b["acc_replaced"],
             "acc_base": a["acc_base"], "k_with": a["k"], "k_without": b["k"], "n_images": n,
             "positive_share": float(np.mean(shares))}
+
+
+def _ahead(fn, items: np.ndarray, progress: bool, workers: int = 2):
+    """``(i, item, fn(item))`` in order, ``fn`` computed up to ``workers`` items ahead in a
+    thread pool (each result is held until its turn; at most ``2 workers`` in flight)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    bar = tqdm(total=len(items), desc="fits without the target's images", disable=not progress,
+               leave=False)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        window: deque = deque()
+        nxt = 0
+        for i in range(len(items)):
+            while nxt < len(items) and len(window) < 2 * workers:
+                window.append(pool.submit(fn, items[nxt]))
+                nxt += 1
+            res = window.popleft().result()
+            bar.update()
+            yield i, items[i], res
+    bar.close()
 
 
 def _support_at_k(S: np.ndarray, t: int, k: int, lam0: float, warm: np.ndarray,
