@@ -12,7 +12,7 @@ OUTPUT_DIR ?= $(abspath outputs/$(PROFILE))
 PYTEST_ARGS ?=
 export NEUDEP_DATA NEUDEP_CACHE
 
-.PHONY: help system-deps setup test test-slow test-all lint hooks logits notebooks book pdf book-test bench bench-scaling clean
+.PHONY: help system-deps setup test test-slow test-all lint hooks logits notebooks book build-table pdf book-test bench bench-scaling clean
 
 help:
 	@echo "make test            fast test suite (sets up .venv)"
@@ -21,6 +21,7 @@ help:
 	@echo "make notebooks       execute the notebooks with papermill (PROFILE=$(PROFILE))"
 	@echo "make book            logits + notebooks + jupyter-book -> book/_build/html"
 	@echo "make book PROFILE=smoke   quick preview"
+	@echo "make build-table     the last build's time per stage and section -> benchmarks/results/build.md"
 	@echo "make pdf             the book as one PDF -> book/_build/pdf/neudep.pdf (chromium)"
 	@echo "make bench           benchmarks (extraction and CovLasso)"
 	@echo "make bench-scaling   CovLasso for n = 1000 ... 21841 categories (about 30 min)"
@@ -74,10 +75,12 @@ logits: setup
 	  --timings $(EXTRACTION) $(LOGITS_ARGS))
 
 # NOTEBOOK_ARGS, e.g. "--only 01 --force", "-p seed 1" or "--quiet" (no cell progress bars);
-# unchanged notebooks are skipped.
+# unchanged notebooks are skipped. NOTEBOOK_JOBS notebooks run side by side (02 after 01, whose
+# fits it reuses): their single-threaded sections use the core a lone notebook leaves idle.
+NOTEBOOK_JOBS ?= 2
 notebooks: logits
 	@$(call timed,notebooks,$(PY) scripts/run_notebooks.py --profile $(PROFILE) \
-	  --output-dir $(OUTPUT_DIR) $(NOTEBOOK_ARGS))
+	  --output-dir $(OUTPUT_DIR) --jobs $(NOTEBOOK_JOBS) $(NOTEBOOK_ARGS))
 
 # The summary pages come from the notebooks' result files; then Sphinx renders the book with
 # warnings as errors (BOOK_ARGS="" relaxes that); HTML in book/_build/html.
@@ -91,6 +94,15 @@ book: notebooks
 	  --output-dir $(OUTPUT_DIR)
 	@echo "   results: $(OUTPUT_DIR)/*.json; Sphinx log: book/_build/html.log"
 	@echo "   book:    $(abspath book/_build/html/index.html)"
+
+# The performance page's table of the last build (every stage, extraction entry and notebook
+# section with its seconds, CPU seconds and work) -> benchmarks/results/build.md; LOAD_LOG: a
+# file of load-average samples taken during that build ("<unix time> <1-min> <5-min> <15-min>")
+LOAD_LOG ?=
+build-table:
+	$(PY) scripts/build_report.py --stages $(STAGES) --extraction $(EXTRACTION) \
+	  --output-dir $(OUTPUT_DIR) --markdown benchmarks/results/build.md \
+	  $(if $(LOAD_LOG),--load $(LOAD_LOG))
 
 # The book as one PDF, offline: Sphinx's single-page HTML build printed by Debian's chromium
 # (headless; installed here when missing and running as root, else `make system-deps`). The

@@ -70,6 +70,61 @@ def _json(path: Path | None) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def sections_from_executed(folder: Path) -> dict[str, list[dict]]:
+    """For a run without ``sections.json`` (a build before the notebooks timed themselves):
+    each executed notebook's cells timed by papermill (``metadata.papermill.duration``),
+    grouped by the Markdown heading above them (:func:`neudep_utils.timing.cell_sections`'s
+    rule); wall seconds only."""
+    out: dict[str, list[dict]] = {}
+    for nb in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")):
+        try:
+            cells = json.loads(nb.read_text()).get("cells", [])
+        except (OSError, json.JSONDecodeError):
+            continue
+        secs: list[dict] = []
+        title = "set-up"
+        for c in cells:
+            src = "".join(c.get("source", []))
+            if c.get("cell_type") == "markdown":
+                for line in src.splitlines():
+                    if line.startswith("##"):
+                        title = line.lstrip("#").strip()
+                        break
+                continue
+            d = (c.get("metadata", {}).get("papermill") or {}).get("duration")
+            if d is None:
+                continue
+            if secs and secs[-1]["name"] == title:
+                secs[-1]["seconds"] += float(d)
+            else:
+                secs.append({"name": title, "seconds": float(d), "work": {}})
+        out[nb.stem] = secs
+    return out
+
+
+def extraction_from_log(path: Path) -> dict:
+    """For a build whose ``logits`` stage wrote no timings file: its entries from the stage's
+    own output (``== <model> on <folder> (views=V, mode)`` then ``... time: <s>s``)."""
+    import re
+
+    try:
+        text = path.read_text(errors="replace").replace("\r", "\n")
+    except OSError:
+        return {}
+    ents, cur = [], None
+    for line in text.splitlines():
+        m = re.match(r"== (\S+) on (\S+)(?: \[(.+?)\])? \(views=(\d+), (\w+)\)", line)
+        if m:
+            cur = {"model": m[1], "folder": m[2], "corruption": m[3], "views": int(m[4]),
+                   "mode": m[5]}
+            continue
+        t = re.search(r"images: (\d+)\s+views: (\d+)\s+time: ([\d.]+)s", line)
+        if t and cur is not None:
+            ents.append({**cur, "n_images": int(t[1]), "seconds": float(t[3]), "computed": True})
+            cur = None
+    return {"jobs": 1, "entries": ents} if ents else {}
+
+
 def fmt_work(work: dict) -> str:
     """Work counters as ``1,000 path solves, 2 intervals`` (largest first)."""
     items = sorted(work.items(), key=lambda kv: -kv[1])
@@ -193,12 +248,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floors", type=Path, default=None)
     ap.add_argument("--load", type=Path, default=None, help="load-average samples of the run")
     ap.add_argument("--note", default="", help="a sentence put under the Markdown table")
+    ap.add_argument("--executed", type=Path, default=None,
+                    help="executed notebooks: their papermill cell times stand in for a "
+                         "notebook missing from sections.json")
+    ap.add_argument("--logits-log", type=Path, default=None,
+                    help="the logits stage's output, read when --extraction is missing")
     args = ap.parse_args(argv)
     runtimes = _json(args.output_dir / "runtimes.json") if args.output_dir else {}
     runtimes = {k: v for k, v in runtimes.items() if isinstance(v, dict)}
     sections = read_sections(args.output_dir) if args.output_dir else {}
-    rs = rows(read_stages(args.stages), _json(args.extraction), runtimes, sections,
-              _json(args.floors))
+    if args.executed is not None:
+        for k, v in sections_from_executed(args.executed).items():
+            sections.setdefault(k, v)
+    extraction = _json(args.extraction)
+    if not extraction and args.logits_log is not None:
+        extraction = extraction_from_log(args.logits_log)
+    rs = rows(read_stages(args.stages), extraction, runtimes, sections, _json(args.floors))
     print(text(rs))
     if args.markdown is not None:
         note = " ".join(x for x in (args.note, load_note(args.load)) if x)

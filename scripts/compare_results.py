@@ -10,7 +10,8 @@ Every value of the JSON is flattened to a path (``numbers.lite0_acc_replaced_k10
 and tables, nested lists) are compared with ``|a - b| <= atol + rtol * max(|a|, |b|)``, strings,
 booleans and nulls exactly. A key present on one side only is listed. Keys that say when or how
 long a run took (``created``, ``runtime_s``, ``finished``) are skipped, as are any given with
-``--ignore`` (a glob over the path, e.g. ``--ignore 'provenance*'``).
+``--ignore`` (a glob over the path, e.g. ``--ignore 'provenance*'``); of two folders, every
+``*.json`` but the run's bookkeeping (``runtimes.json``, ``sections.json``) is compared.
 
 Prints one line per difference (path, both values, relative difference) and a summary line:
 keys compared, keys differing, the largest relative difference among numbers. Exit status 0 when
@@ -28,6 +29,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+#: Files of an output folder that are not results (run bookkeeping), skipped in a folder.
+NOT_RESULTS = ("runtimes.json", "sections.json")
 
 #: Paths skipped by default: wall-clock facts of a run, not results.
 VOLATILE = ("created", "*.created", "runtime_s", "*.runtime_s", "*.finished")
@@ -145,7 +149,8 @@ def compare(a: Any, b: Any, rtol: float = 1e-9, atol: float = 0.0,
 def _pairs(a: Path, b: Path) -> list[tuple[str, Path | None, Path | None]]:
     """``(name, file in a, file in b)`` for two files, or every ``*.json`` of two folders."""
     if a.is_dir() and b.is_dir():
-        names = sorted({p.name for p in a.glob("*.json")} | {p.name for p in b.glob("*.json")})
+        names = sorted(({p.name for p in a.glob("*.json")} | {p.name for p in b.glob("*.json")})
+                       - set(NOT_RESULTS))
         return [(n, a / n if (a / n).is_file() else None, b / n if (b / n).is_file() else None)
                 for n in names]
     return [(a.name, a, b)]
