@@ -75,3 +75,39 @@ def models_copy(tmp_path: Path) -> Callable[[str], Path]:
         return root
 
     return copy
+
+
+# --------------------------------------------------------------------------------------------
+# per-test CPU seconds (opt-in): NEUDEP_TEST_CPU=FILE writes every test's CPU seconds (this
+# process and the child processes it waited for) and wall seconds to FILE, slowest first; on a
+# machine shared with other jobs, CPU seconds say what a test costs where wall seconds do not.
+# --------------------------------------------------------------------------------------------
+
+_CPU_TIMES: list[tuple[str, float, float]] = []
+
+
+def _cpu_now() -> float:
+    import resource
+
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not os.environ.get("NEUDEP_TEST_CPU"):
+        yield
+        return
+    import time
+
+    c0, t0 = _cpu_now(), time.perf_counter()
+    yield
+    _CPU_TIMES.append((item.nodeid, _cpu_now() - c0, time.perf_counter() - t0))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get("NEUDEP_TEST_CPU")
+    if path and _CPU_TIMES:
+        rows = sorted(_CPU_TIMES, key=lambda r: -r[1])
+        Path(path).write_text("cpu_s\twall_s\ttest\n" + "".join(
+            f"{c:.1f}\t{w:.1f}\t{n}\n" for n, c, w in rows))
