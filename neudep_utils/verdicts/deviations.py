@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .claims import CLAIMS, NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, Verdict
-from .rules import C5, C6C, c1_single_model
+from .rules import C1, C5, C6C, C1Rule, C6cRule, c1_single_model
 
 __all__ = ["DEVIATIONS", "FIRST_FULL_BUILD", "RULES_FIRST_COMMITTED", "Deviation", "for_claim",
            "old_c1_without_existential", "old_c4_interlacing", "old_c4_without_null",
@@ -133,9 +133,10 @@ def record(claim: str, name: str, old_outcome: str, new_outcome: str) -> dict:
 
 
 def old_c1_without_existential(at_headline: Mapping[str, bool],
-                               at_sparse: Mapping[str, bool]) -> Verdict:
-    """C1 as before commit ad9221f: the current rule without the existential clause."""
-    return c1_single_model(at_headline, at_sparse, None)
+                               at_sparse: Mapping[str, bool], rule: C1Rule = C1) -> Verdict:
+    """C1 as before commit ad9221f: the current rule (``rule``: its thresholds as the run used
+    them) without the existential clause."""
+    return c1_single_model(at_headline, at_sparse, None, rule=rule)
 
 
 def old_c4_interlacing(interlacing_holds: bool, gain_ci: tuple[float, float]) -> Verdict:
@@ -196,20 +197,21 @@ def old_c6b_without_random(top1_all: float, top1_all_ci: tuple[float, float],
     return Verdict("C6b", NOT_REPRODUCED, rule, "neither top-1 above 10x chance")
 
 
-def old_c6c_vs_generic(gains: Mapping[str, Mapping[str, tuple[float, tuple[float, float]]]]
-                       ) -> Verdict:
+def old_c6c_vs_generic(gains: Mapping[str, Mapping[str, tuple[float, tuple[float, float]]]],
+                       rule: C6cRule = C6C) -> Verdict:
     """C6c as before commit 9d11acc: the best regularizer against cross-entropy and L2-SP
-    (``gains`` as :func:`.rules.c6c_robustness` takes, with ``"vs_generic"`` entries)."""
-    rule = for_claim("C6c")[0].old_rule
+    (``gains`` as :func:`.rules.c6c_robustness` takes, with ``"vs_generic"`` entries; ``rule``
+    gives the clean-drop tolerance the run used)."""
+    old_rule = for_claim("C6c")[0].old_rule
     if not gains:
-        return Verdict("C6c", NOT_TESTABLE, rule, "no regularizer")
+        return Verdict("C6c", NOT_TESTABLE, old_rule, "no regularizer")
     levels = {}
     for kind, g in gains.items():
         beats_ce, beats_gen = g["vs_ce"][1][0] > 0, g["vs_generic"][1][0] > 0
-        clean_ok = g["clean_vs_ce"][0] >= -C6C.clean_drop_tolerance
+        clean_ok = g["clean_vs_ce"][0] >= -rule.clean_drop_tolerance
         levels[kind] = (REPRODUCED if beats_ce and beats_gen and clean_ok else
                         PARTLY if beats_ce and clean_ok else NOT_REPRODUCED)
     order = (REPRODUCED, PARTLY, NOT_REPRODUCED)
     best = min(levels.values(), key=order.index)
-    return Verdict("C6c", best, rule, f"best level over {len(gains)} regularizers")
+    return Verdict("C6c", best, old_rule, f"best level over {len(gains)} regularizers")
 
