@@ -132,7 +132,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "and L2-SP on mean corruption top-1 (95% intervals above 0) at a clean cost <= 0.005; "
         "**partly reproduced** if it beats plain cross-entropy only."),
     Deviation(
-        "C1", "most favourable linear reading", "2026-12-06 (commit DECLARED)",
+        "C1", "most favourable linear reading", "2026-12-06 (commit c2b8721)",
         "C1 can also be carried by weights and a level fitted for classification (STUDY.md "
         "section 8): least squares re-levelled on the fit side, and a logistic fit to the "
         "model's own decisions on the CovLasso partners or on partners chosen for "
@@ -149,7 +149,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "them, keep their held-out target-class accuracy within the tolerance at k <= 10); "
         "**not reproduced** otherwise."),
     Deviation(
-        "C2", "most favourable linear reading", "2026-12-06 (commit DECLARED)",
+        "C2", "most favourable linear reading", "2026-12-06 (commit c2b8721)",
         "As for C1: a pair also holds when A's logit is replaced, with similar performance, by "
         "B's logits weighted and levelled for classification (re-levelled least squares, or a "
         "logistic fit to A's own decisions on the CovLasso partners or on B's logits chosen "
@@ -170,7 +170,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "a median support <= 100, **or if at least half of the targets reach held-out "
         "1 - R^2 <= 0.3 with a median support <= 20 there**; **not reproduced** otherwise."),
     Deviation(
-        "C6a", "chance baseline for counter-intuitive partners", "2026-12-06 (commit DECLARED)",
+        "C6a", "chance baseline for counter-intuitive partners", "2026-12-06 (commit c2b8721)",
         "'Sometimes contradicts intuition' now needs, beyond a semantically far top partner, "
         "that the partner is not a visual confusion of the model and is chosen again on the "
         "other half of the images more often than noise would be (a chance baseline); a "
@@ -182,7 +182,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "interval); **partly reproduced** if only the first holds; **not reproduced** "
         "otherwise."),
     Deviation(
-        "C6c", "strongest baseline decides partly", "2026-12-06 (commit DECLARED)",
+        "C6c", "strongest baseline decides partly", "2026-12-06 (commit c2b8721)",
         "'Partly reproduced' now also requires beating the strongest baseline (at a larger "
         "clean cost); beating plain cross-entropy fine-tuning, which is worse than not "
         "fine-tuning here, no longer counts.",
@@ -192,7 +192,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "**partly reproduced** if it beats plain cross-entropy that way but not the strongest "
         "baseline; **not reproduced** otherwise."),
     Deviation(
-        "C4", "null from the real rows", "2026-12-06 (commit DECLARED)",
+        "C4", "null from the real rows", "2026-12-06 (commit c2b8721)",
         "The null covariance is now the real fit and eval rows rotated by one Haar-random "
         "orthogonal matrix (same spectrum and the same non-Gaussian rows, random "
         "eigenvectors) instead of Gaussian rows drawn from the sample spectrum, which a referee "
