@@ -434,6 +434,9 @@ def test_cli_data_fetches_into_home_then_commands_find_it(tiny, no_folders, monk
         assert main(["data", "--quiet", "--retries", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: 1 of 1 files failed") and bad.path in err[0]
+    # an incomplete folder is not used: the commands say to rerun `make data`
+    assert locations.find("data").source == "missing"
+    assert "unfinished download" in locations.not_found("data")
 
 
 def test_cli_data_with_local_folders_uses_no_network(monkeypatch, capsys):

@@ -140,10 +140,16 @@ def ensure(profile: str = "default", workers: int = 8, retries: int = 2, timeout
     home = locations.home()
     base = origin_base()
     t0 = time.perf_counter()
-    report = fetch([r for k in to_fetch for r in to_fetch[k]], home, base=base, workers=workers,
-                   retries=retries, timeout=timeout, progress=progress)
-    took = time.perf_counter() - t0
     marker = locations.verified_kinds(home)
+    try:
+        report = fetch([r for k in to_fetch for r in to_fetch[k]], home, base=base,
+                       workers=workers, retries=retries, timeout=timeout, progress=progress)
+    except BaseException:
+        # an incomplete folder is no longer one every command may use
+        if any(k in marker for k in to_fetch):
+            _write_marker(home, {k: v for k, v in marker.items() if k not in to_fetch})
+        raise
+    took = time.perf_counter() - t0
     for kind, mine in to_fetch.items():
         folder = home / kind
         folder.mkdir(parents=True, exist_ok=True)
@@ -151,8 +157,7 @@ def ensure(profile: str = "default", workers: int = 8, retries: int = 2, timeout
             _write_if_changed(folder / "MANIFEST.sha256", manifest_text(mine).encode())
         marker[kind] = {"profile": profile, "files": len(mine), "registry_sha256": registry_sha256()}
         lines.append(f"{kind}: {len(mine)} files verified in {folder} (NEUDEP_HOME)")
-    _write_if_changed(home / locations.MARKER,
-                      (json.dumps(marker, indent=1, sort_keys=True) + "\n").encode())
+    _write_marker(home, marker)
     lines.append(f"origin {base}: {report.downloaded} downloaded, {report.kept} already there, "
                  f"{report.copied} copied from the package"
                  + (f", {len(report.replaced)} replaced (sha256 differed)" if report.replaced else "")
@@ -175,6 +180,12 @@ def _verify_local(kind: str, loc: locations.Location, rows: list[Row]) -> str:
                          f"{len(problems)} of {len(rows)} files; first: {problems[0]}; {fix}")
     return (f"{kind}: {len(rows)} files verified in {loc.path} ({where}) in "
             f"{time.perf_counter() - t0:.1f} s; nothing downloaded ({ENV_ORIGIN} not used)")
+
+
+def _write_marker(home: Path, marker: dict) -> None:
+    """Record the folders verified in ``home`` (read by :func:`neudep_utils.locations.find`)."""
+    _write_if_changed(home / locations.MARKER,
+                      (json.dumps(marker, indent=1, sort_keys=True) + "\n").encode())
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:
