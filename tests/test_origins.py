@@ -165,7 +165,7 @@ def test_profile_rows_follow_the_profiles():
     registry_folders = {"/".join(r.path.split("/")[:2]) for r in load_registry()}
     for name in ("smoke", "default"):
         p = get_profile(name)
-        for m in set(p.models) | set(p.cross.models) | {p.robustness.model}:
+        for m in {e.model for e in p.extractions()} | set(p.redundancy.models):
             assert m in MODEL_FOLDERS or m in PYPI_MODELS, f"{m}: add it to MODEL_FOLDERS"
             if m in MODEL_FOLDERS:
                 assert f"models/{MODEL_FOLDERS[m]}" in folders

@@ -154,20 +154,27 @@ def registry_sha256() -> str:
     return hashlib.sha256(REGISTRY.read_bytes()).hexdigest()
 
 
+def _reads(profile) -> tuple[set[str], set[str]]:
+    """``(models, folders)`` a profile reads: its cache entries and every notebook's settings."""
+    models = set(profile.models) | {e.model for e in profile.extractions()}
+    folders = set(profile.folders) | {e.folder for e in profile.extractions()}
+    for s in (profile.single, profile.cross, profile.redundancy, profile.robustness):
+        models |= set(getattr(s, "models", ()))
+        models |= {s.model} if getattr(s, "model", None) else set()
+        folders |= set(getattr(s, "folders", ()))
+        folders |= {s.eval_folder} if getattr(s, "eval_folder", None) else set()
+    return models, folders
+
+
 def _needed_data_folders(profile) -> set[str]:
     """Top folders of the data root a profile reads (``imagenet-val``, ``cue-conflict``, ...);
     absolute folders (a user's ImageNet) are not the registry's."""
-    from ..profiles import CUE_CONFLICT_SETS
-
-    names = set(profile.folders) | set(profile.cross.folders) | set(CUE_CONFLICT_SETS)
-    names.add(profile.robustness.eval_folder)
-    return {n.split("/", 1)[0] for n in names if not Path(n).is_absolute()}
+    return {n.split("/", 1)[0] for n in _reads(profile)[1] if not Path(n).is_absolute()}
 
 
 def _needed_model_folders(profile) -> set[str]:
     """Model folders a profile's models need; hub and PyPI models need none."""
-    models = set(profile.models) | set(profile.cross.models) | {profile.robustness.model}
-    return {MODEL_FOLDERS[m] for m in models if m in MODEL_FOLDERS}
+    return {MODEL_FOLDERS[m] for m in _reads(profile)[0] if m in MODEL_FOLDERS}
 
 
 def profile_rows(profile: str, rows: list[Row] | None = None) -> list[Row]:
