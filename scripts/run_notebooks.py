@@ -153,7 +153,11 @@ def data_fingerprint() -> str:
     and modification time (ns) of every file under it (a cheap digest of the files themselves:
     an image changed without regenerating the manifest changes it; a rewrite that keeps both the
     size and the mtime does not)."""
-    root = Path(os.environ.get("NEUDEP_DATA", REPO.parent / "shared" / "data"))
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from neudep_utils.locations import data_dir  # the notebooks' own resolution
+
+    root = data_dir()
     manifest = root / "MANIFEST.sha256"
     h = hashlib.sha256(str(root.resolve()).encode())
     if manifest.is_file():
