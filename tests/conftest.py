@@ -109,7 +109,10 @@ def pytest_runtest_protocol(item, nextitem):
 
     c0, t0 = _cpu_now(), time.perf_counter()
     yield
-    _CPU_TIMES.append((item.nodeid, _cpu_now() - c0, time.perf_counter() - t0))
+    row = (item.nodeid, _cpu_now() - c0, time.perf_counter() - t0)
+    _CPU_TIMES.append(row)
+    with open(os.environ["NEUDEP_TEST_CPU"] + ".partial", "a") as fh:  # a killed run's record
+        fh.write(f"{row[1]:.1f}\t{row[2]:.1f}\t{row[0]}\n")
 
 
 def pytest_sessionfinish(session, exitstatus):
