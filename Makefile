@@ -112,7 +112,7 @@ LOAD_LOG ?=
 build-table:
 	$(PY) scripts/build_report.py --stages $(STAGES) --extraction $(EXTRACTION) \
 	  --output-dir $(OUTPUT_DIR) --markdown benchmarks/results/build.md \
-	  $(if $(LOAD_LOG),--load $(LOAD_LOG))
+	  --floors benchmarks/results/floors.json $(if $(LOAD_LOG),--load $(LOAD_LOG))
 
 # The book as one PDF, offline: Sphinx's single-page HTML build printed by Debian's chromium
 # (headless; installed here when missing and running as root, else `make system-deps`). The

@@ -15,13 +15,15 @@ heading). Prints the itemisation (``make book`` calls it at its end); ``--markdo
 a table for the book's performance page, with the load average of the run when given
 (``--load FILE``: lines ``<unix time> <1-min> <5-min> <15-min>``) and floors when given
 (``--floors``: ``{"extraction": {model: seconds per view}}``, the forward pass alone on one
-core, from ``benchmarks/bench_extract.py --floors``).
+core, from ``benchmarks/extract_floors.py``; an entry's floor is its views times that, the
+stage's the sum over the cores).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -139,8 +141,11 @@ def rows(stages: list[tuple[str, float]], extraction: dict, runtimes: dict,
     per_view = floors.get("extraction", {})
     out: list[dict] = []
     stage_s = dict(stages)
-    names = [s for s, _ in stages] or (["logits"] if extraction else []) + (
-        ["notebooks"] if runtimes else [])
+    names = [s for s, _ in stages]
+    if extraction and "logits" not in names:
+        names.insert(0, "logits")
+    if (runtimes or sections) and "notebooks" not in names:  # a build still running
+        names.insert(names.index("logits") + 1 if "logits" in names else 0, "notebooks")
     for st in names:
         stage = {"level": 0, "name": st, "seconds": stage_s.get(st)}
         out.append(stage)
@@ -164,7 +169,7 @@ def rows(stages: list[tuple[str, float]], extraction: dict, runtimes: dict,
                                     + ("" if e.get("computed", True) else " (cached)"),
                             "floor_s": fl})
             if per_view and ents:  # the forward passes alone, on every core
-                stage["floor_s"] = fl_tot / max(int(extraction.get("jobs", 1)), 1)
+                stage["floor_s"] = fl_tot / (os.cpu_count() or 1)
         if st == "notebooks":
             for nb in sorted(set(runtimes) | set(sections)):
                 secs = sections.get(nb, [])
