@@ -212,6 +212,7 @@ def test_probe_rejects_a_disagreeing_session(tmp_path: Path, monkeypatch):
         engines.build_ort_runner(load_model("efficientnet_lite0"), tmp_path)
 
 
+@pytest.mark.slow  # ~27 CPU-s (a fresh ONNX export): CI's make test-slow
 @needs_ort
 def test_damaged_onnx_file_is_exported_again(tmp_path: Path):
     from neudep_utils.models import load_model

@@ -357,6 +357,7 @@ def test_cli_disk_full_leaves_no_partial_file(tiny_folder: Path, tmp_path: Path,
     assert not left, f"partial files left behind: {left}"
 
 
+@pytest.mark.slow  # ~19 CPU-s (a CLI extraction in a subprocess): CI's make test-slow
 def test_cli_write_limit_leaves_no_partial_file(tiny_folder: Path, tmp_path: Path):
     """The same with a real failed write in a child process: RLIMIT_FSIZE of 1 MB (EFBIG)."""
     import resource
@@ -375,6 +376,7 @@ def test_cli_write_limit_leaves_no_partial_file(tiny_folder: Path, tmp_path: Pat
     assert not left, f"partial files left behind: {left}"
 
 
+@pytest.mark.slow  # ~19 CPU-s (a CLI extraction interrupted and resumed): CI's make test-slow
 def test_cli_ctrl_c(tmp_path: Path, data_root: Path):
     """SIGINT during an extraction: one error line, exit status 130, finished chunks kept.
 
