@@ -33,6 +33,8 @@ __all__ = [
     "CUE_CONFLICT_SETS",
     "EMBEDDED_MODELS",
     "NARROW_MODEL",
+    "TRANSFORMER",
+    "TRANSFORMER_PARTNERS",
     "CrossModelSettings",
     "Extraction",
     "Profile",
@@ -51,8 +53,13 @@ EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lit
 DARKNET = "darknet_tiny"
 INT8_WIDTHS = ("mobilenet_v1_025_int8", "mobilenet_v1_050_int8", "mobilenet_v1_075_int8")
 RECIPE_PAIR = ("mobilenet_v2_int8_qat", "mobilenet_v2_int8_ptq")
-#: Every model of the default profile's single-model analyses (C1, C5, C6a).
-DEFAULT_MODELS = EMBEDDED_MODELS + (DARKNET, *INT8_WIDTHS, *RECIPE_PAIR)
+#: The one transformer (ViT-Ti/16, d = 192; ImageNet-21k pretrained, 1k fine-tuned).
+TRANSFORMER = "vit_tiny_patch16_224"
+#: The CNNs paired with the transformer in both directions in notebook 02 (C2, C6b): the
+#: reference CNN and the float CNN of another family.
+TRANSFORMER_PARTNERS = ("efficientnet_lite0", "mobilenet_v1_075")
+#: Every model of the default profile's single-model analyses (C1, C4, C5, C6a).
+DEFAULT_MODELS = EMBEDDED_MODELS + (DARKNET, *INT8_WIDTHS, *RECIPE_PAIR, TRANSFORMER)
 #: The one embedded float model whose feature width (768) is below the number of categories.
 NARROW_MODEL = "mobilenet_v1_075"
 CUE_CONFLICT_SETS = ("cue-conflict/cue-conflict", "cue-conflict/edges", "cue-conflict/silhouettes")
@@ -245,13 +252,16 @@ def _default() -> Profile:
                                    n_boot=1000, split_seeds=(0, 1, 2, 3, 4),
                                    learning_sizes=(125, 250, 500, 1000, 1800),
                                    learning_seeds=(0, 1, 2),
-                                   width_models=("efficientnet_lite0", NARROW_MODEL),
+                                   width_models=("efficientnet_lite0", NARROW_MODEL,
+                                                 TRANSFORMER),
                                    widths=(64, 128, 256, 384, 512, 768)),
-        cross=CrossModelSettings(models=EMBEDDED_MODELS + RECIPE_PAIR,
+        cross=CrossModelSettings(models=EMBEDDED_MODELS + RECIPE_PAIR + (TRANSFORMER,),
                                  folders=("imagenet-val", "imagenet-sample"), views=1,
                                  ks=(1, 3, 10, 30), n_targets=None, n_boot=1000,
                                  pairs=(*itertools.permutations(EMBEDDED_MODELS, 2),
-                                        RECIPE_PAIR, RECIPE_PAIR[::-1])),
+                                        RECIPE_PAIR, RECIPE_PAIR[::-1],
+                                        *((TRANSFORMER, m) for m in TRANSFORMER_PARTNERS),
+                                        *((m, TRANSFORMER) for m in TRANSFORMER_PARTNERS))),
         redundancy=RedundancySettings(subset_sizes=(10, 30, 100, 300, 1000),
                                       subset_seeds=(0, 1, 2),
                                       lam_ratios=tuple(np.geomspace(0.7, 0.03, 10)), n_boot=10),
