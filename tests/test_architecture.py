@@ -177,3 +177,39 @@ def test_compare_on_planted_dependencies():
 
 def test_summary_without_a_transformer_says_so():
     assert "needs both" in arch.summary_text([{"architecture": "cnn"}], [], 10)
+
+
+def test_c2_kind_headlines_read_the_headline_number_of_every_kind(monkeypatch):
+    """C2's record: every kind of pair tested with the number C2's headline reads (refit,
+    k = 10, without B's own category) for the kind's first pair, and the range over its pairs."""
+    from neudep_utils.findings import cross
+
+    s = cross.settings("default")
+
+    class Fake:
+        def __init__(self, v):
+            self.v = v
+
+        def summary(self):
+            return {"acc_replaced": self.v}
+
+    vals = {p: 0.01 * i for i, p in enumerate(s.pairs)}
+    xm = {p + (cross.WITHOUT, meth, s.k_headline): Fake(vals[p] + (0 if meth ==
+                                                                   cross.HEADLINE_METHOD else 1))
+          for p in s.pairs for meth in ("CovLasso", cross.HEADLINE_METHOD)}
+    monkeypatch.setattr(cross, "metric_ci", lambda m, key, n, seed: (m.v - 0.001, m.v + 0.001))
+    rows = {r["kind"]: r for r in cross.kind_headlines(s, xm)}
+    assert list(rows) == list(crossmodel.PAIR_KINDS)
+    tf = rows["CNN-transformer"]
+    assert tf["pairs"] == ["vit_ti16_from_lite0", "vit_ti16_from_mobilenet_v1_075",
+                           "lite0_from_vit_ti16", "mobilenet_v1_075_from_vit_ti16"]
+    first = s.pairs.index((VIT, LITE0))
+    assert tf["value"] == pytest.approx(vals[(VIT, LITE0)]) and tf["first"] == \
+        "vit_ti16 from lite0"
+    assert tf["number"] == "vit_ti16_from_lite0_without_same_refit_acc_replaced_k10"
+    assert tf["range"] == (pytest.approx(0.01 * first), pytest.approx(0.01 * (first + 3)))
+    within = rows["CNN-CNN within a family"]
+    assert within["number"] == "lite0_from_lite1_without_same_refit_acc_replaced_k10"
+    assert rows["CNN-CNN two recipes"]["pairs"] == [
+        "mobilenet_v2_int8_qat_from_mobilenet_v2_int8_ptq",
+        "mobilenet_v2_int8_ptq_from_mobilenet_v2_int8_qat"]
