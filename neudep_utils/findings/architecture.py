@@ -161,8 +161,17 @@ def summary_text(rows: Sequence[dict], overlaps: Sequence[dict], k: int) -> str:
 
     def rng(key, fmt):
         vals = [r[key] for r in cnn if np.isfinite(r[key])]
-        return (f"{fmt.format(min(vals))}-{fmt.format(max(vals))}" if len(vals) > 1
-                else fmt.format(vals[0]) if vals else "n/a")
+        if not vals:
+            return "n/a"
+        lo, hi = fmt(min(vals)), fmt(max(vals))
+        return lo if lo == hi else f"{lo} to {hi}"
+
+    def span(vals):
+        return f"{min(vals):.3f}" if min(vals) == max(vals) else \
+            f"{min(vals):.3f}-{max(vals):.3f}"
+
+    def pct(x):
+        return f"{100 * x:.0f}%"
 
     cnn_cnn = [o["jaccard"] for o in overlaps if o["kind"].startswith("CNN-CNN")]
     parts = []
@@ -171,22 +180,22 @@ def summary_text(rows: Sequence[dict], overlaps: Sequence[dict], k: int) -> str:
         cc = [o for o in overlaps if o["kind"] == crossmodel.CNN_TRANSFORMER
               and name in (short_name(o["a"]), short_name(o["b"]))]
         text = (
-            f"{r['model']}: {100 * r['share reaching 1-R^2 <= 0.3']:.0f}% of the targets reach "
-            f"held-out 1 - R^2 <= 0.3 (CNNs {rng('share reaching 1-R^2 <= 0.3', '{:.2f}')} as "
-            f"shares), at a median k of {_g(r['median k needed'])} (CNNs "
-            f"{rng('median k needed', '{:g}')}); at k = {k} its dependency's AP is "
-            f"{r['AP (dependency)']:.3f} against {r['AP (random)']:.3f} for random partners "
-            f"(gain {r['AP gain over random']:+.3f} {r['AP gain 95% CI']}; CNNs' gains "
-            f"{rng('AP gain over random', '{:+.3f}')}), its scale gap "
-            f"{r['scale gap (dependency)']:.2f} against {r['scale gap (original)']:.2f} for "
-            f"its own logit (CNNs {rng('scale gap (dependency)', '{:.2f}')} against "
-            f"{rng('scale gap (original)', '{:.2f}')})")
+            f"{r['model']}: {pct(r['share reaching 1-R^2 <= 0.3'])} of the targets reach "
+            f"held-out 1 - R^2 <= 0.3 (CNNs {rng('share reaching 1-R^2 <= 0.3', pct)}), at a "
+            f"median k of {_g(r['median k needed'])} (CNNs {rng('median k needed', _g)}); at "
+            f"k = {k} its dependency's AP is {r['AP (dependency)']:.3f} against "
+            f"{r['AP (random)']:.3f} for random partners (gain {r['AP gain over random']:+.3f} "
+            f"{r['AP gain 95% CI']}; CNNs' gains {rng('AP gain over random', '{:+.3f}'.format)}"
+            f"), its scale gap {r['scale gap (dependency)']:.2f} against "
+            f"{r['scale gap (original)']:.2f} for its own logit (CNNs "
+            f"{rng('scale gap (dependency)', '{:.2f}'.format)} against "
+            f"{rng('scale gap (original)', '{:.2f}'.format)})")
         if cc:
-            jj = [o["jaccard"] for o in cc]
-            text += (f"; its partner sets overlap a CNN's with Jaccard {min(jj):.3f}-"
-                     f"{max(jj):.3f} (chance about {np.mean([o['chance'] for o in cc]):.3f})")
+            text += (f"; its partner sets overlap a CNN's with Jaccard "
+                     f"{span([o['jaccard'] for o in cc])} (chance about "
+                     f"{np.mean([o['chance'] for o in cc]):.3f})")
             if cnn_cnn:
-                text += f", CNN pairs {min(cnn_cnn):.3f}-{max(cnn_cnn):.3f}"
+                text += f", CNN pairs {span(cnn_cnn)}"
         parts.append(text + ".")
     return " ".join(parts)
 
