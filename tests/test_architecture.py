@@ -213,3 +213,38 @@ def test_c2_kind_headlines_read_the_headline_number_of_every_kind(monkeypatch):
     assert rows["CNN-CNN two recipes"]["pairs"] == [
         "mobilenet_v2_int8_qat_from_mobilenet_v2_int8_ptq",
         "mobilenet_v2_int8_ptq_from_mobilenet_v2_int8_qat"]
+
+
+def test_c2_record_lists_kinds_and_the_vit_recipe(monkeypatch):
+    """The C2 summary names each kind with its headline number and the ViT's recipe; the C2
+    rule's input is true with a CNN-transformer pair."""
+    from neudep_utils.findings import cross
+    from neudep_utils.verdicts import rules
+
+    s = cross.settings("default", models=[LITE0, VIT], pairs=[(VIT, LITE0), (LITE0, VIT)])
+
+    class Fake:
+        def summary(self):
+            return {"acc_replaced": 0.01, "acc_base": 0.8}
+
+    class NoChecks:
+        def any_holds(self, keys):
+            return False
+
+    xm = {p + (cfg, m, k): Fake() for p in s.pairs for cfg in cross.CONFIGS
+          for m in ("CovLasso", cross.HEADLINE_METHOD) for k in s.ks}
+    monkeypatch.setattr(cross, "metric_ci", lambda m, key, n, seed: (0.0, 0.02))
+    seen, real = {}, rules.c2_cross_model
+
+    def spy(head, sparse, cross_architecture_tested):
+        seen["tested"] = cross_architecture_tested
+        return real(head, sparse, cross_architecture_tested)
+
+    monkeypatch.setattr(rules, "c2_cross_model", spy)
+    tested, status, _ = cross.cnn_transformer(s)
+    v, summary, scope = cross.c2_record(s, NoChecks(), xm, [], tested, status, {})
+    assert seen["tested"] is True
+    assert "CNN-transformer (2 pairs): vit_ti16 from lite0 1.0% [0.0, 2.0]" in summary
+    assert "recipe unlike the paper's: vit_ti16 (ImageNet-21k pretrained, 1k fine-tuned)" in \
+        summary
+    assert scope.startswith("CNN-transformer pairs were among the pairs tested")

@@ -405,7 +405,7 @@ def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dic
             f"{r['kind']} ({len(r['pairs'])} pairs): {r['first']} {_pc(r['value'], r['ci'])}"
             + (f", range over its pairs {100 * r['range'][0]:.1f}-{100 * r['range'][1]:.1f}%"
                if len(r["pairs"]) > 1 else "") for r in kinds) + "."
-    notes = sorted({f"{label(m)}" for r in kinds for p in r["pairs"] for m in p
+    notes = sorted({label(m) for p in s.pairs for m in p
                     if get_spec(m) is not None and get_spec(m).note})
     if notes:
         summary += " Models with a recipe unlike the paper's: " + ", ".join(notes) + "."
