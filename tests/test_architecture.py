@@ -248,3 +248,16 @@ def test_c2_record_lists_kinds_and_the_vit_recipe(monkeypatch):
     assert "recipe unlike the paper's: vit_ti16 (ImageNet-21k pretrained, 1k fine-tuned)" in \
         summary
     assert scope.startswith("CNN-transformer pairs were among the pairs tested")
+
+
+def test_default_profile_has_the_transformer_in_every_notebook_that_takes_models():
+    from neudep_utils import profiles
+    from neudep_utils.findings import single, sparsity
+
+    prof = profiles.get_profile("default")
+    assert VIT in prof.models and VIT in prof.cross.models and VIT in prof.single.width_models
+    assert {(VIT, LITE0), (LITE0, VIT), (VIT, MOBILE), (MOBILE, VIT)} <= set(prof.cross.pairs)
+    assert VIT in single.settings("default").width_models
+    assert VIT in sparsity.settings("default").models
+    assert {(e.model, e.folder, e.views) for e in prof.extractions() if e.model == VIT} == {
+        (VIT, "imagenet-val", 1), (VIT, "imagenet-sample", 1)}
