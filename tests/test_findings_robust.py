@@ -93,3 +93,33 @@ def test_settings_reject_unknown_parameters():
     with pytest.raises(TypeError, match="unknown notebook 04 parameter"):
         _settings(strength=1)
     assert _settings().clean_drop_tolerance == 0.005
+
+
+def test_load_reads_every_entry_of_the_notebooks_model(monkeypatch):
+    """Notebook 04 run with `model` = another model than the profile's (e.g. the ViT) reads that
+    model's corrupted copies too (they were the profile model's: a 1280-wide feature against the
+    ViT's 192-wide head)."""
+    from types import SimpleNamespace
+
+    from neudep_utils.findings import robustness as rob
+
+    s = study.settings("smoke", model="vit_tiny_patch16_224")
+    asked = []
+
+    class Entry(SimpleNamespace):
+        def __len__(self):
+            return len(self.image_ids)
+
+    def entry(model, folder, views=0, **kw):
+        asked.append(model)
+        n = 100 if kw.get("corruption") or kw.get("label_mode") == "folder" else 200
+        return Entry(features=np.zeros((n, 1, 192), np.float32), labels=np.zeros(n, int),
+                     image_ids=tuple(f"i{j}" for j in range(n)))
+
+    monkeypatch.setattr(study.cache, "read_entry", entry)
+    monkeypatch.setattr(rob, "read_entry", entry)
+    monkeypatch.setattr(study.corruptions, "subset_indices", lambda n, k: np.arange(100))
+    monkeypatch.setattr(study, "load_model", lambda m: SimpleNamespace(
+        classifier_weights=lambda: (np.zeros((1000, 192)), np.zeros(1000))))
+    study.load(s)
+    assert asked and set(asked) == {"vit_tiny_patch16_224"}

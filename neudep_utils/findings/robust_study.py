@@ -15,7 +15,7 @@ The eval images are never seen by the selection.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -132,7 +132,8 @@ def load(s: Settings) -> Inputs:
               for f in s.folders if f != rb.eval_folder]
     H_fit = np.concatenate([val.features[fit_val_pos]] + [o.features for o in others])
     y_fit = np.concatenate([val.labels[fit_val_pos]] + [o.labels for o in others])
-    corr = rob.corrupted_features(rb, progress=False)
+    # the notebook's model (its `model` parameter), not the profile's robustness model
+    corr = rob.corrupted_features(replace(rb, model=s.model), progress=False)
     want = tuple(val.image_ids[i] for i in eval_pos)
     for name, ls in corr.items():
         if ls.image_ids != want:
