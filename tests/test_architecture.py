@@ -236,9 +236,9 @@ def test_c2_record_lists_kinds_and_the_vit_recipe(monkeypatch):
     monkeypatch.setattr(cross, "metric_ci", lambda m, key, n, seed: (0.0, 0.02))
     seen, real = {}, rules.c2_cross_model
 
-    def spy(head, sparse, cross_architecture_tested):
+    def spy(head, sparse, cross_architecture_tested, **kw):
         seen["tested"] = cross_architecture_tested
-        return real(head, sparse, cross_architecture_tested)
+        return real(head, sparse, cross_architecture_tested, **kw)
 
     monkeypatch.setattr(rules, "c2_cross_model", spy)
     tested, status, _ = cross.cnn_transformer(s)

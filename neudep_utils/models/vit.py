@@ -50,7 +50,7 @@ NAME = TIMM_NAME = "vit_tiny_patch16_224"
 FOLDER_NAME = "vit_tiny_patch16_224"
 #: The training recipe, shown wherever the model is named in a table or caption.
 RECIPE = "ImageNet-21k pretrained, 1k fine-tuned"
-_RESTORE = ("restore the folder from ../shared/models (its README gives the origin), or point "
+_RESTORE = ("restore the folder (`make data` downloads and verifies it from its origin), or point "
             "NEUDEP_MODELS_DIR at a models folder holding an intact " + FOLDER_NAME + "/")
 
 
@@ -61,7 +61,8 @@ def weights_folder(models_dir: str | os.PathLike[str] | None = None) -> Path:
     if not folder.is_dir():
         raise ModelError(
             f"ViT-Ti/16 weights not found: {folder} is not a folder. Set NEUDEP_MODELS_DIR to "
-            f"the folder holding {FOLDER_NAME}/ (default ../shared/models beside the checkout)")
+            f"the folder holding {FOLDER_NAME}/ (default ../shared/models beside the checkout), or "
+            "run `make data` to download it")
     return folder
 
 
