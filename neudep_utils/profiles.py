@@ -326,6 +326,8 @@ class RobustnessSettings(NotebookSettings):
     batch: int = param("minibatch size", 256)
     dep_lam_ratio: float = param("lam / lam_max of the dependencies the regularizers use")
     val_frac: float = param("share of the fit images that picks the strength", 0.2)
+    extend_grid: int = param("times the grid is extended tenfold when its largest strength "
+                             "wins", 2)
     clean_drop_tolerance: float = param("C6c: largest clean top-1 cost accepted",
                                         rules.C6C.clean_drop_tolerance)
     eval_folder: str = param("folder of the held-out eval images")

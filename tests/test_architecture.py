@@ -84,7 +84,8 @@ def test_reading_contrast_is_paired_over_targets():
     assert c["ap_gain"] == pytest.approx(0.4)  # the NaN target is dropped from the pairs
     assert c["ap_gain_ci"][0] == pytest.approx(0.4) and c["ap_gain_ci"][1] == pytest.approx(0.4)
     assert c["ap"] == pytest.approx(0.6) and c["ap_random"] == pytest.approx(0.25)
-    assert (c["scale"], c["scale_random"], c["scale_original"]) == (2.5, 0.0, 9.0)
+    assert (c["separation"], c["separation_random"], c["separation_original"]) == \
+        (2.5, 0.0, 9.0)
 
 
 def _depset(cols: np.ndarray, n: int) -> DepSet:
@@ -242,7 +243,7 @@ def test_c2_record_lists_kinds_and_the_vit_recipe(monkeypatch):
 
     monkeypatch.setattr(rules, "c2_cross_model", spy)
     tested, status, _ = cross.cnn_transformer(s)
-    v, summary, scope = cross.c2_record(s, NoChecks(), xm, [], tested, status, {})
+    v, summary, scope, _ = cross.c2_record(s, NoChecks(), xm, [], tested, status, {})
     assert seen["tested"] is True
     assert "CNN-transformer (2 pairs): vit_ti16 from lite0 1.0% [0.0, 2.0]" in summary
     assert "recipe unlike the paper's: vit_ti16 (ImageNet-21k pretrained, 1k fine-tuned)" in \

@@ -12,9 +12,9 @@ Per model (:func:`architecture_rows`):
   dependency, of random partners at the same ``k`` and of the unmodified logit, and the paired
   difference dependency minus random with its 95% bootstrap interval over targets
   (:func:`reading_contrast`);
-- **separation** (the "scale gap" of notebook 01: the rebuilt logit's margin on the class's own
-  images in standard deviations of the negatives, invariant to rescaling), median over targets,
-  of the same three;
+- **separation** ``d'`` (notebook 01's readings, once called the "scale gap": the rebuilt logit's
+  margin on the class's own images in standard deviations of the negatives, invariant to
+  rescaling), median over targets, of the same three;
 - **partner overlap**: mean Jaccard overlap of the model's within-model CovLasso partner sets at
   ``k`` (fold 0) with those of each CNN, against two random sets of the same sizes
   (:func:`overlap_pairs`, :func:`neudep_utils.findings.crossmodel.support_overlap`).
@@ -41,6 +41,7 @@ __all__ = ["REFIT", "Comparison", "architecture_rows", "compare", "numbers", "ov
 #: The dependency whose quantities are compared: the CovLasso support refitted by least squares.
 REFIT = "CovLasso support + LS"
 RANDOM = "random + LS"
+SEP = "separation d'"
 
 
 def support_needed(k: np.ndarray, relres: np.ndarray,
@@ -84,8 +85,8 @@ def reading_contrast(dep: Readings, rand: Readings, orig: Readings, n_boot: int 
     dict
         ``ap``, ``ap_random``, ``ap_original`` (means over targets), ``ap_gain`` (mean paired
         difference dependency minus random) with ``ap_gain_ci`` (95% bootstrap over targets);
-        ``scale``, ``scale_random``, ``scale_original`` (medians over targets, the "scale gap"
-        in standard deviations of the negatives).
+        ``separation``, ``separation_random``, ``separation_original`` (medians over targets of
+        ``d'``, in standard deviations of the negatives).
     """
     d = np.asarray(dep.ap, float) - np.asarray(rand.ap, float)
     d = d[np.isfinite(d)]
@@ -94,9 +95,9 @@ def reading_contrast(dep: Readings, rand: Readings, orig: Readings, n_boot: int 
     return {"ap": float(np.nanmean(dep.ap)), "ap_random": float(np.nanmean(rand.ap)),
             "ap_original": float(np.nanmean(orig.ap)),
             "ap_gain": float(d.mean()) if d.size else float("nan"), "ap_gain_ci": ci,
-            "scale": float(np.nanmedian(dep.scale)),
-            "scale_random": float(np.nanmedian(rand.scale)),
-            "scale_original": float(np.nanmedian(orig.scale))}
+            "separation": float(np.nanmedian(dep.separation)),
+            "separation_random": float(np.nanmedian(rand.separation)),
+            "separation_original": float(np.nanmedian(orig.separation))}
 
 
 def overlap_pairs(deps: Mapping[str, DepSet], n_boot: int = 1000, seed: int = 0) -> list[dict]:
@@ -123,7 +124,7 @@ def architecture_rows(models: Sequence[str], needed: Mapping[str, dict],
                       contrast: Mapping[str, dict], overlaps: Sequence[dict]) -> list[dict]:
     """The side-by-side table, one row per model: its name with its note (the ViT's recipe),
     architecture, width ``d``, recipe, the support needed (:func:`support_needed`), AP and
-    separation against random partners (:func:`reading_contrast`), and the mean Jaccard overlap
+    separation ``d'`` against random partners (:func:`reading_contrast`), and the mean Jaccard overlap
     of its partner sets with the CNNs' (each other CNN once; :func:`overlap_pairs`) against
     chance. Pairs missing from ``overlaps`` are skipped (NaN when none is left)."""
     rows = []
@@ -141,8 +142,9 @@ def architecture_rows(models: Sequence[str], needed: Mapping[str, dict],
             "AP gain over random": c["ap_gain"],
             "AP gain 95% CI": f"[{c['ap_gain_ci'][0]:.3f}, {c['ap_gain_ci'][1]:.3f}]",
             "AP (original)": c["ap_original"],
-            "scale gap (dependency)": c["scale"], "scale gap (random)": c["scale_random"],
-            "scale gap (original)": c["scale_original"],
+            "separation d' (dependency)": c["separation"],
+            "separation d' (random)": c["separation_random"],
+            "separation d' (original)": c["separation_original"],
             "Jaccard with CNNs": (float(np.mean([o["jaccard"] for o in mine])) if mine
                                   else float("nan")),
             "chance": float(np.mean([o["chance"] for o in mine])) if mine else float("nan"),
@@ -186,10 +188,10 @@ def summary_text(rows: Sequence[dict], overlaps: Sequence[dict], k: int) -> str:
             f"k = {k} its dependency's AP is {r['AP (dependency)']:.3f} against "
             f"{r['AP (random)']:.3f} for random partners (gain {r['AP gain over random']:+.3f} "
             f"{r['AP gain 95% CI']}; CNNs' gains {rng('AP gain over random', '{:+.3f}'.format)}"
-            f"), its scale gap {r['scale gap (dependency)']:.2f} against "
-            f"{r['scale gap (original)']:.2f} for its own logit (CNNs "
-            f"{rng('scale gap (dependency)', '{:.2f}'.format)} against "
-            f"{rng('scale gap (original)', '{:.2f}'.format)})")
+            f"), its separation d' {r[SEP + ' (dependency)']:.2f} against "
+            f"{r[SEP + ' (original)']:.2f} for its own logit (CNNs "
+            f"{rng(SEP + ' (dependency)', '{:.2f}'.format)} against "
+            f"{rng(SEP + ' (original)', '{:.2f}'.format)})")
         if cc:
             text += (f"; its partner sets overlap a CNN's with Jaccard "
                      f"{span([o['jaccard'] for o in cc])} (chance about "
