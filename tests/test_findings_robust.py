@@ -36,7 +36,7 @@ def test_select_strengths_picks_the_best_validation_score_first_on_ties():
     s = _settings(strengths=[0.1, 1.0, 10.0])
     inp = _inputs()
     seen = []
-    best = {"l2sp": 1.0, "dep_weaken": 10.0}
+    best = {"l2sp": 100.0, "dep_weaken": 10.0}
 
     def train(kind, strength, seed, idx):
         seen.append(set(idx.tolist()))
@@ -46,12 +46,21 @@ def test_select_strengths_picks_the_best_validation_score_first_on_ties():
         kind, strength = head if isinstance(head[0], str) else ("pretrained", None)
         if kind == "dep_consistency":
             return 0.5  # a tie across the grid: the first strength wins
+        if kind == "l2sp":  # peaks at 100, beyond the grid
+            return 1.0 - abs(np.log10(strength) - 2.0) / 10
         return 1.0 if best.get(kind) == strength else 0.1
 
     chosen, trained, rows = study.select_strengths(s, inp, train, score, progress=False)
-    assert chosen == {"none": 0.0, "l2sp": 1.0, "dep_weaken": 10.0, "dep_consistency": 0.1}
-    assert trained[("l2sp", s.seeds[0])] == ("l2sp", 1.0)
-    assert len(rows) == 1 + 3 * 3 + 1 and rows[-1]["method"] == "pretrained"
+    # the grid's largest strength (10) won for l2sp and dep_weaken: the grid was extended
+    # tenfold, twice at most; l2sp's best lies beyond the grid, dep_weaken's at its edge
+    assert chosen == {"none": 0.0, "l2sp": 100.0, "dep_weaken": 10.0, "dep_consistency": 0.1}
+    assert trained[("l2sp", s.seeds[0])] == ("l2sp", 100.0)
+    tried = {(r["method"], r["strength"]) for r in rows}
+    assert {("l2sp", 100.0), ("l2sp", 1000.0), ("dep_weaken", 100.0)} <= tried
+    assert ("dep_weaken", 1000.0) not in tried and ("l2sp", 10000.0) not in tried
+    assert len(rows) == 1 + 3 * 3 + 3 + 1 and rows[-1]["method"] == "pretrained"
+    assert study.select_strengths(s.with_params(extend_grid=0), inp, train, score,
+                                  progress=False)[0]["l2sp"] == 10.0  # no extension
     # every head was trained on the training part only: never on the validation images
     _, va = study.split_fit(len(inp.y_fit), s.seeds[0], s.val_frac)
     assert all(s_.isdisjoint(va.tolist()) for s_ in seen)
