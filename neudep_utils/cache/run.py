@@ -29,9 +29,11 @@ __all__ = ["DEFAULT_CHUNK_IMAGES", "Extractor", "default_workers", "extract_full
 DEFAULT_CHUNK_IMAGES = 256
 
 #: Test hook: when set to a file path, the extraction writes the index of each chunk it has just
-#: saved to that file (atomically) and then waits up to ``NEUDEP_PAUSE_AFTER_CHUNK_S`` seconds
-#: (default 60) before continuing, so a test can signal the process at a known point (after a
-#: finished chunk, before the next) whatever the machine's speed.
+#: saved to that file (atomically) and then pauses until the file is removed (the test's "go
+#: on"), at most ``NEUDEP_PAUSE_AFTER_CHUNK_S`` seconds (default 60), so a test can act at a known
+#: point (after a finished chunk, before the next) whatever the machine's speed, and always end
+#: the pause itself: a signal the process ignores (SIGINT is ignored by a process started in the
+#: background of a non-interactive shell) never leaves it waiting for the bound.
 CHUNK_MARKER_ENV = "NEUDEP_CHUNK_MARKER"
 
 
@@ -47,7 +49,7 @@ def _chunk_done(ci: int, on_chunk) -> None:
 
         atomic_write_bytes(Path(marker), str(ci).encode())
         end = time.monotonic() + float(os.environ.get("NEUDEP_PAUSE_AFTER_CHUNK_S", "60"))
-        while time.monotonic() < end:
+        while Path(marker).exists() and time.monotonic() < end:
             time.sleep(0.05)
 
 
