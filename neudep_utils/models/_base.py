@@ -113,6 +113,9 @@ class LoadedModel:
     #: architecture family (e.g. ``efficientnet``, ``mobilenet_v1``): cross-model pairs of one
     #: family share a design, not weights
     family: str = ""
+    #: leading outputs of a model file dropped by its runner (1: the background class of a
+    #: 1001-way ONNX model); ``num_classes`` counts the outputs kept
+    dropped_outputs: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
