@@ -1,4 +1,4 @@
-"""Command line: ``python -m neudep_utils {extract,merge,covariance,logits,fit} ...``.
+"""Command line: ``python -m neudep_utils {extract,merge,covariance,logits,fit,data} ...``.
 
 Examples::
 
@@ -10,12 +10,13 @@ Examples::
     torchrun --nproc-per-node 8 -m neudep_utils extract --model lite0 --data /imagenet/train \\
         --mode moments
     python -m neudep_utils logits --profile default
+    python -m neudep_utils data --profile smoke
 
 Every failure prints one ``error: ...`` line naming the input and the fix and exits non-zero
 (2 for a bad input, 130 on Ctrl-C, 1 for an unexpected error; ``NEUDEP_DEBUG=1`` shows its
 traceback). Warnings print as ``warning: ...`` lines.
 
-One module per command (``extract``, ``merge``, ``covariance``, ``logits``, ``fit``), each with
+One module per command (``extract``, ``merge``, ``covariance``, ``logits``, ``fit``, ``data``), each with
 ``add_parser(subparsers)`` and ``run(args)``; ``_common`` holds what they share.
 """
 
@@ -27,14 +28,14 @@ import sys
 import warnings
 
 from .. import __version__
-from . import covariance, extract, fit, logits, merge
+from . import covariance, data, extract, fit, logits, merge
 from ._common import Parser, fail, show_warning
 
 __all__ = ["main"]
 
 #: The subcommands, in the order ``--help`` lists them.
 COMMANDS = {"extract": extract, "merge": merge, "covariance": covariance, "logits": logits,
-            "fit": fit}
+            "fit": fit, "data": data}
 
 
 def _parser() -> argparse.ArgumentParser:

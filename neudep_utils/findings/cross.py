@@ -8,18 +8,15 @@ with it. Keys of fits and metrics: ``(A, B, candidates, method, k)``.
 
 from __future__ import annotations
 
-import itertools
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .. import cache, dependencies, profiles
-from ..dependencies import DepSet
-from ..images import MACAW_WNID, imagenet_classes
+from ..dependencies import DepSet, favourable
+from ..images import imagenet_classes
 from ..metrics import METRIC_DEFINITIONS, bootstrap, evaluate, metric_ci
-from ..models import short_name
 from ..report.results import Numbers
 from ..verdicts import deviations, rules
 from . import crossmodel
@@ -27,6 +24,7 @@ from .single import METHODS, Checks
 from .why import READ_METHODS, reading_rows
 
 __all__ = ["CONFIGS", "PARAMETERS", "VARIANTS", "WITH", "WITHOUT", "CrossSettings",
+           "claim_keys", "favourable_ks", "favourable_pairs", "favourable_rows",
            "c2_record", "c6b_record", "certificate_rows", "cnn_transformer", "curve_records",
            "evaluate_pairs", "fit_pairs", "headline_rows", "hidden_classes", "load",
            "macaw_rows", "numbers", "overlap_rows", "pair_readings", "pair_table", "parameters",
@@ -36,88 +34,22 @@ __all__ = ["CONFIGS", "PARAMETERS", "VARIANTS", "WITH", "WITHOUT", "CrossSetting
 WITHOUT, WITH = "without B's same category", "with B's same category"
 #: The two candidate sets: B's block without / with B's own category of the target.
 CONFIGS = {WITHOUT: True, WITH: False}
-#: Notebook 02's parameters besides ``profile`` and ``output_dir``.
-PARAMETERS = ("models", "folders", "pairs", "n_folds", "split_seed", "split_seeds", "center",
-              "ks", "k_headline", "n_targets", "target_seed", "baseline_seed", "n_hidden",
-              "hidden_seed", "n_boot", "cnn_transformer")
 #: A coarser CovLasso path for the many cross-model fits (time).
 FIT_KW = {"ratios": tuple(np.geomspace(0.995, 0.01, 32)), "refine": 3}
 
 
-@dataclass(frozen=True)
-class CrossSettings:
-    """Everything notebook 02 runs with (parameters left at ``None`` take the profile's)."""
-
-    profile: str
-    models: tuple[str, ...]
-    folders: tuple[str, ...]
-    views: int
-    pairs: tuple[tuple[str, str], ...]
-    n_folds: int
-    split_seed: int
-    split_seeds: tuple[int, ...]
-    center: bool
-    ks: tuple[int, ...]
-    ks_same: tuple[int, ...]
-    k_headline: int
-    targets: np.ndarray
-    baseline_seed: int
-    n_hidden: int
-    hidden_seed: int
-    n_boot: int
-    cnn_transformer: tuple[str, str]
-    reading_ks: tuple[int, ...]
-    short: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def moment(self) -> str:
-        """The moment matrix, for figure titles."""
-        return ("centred covariance + intercept" if self.center
-                else "second moment E[ff^T], no intercept")
-
-    @property
-    def macaw(self) -> int:
-        """The paper's example target's class index."""
-        return imagenet_classes().index(MACAW_WNID)
-
-    def label(self, a: str, b: str) -> str:
-        """``lite0_from_lite1``: the pair's key in the results file."""
-        return f"{self.short[a]}_from_{self.short[b]}"
+#: Notebook 02's settings: one declaration per parameter
+#: (:class:`~neudep_utils.profiles.CrossModelSettings`).
+CrossSettings = profiles.CrossModelSettings
+#: Notebook 02's parameters besides ``profile`` and ``output_dir`` (its ``parameters`` cell).
+PARAMETERS = tuple(n for n in CrossSettings.names() if n != "profile")
 
 
 def settings(profile: str = "default", **params) -> CrossSettings:
-    """Resolve notebook 02's settings from the profile and the notebook's parameters."""
-    unknown = set(params) - set(PARAMETERS)
-    if unknown:
-        raise TypeError(f"unknown notebook 02 parameter(s): {sorted(unknown)}")
-    prof = profiles.get_profile(profile)
-    cs = prof.cross
-
-    def get(name, default):
-        v = params.get(name)
-        return default if v is None else v
-
-    models = tuple(get("models", cs.models))
-    pairs = params.get("pairs") or cs.pairs or tuple(itertools.permutations(models, 2))
-    pairs = tuple(tuple(p) for p in pairs if p[0] in models and p[1] in models)
-    k_headline = int(get("k_headline", rules.C2.k_headline))
-    ks = tuple(sorted({int(k) for k in get("ks", cs.ks)} | {k_headline}))
-    macaw = imagenet_classes().index(MACAW_WNID)
-    targets = profiles.select_targets(params.get("n_targets", cs.n_targets),
-                                      get("target_seed", cs.target_seed), np.array([macaw]))
-    return CrossSettings(
-        profile=profile, models=models, folders=tuple(get("folders", cs.folders)),
-        views=cs.views, pairs=pairs, n_folds=int(get("n_folds", cs.n_folds)),
-        split_seed=int(get("split_seed", cs.split_seed)),
-        split_seeds=tuple(get("split_seeds", prof.single.split_seeds)),
-        center=bool(get("center", True)), ks=ks,
-        ks_same=tuple(k for k in ks if k <= k_headline), k_headline=k_headline,
-        targets=targets, baseline_seed=int(get("baseline_seed", cs.baseline_seed)),
-        n_hidden=int(get("n_hidden", cs.n_hidden)),
-        hidden_seed=int(get("hidden_seed", cs.hidden_seed)), n_boot=int(get("n_boot", cs.n_boot)),
-        cnn_transformer=tuple(get("cnn_transformer", cs.cnn_transformer)),
-        reading_ks=tuple(k for k in (10, 50, 100, 300) if k in ks),
-        short={m: short_name(m) for m in models})
+    """Notebook 02's settings: the profile's, with the notebook's ``params`` applied (``None``
+    keeps the profile's value; unknown names and wrong types raise
+    :class:`~neudep_utils._params.ParameterError`)."""
+    return profiles.get_profile(profile).cross.with_params(**params)
 
 
 def load(s: CrossSettings) -> tuple[dict, dict, dict, dict]:
@@ -225,6 +157,62 @@ def evaluate_pairs(s: CrossSettings, stack: dict, stack_folds: dict, xdeps: dict
         dense[(a, b)] = [dependencies.dense_least_squares(
             f, s.targets, np.arange(n, 2 * n), drop=s.targets + n) for f in fl]
     return xm, xd, dense
+
+
+def favourable_ks(s: CrossSettings) -> tuple[int, ...]:
+    """The support sizes of C2's most favourable reading: the headline k and the largest fitted
+    k up to the C2 rule's ``k_sparse``."""
+    up = [k for k in s.ks if k <= s.c2_rule.k_sparse]
+    return tuple(sorted({s.k_headline, *(up[-1:] if up else [])}))
+
+
+def favourable_pairs(s: CrossSettings, stack: dict, stack_folds: dict, xd: dict,
+                     progress: bool = True) -> tuple[dict, dict]:
+    """C2's most favourable linear reading (:mod:`neudep_utils.dependencies.favourable`) of every
+    pair without B's own category at :func:`favourable_ks`: A's logit replaced by B's logits
+    weighted and levelled for A's own decisions. Returns ``(metrics, depsets)`` keyed
+    ``(A, B, WITHOUT, reading, k)``."""
+    fm, fd = {}, {}
+    cand = candidates(s, True)
+    for a, b in tqdm(s.pairs, desc="most favourable reading (pair)", disable=not progress):
+        fl, dstack = stack_folds[(a, b)], stack[(a, b)]
+        for k in favourable_ks(s):
+            per: dict[str, list] = {}
+            for i, f in enumerate(fl):
+                got = favourable.favourable_set(
+                    dstack, f, xd[(a, b, WITHOUT, METHODS[1], k)][i],
+                    xd[(a, b, WITHOUT, "random + LS", k)][i], cand)
+                for meth, dep in got.items():
+                    per.setdefault(meth, []).append(dep)
+            for meth, deps in per.items():
+                fd[(a, b, WITHOUT, meth, k)] = deps
+                fm[(a, b, WITHOUT, meth, k)] = evaluate(dstack, fl, deps)
+    return fm, fd
+
+
+def favourable_rows(s: CrossSettings, checks: Checks, fav_checks: Checks) -> list[dict]:
+    """Per pair and k of the most favourable reading: the refit beside the three readings
+    (top-1 kept, false positives per target, the gain over random partners fitted the same
+    way, the rule's outcome)."""
+    rows = []
+    for a, b in s.pairs:
+        for k in favourable_ks(s):
+            for meth, ch in ((METHODS[1], checks), *((r, fav_checks)
+                                                     for r in favourable.READINGS)):
+                key = (a, b, WITHOUT, meth, k)
+                if key not in ch.mets:
+                    continue
+                sm, _, vs, sim = ch(*key)
+                rows.append({"A from B": f"{s.short[a]} from {s.short[b]}", "k": k,
+                             "weights": meth,
+                             "top-1 kept (%)": round(100 * sm["acc_replaced"], 1),
+                             "unmodified (%)": round(100 * sm["acc_base"], 1),
+                             "FP / target": round(sm["fp_created_per_target"], 2),
+                             "FP unmodified": round(sm["fp_base_per_target"], 2),
+                             "vs random (points)": "" if vs is None else
+                             f"{100 * vs[0]:.1f} [{100 * vs[1]:.1f}, {100 * vs[2]:.1f}]",
+                             "similar?": "yes" if sim.holds else "no"})
+    return rows
 
 
 def pair_readings(s: CrossSettings, stack: dict, stack_folds: dict, xd: dict, dense: dict,
@@ -348,9 +336,11 @@ def references_text(s: CrossSettings, u: dict) -> str:
 
 
 def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dict],
-              cnn_tf_tested: bool, cnn_tf_status: str, reads: dict) -> tuple:
+              cnn_tf_tested: bool, cnn_tf_status: str, reads: dict,
+              fav_checks: Checks | None = None) -> tuple:
     """C2's verdict, its summary (per family group, with B's own category, partner overlap,
-    the readings of the first pair) and its scope note."""
+    the most favourable reading, the readings of the first pair), its scope note and its
+    deviations."""
     from ..models import same_family
     from .why import failure_sentence
 
@@ -358,8 +348,20 @@ def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dic
     head = {p: checks.any_holds([p + (WITHOUT, m, s.k_headline) for m in dep_methods])
             for p in s.pairs}
     sparse = {p: checks.any_holds([p + (WITHOUT, m, k) for m in dep_methods for k in s.ks
-                                   if k <= rules.C2.k_sparse]) for p in s.pairs}
-    v, state = rules.c2_cross_model(head, sparse, cnn_tf_tested)
+                                   if k <= s.c2_rule.k_sparse]) for p in s.pairs}
+    fav_head = fav_sparse = None
+    if fav_checks is not None:
+        fk = favourable_ks(s)
+        fav_head = {p: fav_checks.any_holds([p + (WITHOUT, r, s.k_headline)
+                                             for r in favourable.READINGS]) for p in s.pairs}
+        fav_sparse = {p: fav_checks.any_holds([p + (WITHOUT, r, k) for r in favourable.READINGS
+                                               for k in fk if k <= s.c2_rule.k_sparse])
+                      for p in s.pairs}
+    v, state = rules.c2_cross_model(head, sparse, cnn_tf_tested, rule=s.c2_rule,
+                                    favourable_headline=fav_head,
+                                    favourable_sparse=fav_sparse)
+    old = deviations.old_c2_without_favourable(head, sparse, cnn_tf_tested, rule=s.c2_rule)
+    devs = [deviations.record("C2", "most favourable linear reading", old.level, v.level)]
 
     def acc(p, cfg):
         return max(xm[p + (cfg, m, s.k_headline)].summary()["acc_replaced"] for m in dep_methods)
@@ -390,9 +392,27 @@ def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dic
             f"{s.short[p0[0]]} from {s.short[p0[1]]}", s.k_headline,
             pick[("CovLasso support + LS", s.k_headline)], pick[("random + LS", s.k_headline)],
             pick[("original", "all")], sm["acc_replaced"], sm["acc_base"])
+    if fav_checks is not None:
+        best = {}
+        for p in s.pairs:
+            got = [fav_checks(*p, WITHOUT, r, s.k_headline)[0] for r in favourable.READINGS
+                   if p + (WITHOUT, r, s.k_headline) in fav_checks.mets]
+            if got:
+                best[p] = max(got, key=lambda sm: sm["acc_replaced"])
+        if best:
+            kept = [sm["acc_replaced"] for sm in best.values()]
+            fps = [sm["fp_created_per_target"] for sm in best.values()]
+            fp0 = [sm["fp_base_per_target"] for sm in best.values()]
+            held = [p for p in s.pairs if fav_head and fav_head.get(p)]
+            summary += (f" Most favourable linear reading (B's logits weighted and levelled for "
+                        f"A's own decisions, k = {s.k_headline}): the best reading keeps "
+                        f"{100 * min(kept):.1f}-{100 * max(kept):.1f}% of target-class images at "
+                        f"{min(fps):.2f}-{max(fps):.2f} false positives per target (A's own "
+                        f"{min(fp0):.2f}-{max(fp0):.2f}); similar performance for "
+                        f"{len(held)} of {len(s.pairs)} pairs.")
     scope = ("The CNN-transformer clause of C2 is untested here: " + cnn_tf_status
              if not cnn_tf_tested else "A CNN-transformer pair was among the pairs tested.")
-    return v, summary, scope
+    return v, summary, scope, devs
 
 
 def c6b_record(s: CrossSettings, u: dict) -> tuple:
@@ -421,9 +441,10 @@ def c6b_record(s: CrossSettings, u: dict) -> tuple:
 
 
 def numbers(s: CrossSettings, xm: dict, overlap_rows: list[dict], u: dict, seeds_tab,
-            reads: dict) -> Numbers:
-    """Notebook 02's headline numbers (pair keys ``<a>_from_<b>_...``)."""
-    from .single_summary import reading_numbers
+            reads: dict, fav_mets: dict | None = None) -> Numbers:
+    """Notebook 02's headline numbers (pair keys ``<a>_from_<b>_...``; the most favourable
+    reading's ``<a>_from_<b>_<stem>_{top1,fp,overall}_k<k>``, stems as in notebook 01)."""
+    from .single_summary import FAVOURABLE_KEYS, reading_numbers
 
     nums, frac, K = Numbers(), {"unit": "fraction"}, f"k{s.k_headline}"
     p0 = s.pairs[0]
@@ -443,12 +464,32 @@ def numbers(s: CrossSettings, xm: dict, overlap_rows: list[dict], u: dict, seeds
         mm = xm[(a, b, WITHOUT, "CovLasso", s.k_headline)]
         nums.add(f"{p}_acc_base", mm.summary()["acc_base"],
                  f"unmodified {a}: top-1 on the same eval images", **frac)
+        nums.add(f"{p}_fp_base", mm.summary()["fp_base_per_target"],
+                 f"unmodified {a}: false positives per target on the same eval images",
+                 unit="images")
+        for meth, mt in (("CovLasso", "covlasso"), ("CovLasso support + LS", "refit")):
+            nums.add(f"{p}_without_same_{mt}_fp_{K}",
+                     xm[(a, b, WITHOUT, meth, s.k_headline)].summary()["fp_created_per_target"],
+                     f"A={a} from B={b} without B's same category, {meth}, k={s.k_headline}: "
+                     "false positives created per target", unit="images")
         nums.add(f"{p}_relres_{K}", mm.summary()["relres_median"],
                  f"A={a} from B={b} without B's same category, CovLasso k={s.k_headline}: "
                  + METRIC_DEFINITIONS["relres_median"],
                  ci=metric_ci(mm, "relres_median", s.n_boot, 0))
         reading_numbers(nums, p, reads.get((a, b), []), f"A={a} from B={b} without B's same "
                         "category")
+        for (a2, b2, _, meth, k), met in (fav_mets or {}).items():
+            if (a2, b2) != (a, b):
+                continue
+            sm = met.summary()
+            for suffix, key, unit in (("top1", "acc_replaced", "fraction"),
+                                      ("fp", "fp_created_per_target", "images"),
+                                      ("overall", "weak_top1", "fraction")):
+                name = f"{p}_{FAVOURABLE_KEYS[meth]}_{suffix}_k{k}"
+                if name not in nums:
+                    nums.add(name, sm[key], f"A={a} from B={b} without B's same category, "
+                             f"most favourable reading, {meth} at k = {k}: {key} (held out)",
+                             unit=unit)
     for r in overlap_rows:
         if r["k"] == s.k_headline:
             nums.add(f"overlap_{r['models'].replace(' & ', '_')}_{K}", r["Jaccard"],
@@ -530,14 +571,35 @@ def split_seed_runs(s: CrossSettings, stack: dict, stack_folds: dict, unseen_hea
 
 
 def parameters(s: CrossSettings, cnn_tf_status: str) -> dict:
-    """The resolved settings as written into the results file."""
-    return {"profile": s.profile, "models": list(s.models), "folders": list(s.folders),
-            "pairs": [list(p) for p in s.pairs], "n_folds": s.n_folds,
-            "split_seed": s.split_seed, "center": s.center, "ks": list(s.ks),
-            "k_headline": s.k_headline, "n_targets": int(s.targets.size),
-            "n_hidden": s.n_hidden, "hidden_seed": s.hidden_seed, "n_boot": s.n_boot,
-            "cnn_transformer": list(s.cnn_transformer), "cnn_transformer_status": cnn_tf_status,
-            "reading_ks": list(s.reading_ks)}
+    """The settings used (every parameter), as written into the results file, with the number
+    of targets, the readings' ks and the CNN-transformer status."""
+    return {**s.record(), "n_targets_used": int(s.targets.size),
+            "cnn_transformer_status": cnn_tf_status, "reading_ks": list(s.reading_ks)}
+
+
+def claim_keys(s: CrossSettings, nums: Numbers) -> dict[str, dict]:
+    """For C2 and C6b: the headline, its reference, the second half's number and every number
+    the rule reads (keys of ``nums``), as :func:`~neudep_utils.report.results.claim` takes
+    them."""
+    from .single_summary import FAVOURABLE_KEYS
+
+    K = f"k{s.k_headline}"
+    p0 = s.label(*s.pairs[0])
+    c2 = [k for a, b in s.pairs for k in (
+        f"{s.label(a, b)}_without_same_{mt}_{x}_{K}" for mt in ("covlasso", "refit")
+        for x in ("acc_replaced", "fp")) if k in nums]
+    c2 += [k for a, b in s.pairs for stem in FAVOURABLE_KEYS.values() for x in ("top1", "fp")
+           for k in [f"{s.label(a, b)}_{stem}_{x}_{K}"] if k in nums]
+    c2 += [k for a, b in s.pairs for k in (f"{s.label(a, b)}_acc_base", f"{s.label(a, b)}_fp_base")]
+    c6b = ["unseen_top1_1000", "unseen_top1_hidden", "unseen_top1_hidden_random",
+           "unseen_hidden_vs_random", "unseen_upper_bound_A_1000", "unseen_chance_1000",
+           "unseen_chance_hidden"]
+    second2 = f"{p0}_disc_top1_{K}"
+    return {"C2": {"headline": f"{p0}_without_same_refit_acc_replaced_{K}",
+                   "reference": f"{p0}_acc_base",
+                   "second": second2 if second2 in nums else None, "reads": c2},
+            "C6b": {"headline": "unseen_top1_hidden", "reference": "unseen_top1_hidden_random",
+                    "second": "unseen_top1_1000", "reads": [k for k in c6b if k in nums]}}
 
 
 def curve_records(s: CrossSettings, xm: dict, reads: dict) -> list[dict]:
@@ -552,6 +614,6 @@ def curve_records(s: CrossSettings, xm: dict, reads: dict) -> list[dict]:
                     else "with same", "method": meth, "k_requested": k, "k": sm["k"],
                     "acc_replaced": sm["acc_replaced"], "acc_base": sm["acc_base"],
                     "relres_median": sm["relres_median"],
-                    **{key: rd.get(key) for key in ("top5", "auc", "ap", "scale")}})
+                    **{key: rd.get(key) for key in ("top5", "auc", "ap", "separation")}})
     return out
 

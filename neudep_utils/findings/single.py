@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 from .. import cache, dependencies, profiles
 from ..cache import LogitData
-from ..dependencies import DepSet, Fold
-from ..images import MACAW_WNID, imagenet_classes
+from ..dependencies import DepSet, Fold, favourable
+from ..images import imagenet_classes
 from ..metrics import (
     Metrics,
     evaluate,
@@ -32,11 +32,11 @@ from ..metrics import (
     similarity_inputs,
     target_outcomes,
 )
-from ..models import short_name
-from ..verdicts import rules
 from ..verdicts.rules import SimilarCheck, similar_performance
 
 __all__ = ["DEP_METHODS", "METHODS", "PARAMETERS", "Checks", "Fits", "Settings",
+           "evaluate_favourable", "favourable_fits", "favourable_ks", "favourable_outcomes",
+           "favourable_rows",
            "cache_folder", "certificate_table", "data_table", "evaluate_methods",
            "learning", "macaw_panels", "metric_tables", "moment_variant_rows", "parameters",
            "reading_tables", "split_seed_table", "width_rows", "trained_width_rows", "TRAINED_WIDTHS",
@@ -50,111 +50,29 @@ METHODS = ("CovLasso", "CovLasso support + LS", "top-|corr| + LS", "random + LS"
 DEP_METHODS = METHODS[:2]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything notebook 01 runs with, resolved from the profile and the notebook's parameters
-    (a parameter left at ``None`` takes the profile's value)."""
-
-    profile: str
-    models: tuple[str, ...]
-    folders: tuple[str, ...]
-    fit_views: int
-    fit_source: str
-    n_folds: int
-    split_seed: int
-    center: bool
-    ks: tuple[int, ...]
-    k_headline: int
-    targets: np.ndarray
-    n_boot: int
-    baseline_seed: int
-    near_distance: int
-    family: str
-    split_seeds: tuple[int, ...]
-    learning_sizes: tuple[int, ...]
-    learning_seeds: tuple[int, ...]
-    width_models: tuple[str, ...]
-    widths: tuple[int, ...]
-    width_ks: tuple[int, ...]
-    width_targets: int | None
-    reading_ks: tuple[int, ...]
-    short: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def moment(self) -> str:
-        """Which moment matrix the dependencies are fitted on, for figure titles."""
-        return ("centred covariance + intercept" if self.center
-                else "second moment E[ff^T], no intercept")
-
-    @property
-    def macaw(self) -> int:
-        """The paper's example target's class index."""
-        return imagenet_classes().index(MACAW_WNID)
-
-
+#: Notebook 01's settings: one declaration per parameter (:class:`~neudep_utils.profiles.SingleModelSettings`).
+Settings = profiles.SingleModelSettings
 #: Notebook 01's parameters besides ``profile`` and ``output_dir`` (its ``parameters`` cell).
-PARAMETERS = ("models", "folders", "fit_source", "n_folds", "split_seed", "center", "ks",
-              "k_headline", "n_targets", "target_seed", "baseline_seed", "n_boot",
-              "near_distance", "family", "split_seeds", "learning_sizes", "learning_seeds",
-              "width_models", "widths", "width_targets")
+PARAMETERS = tuple(n for n in Settings.names() if n != "profile")
 
 
 def settings(profile: str = "default", **params) -> Settings:
-    """Resolve notebook 01's settings: ``params`` are the notebook's parameters (``None`` takes
-    the profile's value; unknown names raise ``TypeError``).
+    """Notebook 01's settings: the profile's, with the notebook's ``params`` applied (``None``
+    keeps the profile's value; unknown names and wrong types raise
+    :class:`~neudep_utils._params.ParameterError`).
 
     Parameters
     ----------
     profile : str
         ``smoke``, ``default`` or ``full``.
     **params
-        ``models``, ``folders``, ``fit_source``, ``n_folds``, ``split_seed``, ``center``, ``ks``,
-        ``k_headline``, ``n_targets``, ``target_seed``, ``baseline_seed``, ``n_boot``,
-        ``near_distance``, ``family``, ``split_seeds``, ``learning_sizes``, ``learning_seeds``,
-        ``width_models``, ``widths``, ``width_targets``.
+        Any field of :class:`~neudep_utils.profiles.SingleModelSettings`.
 
     Returns
     -------
     Settings
     """
-    from ..images.taxonomy import load_taxonomy
-
-    prof = profiles.get_profile(profile)
-    sg = prof.single
-    unknown = set(params) - set(PARAMETERS)
-    if unknown:
-        raise TypeError(f"unknown notebook 01 parameter(s): {sorted(unknown)}")
-
-    def get(name, default):
-        v = params.get(name)
-        return default if v is None else v
-
-    models = tuple(get("models", prof.models))
-    k_headline = int(get("k_headline", rules.C1.k_headline))
-    ks = tuple(sorted({int(k) for k in get("ks", sg.ks)} | {k_headline}))
-    family = get("family", sg.family)
-    macaw = imagenet_classes().index(MACAW_WNID)
-    fam = load_taxonomy().family(family)
-    n_targets = params.get("n_targets", sg.n_targets)
-    targets = profiles.select_targets(n_targets, get("target_seed", sg.target_seed),
-                                      np.union1d([macaw], fam))
-    reading_ks = tuple(k for k in (10, 50, 100, 300) if k in ks)
-    return Settings(
-        profile=profile, models=models, folders=tuple(get("folders", prof.folders)),
-        fit_views=prof.fit_views,
-        fit_source=get("fit_source", "moments" if profile == "full" else "crossfit"),
-        n_folds=int(get("n_folds", sg.n_folds)), split_seed=int(get("split_seed", sg.split_seed)),
-        center=bool(get("center", True)), ks=ks, k_headline=k_headline, targets=targets,
-        n_boot=int(get("n_boot", sg.n_boot)),
-        baseline_seed=int(get("baseline_seed", sg.baseline_seed)),
-        near_distance=int(get("near_distance", rules.C6A.near_distance)), family=family,
-        split_seeds=tuple(get("split_seeds", sg.split_seeds)),
-        learning_sizes=tuple(get("learning_sizes", sg.learning_sizes)),
-        learning_seeds=tuple(get("learning_seeds", sg.learning_seeds)),
-        width_models=tuple(m for m in get("width_models", sg.width_models) if m in models),
-        widths=tuple(get("widths", sg.widths)), width_ks=sg.width_ks,
-        width_targets=get("width_targets", sg.width_targets), reading_ks=reading_ks,
-        short={m: short_name(m) for m in models})
+    return profiles.get_profile(profile).single.with_params(**params)
 
 
 def train_fold(model: str, n_eval: int, center: bool) -> list[Fold]:
@@ -229,18 +147,22 @@ class Checks:
 
     Keys are tuples with the method at position ``method_pos`` (notebook 01: ``(model, method,
     k)``; notebook 02: ``(A, B, candidates, method, k)``); the random baseline of a key is the
-    same key with the method ``"random + LS"``.
+    same key with the method ``random_of[method]`` (default ``"random + LS"``; ``None``: the
+    method is itself a random baseline).
     """
 
-    def __init__(self, mets: dict[tuple, Metrics], n_boot: int, method_pos: int = 1):
+    def __init__(self, mets: dict[tuple, Metrics], n_boot: int, method_pos: int = 1,
+                 random_of: dict[str, str | None] | None = None):
         self.mets, self.n_boot, self.pos = mets, n_boot, method_pos
+        self.random_of = random_of or {"random + LS": None}
         self._memo: dict[tuple, tuple] = {}
 
     def __call__(self, *key) -> tuple[dict, tuple, tuple | None, SimilarCheck]:
         if key not in self._memo:
             meth = key[self.pos]
-            rkey = key[:self.pos] + ("random + LS",) + key[self.pos + 1:]
-            rand = None if meth == "random + LS" else self.mets[rkey]
+            rmeth = self.random_of.get(meth, "random + LS")
+            rkey = key[:self.pos] + (rmeth,) + key[self.pos + 1:]
+            rand = None if rmeth is None else self.mets[rkey]
             x = similarity_inputs(self.mets[key], rand, self.n_boot, 0)
             vs = x["vs_random"]
             sim = similar_performance(x["drop_ci"], x["fp_created"], x["fp_base"],
@@ -256,6 +178,79 @@ class Checks:
     def any_holds(self, keys: Iterable[tuple]) -> bool:
         """Whether the rule holds for any of ``keys`` (that exist in ``mets``)."""
         return any(self(*k)[3].holds for k in keys if k in self.mets)
+
+
+def favourable_ks(s: Settings) -> tuple[int, ...]:
+    """The support sizes of the most favourable reading: the headline k and
+    :data:`~neudep_utils.dependencies.favourable.KS` where fitted."""
+    return tuple(sorted({s.k_headline} | {k for k in favourable.KS if k in s.ks}))
+
+
+def favourable_fits(s: Settings, data: dict[str, LogitData], folds: dict[str, list[Fold]],
+                    fits: Fits, progress: bool = True) -> dict[tuple[str, str, int], list[DepSet]]:
+    """The most favourable linear reading (:mod:`neudep_utils.dependencies.favourable`) of every
+    model at :func:`favourable_ks`: ``{(model, reading, k): [DepSet per fold]}``, the readings
+    and their random baselines fitted on each fold's fit rows (none for streamed moments)."""
+    out: dict[tuple[str, str, int], list[DepSet]] = {}
+    jobs = [(m, k) for m in s.models for k in favourable_ks(s)
+            if folds[m][0].fit_idx is not None]
+    for m, k in tqdm(jobs, desc="most favourable reading (model, k)", disable=not progress):
+        for i, f in enumerate(folds[m]):
+            got = favourable.favourable_set(data[m], f, fits.by_method[(m, DEP_METHODS[1], k)][i],
+                                            fits.by_method[(m, "random + LS", k)][i])
+            for meth, dep in got.items():
+                out.setdefault((m, meth, k), []).append(dep)
+    return out
+
+
+def evaluate_favourable(data: dict[str, LogitData], folds: dict[str, list[Fold]],
+                        fav: dict[tuple[str, str, int], list[DepSet]]
+                        ) -> dict[tuple[str, str, int], Metrics]:
+    """Out-of-sample :class:`~neudep_utils.metrics.Metrics` of every most favourable reading of
+    :func:`favourable_fits` (keys ``(model, reading, k)``)."""
+    return {key: evaluate(data[key[0]], folds[key[0]], deps) for key, deps in fav.items()}
+
+
+def favourable_rows(s: Settings, checks: Checks, fav_checks: Checks) -> list[dict]:
+    """One row per model, k and reading of the most favourable reading, beside the least-squares
+    refit and the unmodified model: target-class top-1 kept, false positives created per target,
+    overall top-1 after one replacement, the gain over random partners fitted the same way and
+    the rule's outcome."""
+    rows = []
+    for m in s.models:
+        for k in favourable_ks(s):
+            if (m, favourable.RELEVEL, k) not in fav_checks.mets:
+                continue
+            for meth, ch in ((DEP_METHODS[1], checks), *((r, fav_checks)
+                                                         for r in favourable.READINGS)):
+                sm, _, vs, sim = ch(m, meth, k)
+                rows.append({
+                    "model": s.short[m], "k": k, "weights": meth,
+                    "top-1 kept (%)": round(100 * sm["acc_replaced"], 1),
+                    "unmodified (%)": round(100 * sm["acc_base"], 1),
+                    "FP / target": round(sm["fp_created_per_target"], 2),
+                    "FP unmodified": round(sm["fp_base_per_target"], 2),
+                    "overall top-1 (%)": round(100 * sm["weak_top1"], 2),
+                    "vs random (points)": "" if vs is None else _fmt_ci(vs[0], vs[1:]),
+                    "similar?": "yes" if sim.holds else "no"})
+    return rows
+
+
+def favourable_outcomes(s: Settings, fav_checks: Checks) -> tuple[dict[str, bool],
+                                                                  dict[str, bool]]:
+    """Per model (short name): whether some reading of the most favourable reading achieves
+    similar performance at the headline k, and at some measured ``k <= k_sparse``."""
+    ks = favourable_ks(s)
+    head, sparse = {}, {}
+    for m in s.models:
+        keys = [(m, r, k) for r in favourable.READINGS for k in ks]
+        if not any(key in fav_checks.mets for key in keys):
+            continue
+        head[s.short[m]] = fav_checks.any_holds([(m, r, s.k_headline)
+                                                 for r in favourable.READINGS])
+        sparse[s.short[m]] = fav_checks.any_holds([(m, r, k) for r in favourable.READINGS
+                                                   for k in ks if k <= s.c1_rule.k_sparse])
+    return head, sparse
 
 
 def _fmt_ci(value: float, ci: Sequence[float] | None, scale: float = 100,
@@ -453,14 +448,10 @@ def metric_tables(s: Settings, mets: dict, dense: dict):
 
 
 def parameters(s: Settings, taxonomy_source: str) -> dict:
-    """The resolved settings as written into the results file."""
-    return {"profile": s.profile, "models": list(s.models), "folders": list(s.folders),
-            "fit_source": s.fit_source, "n_folds": s.n_folds, "split_seed": s.split_seed,
-            "center": s.center, "ks": list(s.ks), "k_headline": s.k_headline,
-            "n_targets": int(s.targets.size), "n_boot": s.n_boot,
-            "near_distance": s.near_distance, "taxonomy": taxonomy_source, "family": s.family,
-            "split_seeds": list(s.split_seeds), "learning_sizes": list(s.learning_sizes),
-            "widths": list(s.widths), "reading_ks": list(s.reading_ks)}
+    """The settings used (every parameter), as written into the results file, with the number
+    of targets, the readings' ks and the taxonomy's source."""
+    return {**s.record(), "n_targets_used": int(s.targets.size), "taxonomy": taxonomy_source,
+            "reading_ks": list(s.reading_ks)}
 
 
 def reading_tables(s: Settings, data: dict, folds: dict, fits: Fits, progress: bool = True

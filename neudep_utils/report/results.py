@@ -53,7 +53,8 @@ def number(value: float, definition: str, ci: tuple[float, float] | None = None,
 def claim(verdict: Verdict, summary: str, headline: str | None = None,
           tested_on: Sequence[str] = (), label: str | None = None, *,
           deviations: Sequence[dict[str, Any]] = (), readings: dict[str, Any] | None = None,
-          baseline: str | None = None, scope: str | None = None) -> dict[str, Any]:
+          baseline: str | None = None, scope: str | None = None, reference: str | None = None,
+          second: str | None = None, reads: Sequence[str] | None = None) -> dict[str, Any]:
     """A claim's result record.
 
     Parameters
@@ -77,6 +78,15 @@ def claim(verdict: Verdict, summary: str, headline: str | None = None,
         The baseline the verdict was judged against (e.g. C6c's strongest baseline).
     scope : str, optional
         What the verdict does not cover (e.g. C2's CNN-transformer clause, untested offline).
+    reference : str, optional
+        The key of the number the headline is read against (e.g. the unmodified model's
+        accuracy).
+    second : str, optional
+        The key of the other half's number, for a rule with two parts (a "partly" verdict shows
+        both).
+    reads : sequence of str, optional
+        The keys of every number the verdict's rule reads; ``headline``, ``reference`` and
+        ``second`` must be among them (checked by :func:`write_results`).
 
     Returns
     -------
@@ -86,7 +96,8 @@ def claim(verdict: Verdict, summary: str, headline: str | None = None,
     return {"verdict": verdict.level, "summary": summary, "rule": verdict.rule,
             "why": verdict.why, "headline": headline, "tested_on": list(tested_on),
             "label": label, "deviations": list(deviations), "readings": readings or {},
-            "baseline": baseline, "scope": scope}
+            "baseline": baseline, "scope": scope, "reference": reference, "second": second,
+            "reads": list(reads) if reads is not None else None}
 
 
 def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,
@@ -107,8 +118,19 @@ def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,
             raise ValueError(f"unknown claim id {cid!r}; expected one of {tuple(CLAIMS)}")
         if c.get("verdict") not in LEVELS:
             raise ValueError(f"claim {cid}: verdict must be one of {LEVELS}")
-        if c.get("headline") is not None and c["headline"] not in numbers:
-            raise ValueError(f"claim {cid}: headline {c['headline']!r} is not in numbers")
+        for field in ("headline", "reference", "second"):
+            if c.get(field) is not None and c[field] not in numbers:
+                raise ValueError(f"claim {cid}: {field} {c[field]!r} is not in numbers")
+        reads = c.get("reads")
+        if reads is not None:
+            missing = [k for k in reads if k not in numbers]
+            if missing:
+                raise ValueError(f"claim {cid}: the rule reads {missing[:5]} that are not in "
+                                 "numbers")
+            for field in ("headline", "second"):
+                if c.get(field) is not None and c[field] not in reads:
+                    raise ValueError(f"claim {cid}: {field} {c[field]!r} is not a number its "
+                                     "rule reads")
     out = {"notebook": stem, "title": title, "profile": profile, "claim": ", ".join(claims),
            "verdict": notebook_verdict(c["verdict"] for c in claims.values()), "claims": claims,
            "numbers": numbers, "parameters": parameters or {}, "runtime_s": runtime_s,
