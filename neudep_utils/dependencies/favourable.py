@@ -264,8 +264,9 @@ def _disc_kernel(X, cols, w0, c0, C, targets, argmax, top1, top2, alpha, temp, g
                 f += 0.5 * (w[m] - w0[t, m]) * pen[m]
             for r in range(N):
                 v = -sg[r] * u[r]
-                f += om[r] * (max(v, 0.0) + np.log1p(np.exp(-abs(v))))
-                p = 1.0 / (1.0 + np.exp(-u[r]))
+                e = np.exp(-abs(u[r]))  # one exponential serves the loss and p
+                f += om[r] * (max(v, 0.0) + np.log1p(e))
+                p = 1.0 / (1.0 + e) if u[r] >= 0 else e / (1.0 + e)
                 gr = om[r] * (p - (sg[r] > 0)) / temp
                 for m in range(k):
                     g[m] += gr * Z[r, m]

@@ -25,7 +25,8 @@ from .why import READ_METHODS, reading_rows
 
 __all__ = ["CONFIGS", "PARAMETERS", "VARIANTS", "WITH", "WITHOUT", "CrossSettings",
            "claim_keys", "favourable_ks", "favourable_pairs", "favourable_rows",
-           "c2_record", "c6b_record", "certificate_rows", "cnn_transformer", "curve_records",
+           "HEADLINE_METHOD", "c2_record", "c6b_record", "certificate_rows", "cnn_transformer",
+           "curve_records", "kind_headlines",
            "evaluate_pairs", "fit_pairs", "headline_rows", "hidden_classes", "load",
            "macaw_rows", "numbers", "overlap_rows", "pair_readings", "pair_table", "parameters",
            "references_text", "settings", "split_seed_runs", "unseen_rows", "unseen_runs",
@@ -68,8 +69,13 @@ def load(s: CrossSettings) -> tuple[dict, dict, dict, dict]:
 
 
 def pair_table(s: CrossSettings, data: dict) -> list[dict]:
-    """Per ordered pair: both models' top-1 and how often they predict the same class."""
-    return [{"A": s.short[a], "B": s.short[b], "top-1 A": data[a].top1(),
+    """Per ordered pair: its kind (:func:`.crossmodel.pair_kind`), both models (with the note of
+    a model that has one, e.g. the ViT's recipe), their top-1 and how often they predict the
+    same class."""
+    from ..models import label
+
+    return [{"A": label(a), "B": label(b), "kind": crossmodel.pair_kind(a, b),
+             "top-1 A": data[a].top1(),
              "top-1 B": data[b].top1(), "top-1 agreement A vs B": float(
                  (data[a].centre_view().argmax(1) == data[b].centre_view().argmax(1)).mean())}
             for a, b in s.pairs]
@@ -96,18 +102,22 @@ def macaw_rows(s: CrossSettings, xdeps: dict) -> list[dict]:
 
 
 def cnn_transformer(s: CrossSettings) -> tuple[bool, str, str]:
-    """Whether the CNN-transformer pair is among the models, what that means here, and the
-    commands that run it with hub access."""
+    """Whether a CNN-transformer pair is among the ordered pairs (each model's declared
+    architecture, :func:`.crossmodel.pair_kind`), what that means here, and the commands that run
+    the full profile's hub pair (``s.cnn_transformer``) with hub access."""
+    from ..models import label
     from ..models.hub import hub_reachable
 
-    tested = all(m in s.models for m in s.cnn_transformer)
+    mixed = crossmodel.pair_kinds(s.pairs).get(crossmodel.CNN_TRANSFORMER, [])
+    tested = bool(mixed)
     cmd = ("export NEUDEP_IMAGENET=/path/to/imagenet  # train/, val/ in <wnid>/<image>\n"
            f"export NEUDEP_MODELS={','.join(s.cnn_transformer)}\n"
            "make logits PROFILE=full\n"
            "python scripts/run_notebooks.py --profile full --only 01 02 "
            "--output-dir outputs/full")
     if tested:
-        return True, "tested in this run", cmd
+        return True, (f"tested in this run: {len(mixed)} ordered pair(s), " + "; ".join(
+            f"{label(a)} from {label(b)}" for a, b in mixed)), cmd
     hub = "reachable" if hub_reachable() else "unreachable (offline)"
     return False, f"the hub is {hub} and this profile has no transformer", cmd
 
@@ -341,7 +351,7 @@ def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dic
     """C2's verdict, its summary (per family group, with B's own category, partner overlap,
     the most favourable reading, the readings of the first pair), its scope note and its
     deviations."""
-    from ..models import same_family
+    from ..models import get_spec, label
     from .why import failure_sentence
 
     dep_methods = METHODS[:2]
@@ -370,8 +380,7 @@ def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dic
         vals = [acc(p, cfg) for p in ps]
         return f"{100 * min(vals):.1f}-{100 * max(vals):.1f}%"
 
-    groups = {"same family": [p for p in s.pairs if same_family(*p)],
-              "across families": [p for p in s.pairs if not same_family(*p)]}
+    groups = crossmodel.pair_kinds(s.pairs)
     base = np.mean([xm[p + (WITHOUT, "CovLasso", s.k_headline)].summary()["acc_base"]
                     for p in s.pairs])
     by_group = "; ".join(f"{g} ({len(ps)} pairs) {span(ps, WITHOUT)}"
@@ -410,9 +419,48 @@ def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dic
                         f"{min(fps):.2f}-{max(fps):.2f} false positives per target (A's own "
                         f"{min(fp0):.2f}-{max(fp0):.2f}); similar performance for "
                         f"{len(held)} of {len(s.pairs)} pairs.")
+    kinds = kind_headlines(s, xm)
+    summary += " The headline number (" + HEADLINE_METHOD + f", k = {s.k_headline}) by kind " \
+        "of pair: " + "; ".join(
+            f"{r['kind']} ({len(r['pairs'])} pairs): {r['first']} {_pc(r['value'], r['ci'])}"
+            + (f", range over its pairs {100 * r['range'][0]:.1f}-{100 * r['range'][1]:.1f}%"
+               if len(r["pairs"]) > 1 else "") for r in kinds) + "."
+    notes = sorted({label(m) for p in s.pairs for m in p
+                    if get_spec(m) is not None and get_spec(m).note})
+    if notes:
+        summary += " Models with a recipe unlike the paper's: " + ", ".join(notes) + "."
     scope = ("The CNN-transformer clause of C2 is untested here: " + cnn_tf_status
-             if not cnn_tf_tested else "A CNN-transformer pair was among the pairs tested.")
+             if not cnn_tf_tested else "CNN-transformer pairs were among the pairs tested ("
+             + cnn_tf_status + ").")
     return v, summary, scope, devs
+
+
+#: The method of C2's headline number (the notebook's claim record points at its key).
+HEADLINE_METHOD = "CovLasso support + LS"
+
+
+def _pc(x: float, ci) -> str:
+    return f"{100 * x:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def kind_headlines(s: CrossSettings, xm: dict) -> list[dict]:
+    """C2's headline number for every kind of pair tested (:func:`.crossmodel.pair_kinds`):
+    target-class accuracy kept by A's logit rebuilt from ``k_headline`` of B's logits without B's
+    own category, CovLasso support refitted by least squares (the number C2's headline reads for
+    the first pair). Per kind: its pairs, the first pair's value with its 95% bootstrap interval
+    over eval images and its key in the results' numbers, and the range over the kind's pairs."""
+    out = []
+    for kind, ps in crossmodel.pair_kinds(s.pairs).items():
+        vals = [xm[p + (WITHOUT, HEADLINE_METHOD, s.k_headline)].summary()["acc_replaced"]
+                for p in ps]
+        mm = xm[ps[0] + (WITHOUT, HEADLINE_METHOD, s.k_headline)]
+        out.append({"kind": kind, "pairs": [s.label(*p) for p in ps],
+                    "first": f"{s.short[ps[0][0]]} from {s.short[ps[0][1]]}",
+                    "number": f"{s.label(*ps[0])}_without_same_refit_acc_replaced_"
+                              f"k{s.k_headline}",
+                    "value": vals[0], "ci": metric_ci(mm, "acc_replaced", s.n_boot, 0),
+                    "range": (min(vals), max(vals))})
+    return out
 
 
 def c6b_record(s: CrossSettings, u: dict) -> tuple:
@@ -572,9 +620,11 @@ def split_seed_runs(s: CrossSettings, stack: dict, stack_folds: dict, unseen_hea
 
 def parameters(s: CrossSettings, cnn_tf_status: str) -> dict:
     """The settings used (every parameter), as written into the results file, with the number
-    of targets, the readings' ks and the CNN-transformer status."""
+    of targets, the readings' ks, the CNN-transformer status and the pairs by kind."""
     return {**s.record(), "n_targets_used": int(s.targets.size),
-            "cnn_transformer_status": cnn_tf_status, "reading_ks": list(s.reading_ks)}
+            "cnn_transformer_status": cnn_tf_status, "reading_ks": list(s.reading_ks),
+            "pair_kinds": {k: [s.label(*p) for p in ps]
+                           for k, ps in crossmodel.pair_kinds(s.pairs).items()}}
 
 
 def claim_keys(s: CrossSettings, nums: Numbers) -> dict[str, dict]:

@@ -411,13 +411,15 @@ def certificate_table(s: Settings, fits: Fits):
 
 
 def data_table(s: Settings, data: dict, folds: dict):
-    """Per model: its penultimate width d, images, views, classes present, centre-view top-1
-    and fit rows per fold."""
+    """Per model: its penultimate width d, architecture and training recipe, images, views,
+    classes present, centre-view top-1 and fit rows per fold."""
     import pandas as pd
 
-    from ..models import get_spec
+    from ..models import architecture, get_spec, recipe
 
     return pd.DataFrame([{"model": s.short[m], "d": getattr(get_spec(m), "width", None),
+                          "architecture": architecture(m) or "n/a",
+                          "recipe": recipe(m) or "n/a",
                           "images": d.n_images, "views per image": d.n_views,
                           "classes present": len(np.unique(d.labels)),
                           "centre-view top-1": d.top1(),
