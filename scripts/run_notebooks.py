@@ -23,19 +23,26 @@ only a bool, an int one an int, a float one a number, a str one a string; a ``No
 anything); a name the notebook does not define is refused.
 
 Exit status 1 when a cell fails; the message names the notebook and the cell; 2 for a bad
-parameter.
+parameter or profile (before any kernel starts); 130 on Ctrl-C (one ``error:`` line, the kernel
+stopped). A notebook is marked "running" in ``runtimes.json`` before it starts, so a run that is
+killed is never taken for a finished one; relative ``NEUDEP_DATA``/``NEUDEP_CACHE`` paths are made
+absolute first (the notebooks run in ``notebooks/``); each run talks to its kernels through
+sockets in its own temporary folder, so two runs started together in one checkout do not meet.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import atexit
+import functools
 import hashlib
 import importlib.metadata
 import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -258,31 +265,93 @@ def compile_note() -> str:
     return _COMPILE_NOTE if kernels_cold() else ""
 
 
+#: The kernel managers this process started (stopped at once on Ctrl-C).
+_KERNEL_MANAGERS: list = []
+
+
+@functools.lru_cache(maxsize=1)
+def ipc_dir() -> Path:
+    """This process's own folder for its kernels' IPC sockets (removed at exit). jupyter_client
+    would put them at ``kernel-ipc-1..5`` in the working directory (``notebooks/``), where two
+    runs started together pick the same ones ("Invalid Signature", "Kernel didn't respond")."""
+    d = Path(tempfile.mkdtemp(prefix="neudep-ipc-"))
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
 def ipc_kernel_manager() -> type:
     """A kernel manager that talks to the kernel over local IPC sockets instead of TCP (no
-    ``[IPKernelApp] WARNING ... TCP without encryption`` line, nothing listening on a port)."""
+    ``[IPKernelApp] WARNING ... TCP without encryption`` line, nothing listening on a port),
+    in :func:`ipc_dir`."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import CaselessStrEnum
 
     class IPCKernelManager(AsyncKernelManager):
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
 
-        def _ip_default(self) -> str:
-            # jupyter_client's default without a connection file is "kernel-ipc" in the working
-            # folder: two kernels running side by side (--jobs) would share its sockets
-            import tempfile
-            import uuid
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            _KERNEL_MANAGERS.append(self)
 
-            return os.path.join(tempfile.gettempdir(),
-                                f"neudep-kernel-{os.getpid()}-{uuid.uuid4().hex[:12]}-ipc")
+        def _ip_default(self) -> str:
+            return str(ipc_dir() / f"kernel-{len(_KERNEL_MANAGERS)}")
 
     return IPCKernelManager
+
+
+def stop_kernels() -> None:
+    """Kill the kernels this process started (after Ctrl-C: a kernel left running would print
+    its own traceback when it notices its parent gone)."""
+    for km in _KERNEL_MANAGERS:
+        proc = getattr(getattr(km, "provisioner", None), "process", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for cleanup in ("cleanup_connection_file", "cleanup_ipc_files"):
+            try:
+                getattr(km, cleanup)()
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+
+
+def absolute_env_paths() -> None:
+    """Make relative ``NEUDEP_*`` folder variables absolute, against the directory this runner
+    was started in (the notebooks run in ``notebooks/``, where ``../shared/data`` is wrong)."""
+    for var in ("NEUDEP_DATA", "NEUDEP_CACHE", "NEUDEP_MODELS_DIR", "NEUDEP_IMAGENET",
+                "NEUDEP_HOME"):
+        value = os.environ.get(var)
+        if value and not Path(value).expanduser().is_absolute():
+            os.environ[var] = os.path.abspath(os.path.expanduser(value))
+
+
+def check_profile(name: str) -> str | None:
+    """The ``error:`` line of an unknown profile (checked before any kernel starts), else None."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    try:
+        from neudep_utils.profiles import get_profile
+
+        get_profile(name)
+    except ValueError as exc:
+        return f"error: --profile {name}: {exc}"
+    return None
+
+
+def mark_running(output_dir: Path, runtimes: dict[str, Any], stem: str, fp: str,
+                 parameters: dict[str, Any]) -> None:
+    """Record that ``stem`` is running before it starts: a run killed mid-way leaves this
+    record, never the previous run's "ok", so the next run does not skip it."""
+    runtimes[stem] = {"status": "running", "fingerprint": fp, "parameters": parameters,
+                      "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    save_runtimes(output_dir, runtimes)
 
 
 def run_one(nb: Path, executed: Path, parameters: dict[str, Any], timeout: int | None,
             progress: bool = True) -> None:
     """Execute ``nb`` into ``executed`` (raises papermill's error when a cell fails);
-    ``progress``: papermill's cell progress bar on stderr."""
+    ``progress``: papermill's cell progress bar on stderr. The kernel is stopped at once when
+    the notebook ends or on Ctrl-C (a graceful shutdown of a kernel still running a cell makes
+    it print a traceback of its own)."""
     import papermill as pm
 
     executed.parent.mkdir(parents=True, exist_ok=True)
@@ -290,7 +359,8 @@ def run_one(nb: Path, executed: Path, parameters: dict[str, Any], timeout: int |
         pm.execute_notebook(str(nb), str(executed), parameters=parameters, cwd=str(nb.parent),
                             kernel_name="python3", progress_bar=progress, log_output=False,
                             execution_timeout=timeout, report_mode=False,
-                            kernel_manager_class=ipc_kernel_manager())
+                            kernel_manager_class=ipc_kernel_manager(),
+                            shutdown_kernel="immediate")
     finally:
         if executed.exists():
             collapse_progress(executed)
@@ -373,7 +443,7 @@ def _run_side_by_side(todo: list, jobs: int, parameters: dict[str, Any], timeout
                 if _waits_for(nb, pending - {nb.stem}):
                     continue
                 queue.remove(item)
-                started(nb)
+                started(nb, item[1])
                 fut = pool.submit(_execute, nb, item[2], parameters, timeout, False)
                 running[fut] = (*item, time.perf_counter())
             done, _ = wait_futures(list(running), return_when=FIRST_COMPLETED)
@@ -405,6 +475,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--notebook-dir", default=str(NOTEBOOKS), help=argparse.SUPPRESS)
     ap.add_argument("--executed-dir", default=str(EXECUTED), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    absolute_env_paths()
+    bad_profile = check_profile(args.profile)
+    if bad_profile:
+        print(bad_profile, file=sys.stderr)
+        return 2
+    try:
+        return run_all(args)
+    except KeyboardInterrupt:
+        stop_kernels()
+        print("error: interrupted (Ctrl-C); the notebook that was running is not kept: rerun "
+              "the same command (notebooks that finished are skipped)", file=sys.stderr)
+        return 130
+
+
+def run_all(args: argparse.Namespace) -> int:
+    """Run (or skip) every notebook of ``args``; returns the exit status."""
 
     output_dir = Path(args.output_dir or REPO / "outputs" / args.profile).resolve()
     executed_dir = Path(args.executed_dir).resolve()
@@ -450,9 +536,10 @@ def main(argv: list[str] | None = None) -> int:
         if note:
             print(f"   {note}", flush=True)
 
-    def started(nb: Path) -> None:
+    def started(nb: Path, fp: str) -> None:
         print(f"== {nb.stem}: running (profile {args.profile})", flush=True)
         (output_dir / f"{nb.stem}.json").unlink(missing_ok=True)
+        mark_running(output_dir, runtimes, nb.stem, fp, parameters)
 
     def finished(nb: Path, fp: str, keep: Path, seconds: float, status: str,
                  message: str) -> None:
@@ -477,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.jobs <= 1 or len(todo) <= 1:
         for nb, fp, keep in todo:
-            started(nb)
+            started(nb, fp)
             t0 = time.perf_counter()
             status, message = _execute(nb, keep, parameters, args.timeout, not args.quiet)
             finished(nb, fp, keep, time.perf_counter() - t0, status, message)
