@@ -104,7 +104,18 @@ def test_reading_rows_cover_every_method_and_k(fitted):
     # the level: re-levelled on the fit side, judged held out; the original is its own level
     o = by[("original", "all")]
     assert o["level_top1"] == o["top1"] and o["level_fp"] == o["fp"]
-    assert all(0 <= r["level_top1"] <= 1 and r["level_fp"] >= 0 for r in rows)
+    assert all(0 <= r["level_top1"] <= 1 and r["level_fp"] >= 0 for r in rows
+               if r["method"] != "random + LS")
+    assert all(np.isnan(r["level_top1"]) for r in rows if r["method"] == "random + LS")
+    # measured summaries passed in are used as they are, not measured again
+    known = {("CovLasso support + LS", 4): {**by[("CovLasso support + LS", 4)],
+                                            "acc_replaced": 0.123,
+                                            "fp_created_per_target": 9.0}}
+    rows2, _ = why.reading_rows("m", data, folds, {4: {"CovLasso support + LS": refit,
+                                                       "random + LS": rand}},
+                                dense, deps[0].targets, n_boot=50, summaries=known)
+    r2 = {(r["method"], r["k"]): r for r in rows2}[("CovLasso support + LS", 4)]
+    assert r2["top1"] == 0.123 and r2["fp"] == 9.0
     assert all(0 <= r["ap"] <= 1 and r["ap_ci"][0] <= r["ap_ci"][1] for r in rows)
 
 

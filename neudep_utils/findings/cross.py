@@ -226,15 +226,18 @@ def favourable_rows(s: CrossSettings, checks: Checks, fav_checks: Checks) -> lis
 
 
 def pair_readings(s: CrossSettings, stack: dict, stack_folds: dict, xd: dict, dense: dict,
-                  progress: bool = True) -> dict[tuple, list[dict]]:
+                  progress: bool = True, xm: dict | None = None) -> dict[tuple, list[dict]]:
     """The secondary readings (:func:`.why.reading_rows`) of every pair without B's own
-    category, at the reading ks, with dense least squares on B's block and A's own logits."""
+    category, at the reading ks, with dense least squares on B's block and A's own logits
+    (``xm``, :func:`evaluate_pairs`' metrics, spares re-measuring their top-1)."""
     out = {}
     for (a, b) in tqdm(s.pairs, desc="cross-model readings", disable=not progress):
         by_k = {k: {meth: xd[(a, b, WITHOUT, meth, k)] for meth in READ_METHODS[:2]}
                 for k in s.reading_ks}
+        known = {(meth, k): xm[(a, b, WITHOUT, meth, k)].summary() for meth in READ_METHODS[:2]
+                 for k in s.reading_ks if xm and (a, b, WITHOUT, meth, k) in xm}
         out[(a, b)], _ = reading_rows(s.label(a, b), stack[(a, b)], stack_folds[(a, b)], by_k,
-                                      dense[(a, b)], s.targets, s.n_boot)
+                                      dense[(a, b)], s.targets, s.n_boot, known)
     return out
 
 

@@ -456,18 +456,24 @@ def parameters(s: Settings, taxonomy_source: str) -> dict:
             "reading_ks": list(s.reading_ks)}
 
 
-def reading_tables(s: Settings, data: dict, folds: dict, fits: Fits, progress: bool = True
+def reading_tables(s: Settings, data: dict, folds: dict, fits: Fits, progress: bool = True,
+                   mets: dict | None = None, dense: dict | None = None
                    ) -> tuple[dict[str, list[dict]], dict[str, dict]]:
     """The secondary readings (:func:`neudep_utils.findings.why.reading_rows`) of every model at
-    the settings' reading ks: ``(rows by model, Readings objects by model)``."""
+    the settings' reading ks: ``(rows by model, Readings objects by model)``; ``mets``/``dense``
+    (:func:`evaluate_methods`) spare re-measuring the dependencies' own top-1."""
     from .why import READ_METHODS, reading_rows
 
     reads, objs = {}, {}
     for m in tqdm(s.models, desc="secondary readings", disable=not progress):
         by_k = {k: {meth: fits.by_method[(m, meth, k)] for meth in READ_METHODS[:2]}
                 for k in s.reading_ks}
+        known = {(meth, k): mets[(m, meth, k)].summary() for meth in READ_METHODS[:2]
+                 for k in s.reading_ks if mets and (m, meth, k) in mets}
+        if dense and m in dense:
+            known[("dense LS", "all")] = dense[m].summary()
         reads[m], objs[m] = reading_rows(s.short[m], data[m], folds[m], by_k, fits.dense[m],
-                                         s.targets, s.n_boot)
+                                         s.targets, s.n_boot, known)
     return reads, objs
 
 

@@ -37,7 +37,8 @@ READ_METHODS = ("CovLasso support + LS", "random + LS", "dense LS", "original")
 
 def reading_rows(label: str, data: LogitData, folds: Sequence[Fold],
                  by_k: dict[int, dict[str, Sequence[DepSet]]], dense: Sequence[DepSet],
-                 targets: np.ndarray, n_boot: int = 1000) -> tuple[list[dict], dict]:
+                 targets: np.ndarray, n_boot: int = 1000,
+                 summaries: dict[tuple, dict] | None = None) -> tuple[list[dict], dict]:
     """The readings of one model (or pair) ``label``.
 
     Parameters
@@ -54,6 +55,9 @@ def reading_rows(label: str, data: LogitData, folds: Sequence[Fold],
         The targets (for the unmodified model's readings).
     n_boot : int
         Bootstrap replicates of the intervals.
+    summaries : dict, optional
+        ``{(method, k): Metrics.summary()}`` already measured for these dependencies
+        (``k = "all"`` for dense least squares); measured here when missing.
 
     Returns
     -------
@@ -61,23 +65,25 @@ def reading_rows(label: str, data: LogitData, folds: Sequence[Fold],
         One record per (method, k) with ``top5``, ``auc``, ``ap``, ``separation`` and the
         intervals of ``ap`` and ``separation`` (``k`` is ``"all"`` for dense least squares and
         the original); ``top1`` and ``fp`` (target-class top-1 kept and false positives created
-        per target, held out) as fitted and ``level_top1``, ``level_fp`` once re-levelled on
-        the fit side (the original: its own top-1 and false positives); and the per-target
+        per target, held out) as fitted and, for the refit and dense least squares,
+        ``level_top1``, ``level_fp`` once re-levelled on the fit side (random partners: NaN;
+        the original: its own top-1 and false positives); and the per-target
         :class:`~neudep_utils.metrics.readings.Readings` by ``(method, k)``.
     """
     rows, objs = [], {}
+    summaries = summaries or {}
     fit_rows = ([decision_rows(data, f) for f in folds]
                 if all(f.fit_idx is not None for f in folds) else None)
 
-    def level(deps: Sequence[DepSet]) -> dict:
-        sm = evaluate(data, folds, deps).summary()
+    def level(method: str, k, deps: Sequence[DepSet]) -> dict:
+        sm = summaries.get((method, k)) or evaluate(data, folds, deps).summary()
         out = {"top1": sm["acc_replaced"], "fp": sm["fp_created_per_target"],
                "level_top1": np.nan, "level_fp": np.nan}
-        if fit_rows is not None:
+        if fit_rows is not None and method != READ_METHODS[1]:  # the level of random partners
             lv = evaluate(data, folds, [relevel(d, r) for d, r in zip(deps, fit_rows,
                                                                       strict=True)]).summary()
             out.update(level_top1=lv["acc_replaced"], level_fp=lv["fp_created_per_target"])
-        return out
+        return out, sm
 
     def add(method: str, k, r, lv: dict) -> None:
         sm = r.summary()
@@ -85,11 +91,13 @@ def reading_rows(label: str, data: LogitData, folds: Sequence[Fold],
         rows.append({"model": label, "method": method, "k": k, **sm, **lv,
                      "ap_ci": r.ci("ap", n_boot), "separation_ci": r.ci("separation", n_boot)})
 
+    base = None
     for k, per in sorted(by_k.items()):
         for method in READ_METHODS[:2]:
-            add(method, k, readings(data, folds, per[method]), level(per[method]))
-    add("dense LS", "all", readings(data, folds, dense), level(dense))
-    base = evaluate(data, folds, by_k[min(by_k)][READ_METHODS[0]]).summary() if by_k else None
+            lv, base = level(method, k, per[method])
+            add(method, k, readings(data, folds, per[method]), lv)
+    lv, _ = level("dense LS", "all", dense)
+    add("dense LS", "all", readings(data, folds, dense), lv)
     orig = ({"top1": base["acc_base"], "fp": base["fp_base_per_target"],
              "level_top1": base["acc_base"], "level_fp": base["fp_base_per_target"]}
             if base else {})
