@@ -12,7 +12,9 @@ import nbformat
 import pytest
 
 from neudep_utils import verdicts
-from neudep_utils.report.results import claim, number, write_results
+from neudep_utils.record import claim, number, write_results
+from neudep_utils.report import pages as bp
+from neudep_utils.report import readme, reproducibility
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -216,7 +218,7 @@ def test_runner_executes_skips_and_names_failures(tmp_path: Path, capfd) -> None
     nbdir, executed, out = tmp_path / "notebooks", tmp_path / "executed", tmp_path / "out"
     nbdir.mkdir()
     _notebook(nbdir / "01_ok.ipynb",
-              "from neudep_utils.report.results import write_results\n"
+              "from neudep_utils.record import write_results\n"
               "write_results(output_dir, '01_ok', 'ok', {}, {}, profile=profile)")
     args = ["--profile", "smoke", "--output-dir", str(out), "--notebook-dir", str(nbdir),
             "--executed-dir", str(executed)]

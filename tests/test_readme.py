@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from neudep_utils import verdicts
+from neudep_utils.record import claim, number, write_results
 from neudep_utils.report import readme
 from neudep_utils.report.claims_figure import claims_figure, describe
-from neudep_utils.report.results import claim, number, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 STATIC = REPO / "book" / "_static"

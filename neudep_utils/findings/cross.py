@@ -20,7 +20,7 @@ from ..dependencies import DepSet
 from ..images import MACAW_WNID, imagenet_classes
 from ..metrics import METRIC_DEFINITIONS, bootstrap, evaluate, metric_ci
 from ..models import short_name
-from ..report.results import Numbers
+from ..record import Numbers
 from ..verdicts import deviations, rules
 from . import crossmodel
 from .single import METHODS, Checks

@@ -24,6 +24,7 @@ from .. import cache, profiles
 from ..images import corruptions
 from ..metrics import bootstrap
 from ..models import load_model, short_name
+from ..record import Numbers, fmt_ci
 from ..verdicts import Verdict, deviations, rules
 from . import robustness as rob
 
@@ -346,8 +347,6 @@ def gains_table(g: Mapping[str, dict], strongest: str):
     against cross-entropy, L2-SP and the strongest baseline, and the clean difference."""
     import pandas as pd
 
-    from ..report.results import fmt_ci
-
     cols = (("vs_ce", "vs cross-entropy"), ("vs_generic", "vs L2-SP"),
             ("vs_strongest", f"vs strongest ({LABEL[strongest]})"),
             ("clean_vs_ce", "clean vs cross-entropy"))
@@ -371,8 +370,6 @@ def summary(s: Settings, summ, g: Mapping[str, dict], best: str, strongest: str)
 def numbers(s: Settings, inp: Inputs, summ, g: Mapping[str, dict], strongest: str):
     """The results file's numbers: per head the corruption and clean top-1 and the shape bias
     (mean over seeds, with the per-seed values), and per regularizer its paired gains."""
-    from ..report.results import Numbers
-
     nums, by = Numbers(), summ.groupby("method")
     what = {"corruption mean": ("corruption_top1", f"top-1 averaged over "
                                 f"{len(inp.corr_names)} corruptions x severities, "

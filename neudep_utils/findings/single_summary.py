@@ -13,7 +13,7 @@ import numpy as np
 from ..images import imagenet_classes
 from ..metrics import METRIC_DEFINITIONS, metric_ci
 from ..metrics.readings import READING_DEFINITIONS
-from ..report.results import Numbers
+from ..record import Numbers
 from ..verdicts import deviations, rules
 from .single import DEP_METHODS, METHODS, Checks, Settings
 from .why import failure_sentence

@@ -32,7 +32,7 @@ from ..images import MACAW_WNID, imagenet_classes
 from ..metrics import bootstrap
 from ..metrics.bootstrap import bootstrap_counts
 from ..models import short_name
-from ..report.results import Numbers, claim
+from ..record import Numbers, claim
 from ..verdicts import Verdict, across_models, deviations, rules
 from . import redundancy as red
 
@@ -426,7 +426,7 @@ class Results:
 
 
 def numbers(s: Settings, r: Results):
-    """The results file's numbers (:class:`~neudep_utils.report.results.Numbers`), each with
+    """The results file's numbers (:class:`~neudep_utils.record.Numbers`), each with
     its definition."""
     nums, m0 = Numbers(), s.models[0]
     th = s.fidelity_threshold
@@ -509,7 +509,7 @@ def verdicts(s: Settings, r: Results) -> dict[str, tuple[Verdict, str, list[dict
 
 
 def claims(s: Settings, r: Results, judged: dict) -> dict:
-    """The claim records of the results file (:func:`~neudep_utils.report.results.claim`)."""
+    """The claim records of the results file (:func:`~neudep_utils.record.claim`)."""
     m0 = s.models[0]
     head = {"C3": ("cov_lasso_vs_sklearn", [m0]),
             "C4": ("oos_gain_K_small_to_full", [m for m in s.models if r.full_rank[m]]),

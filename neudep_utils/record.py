@@ -1,7 +1,9 @@
-"""Headline results of a notebook, written as JSON for the book's summary pages.
+"""The results record: what each notebook writes for the book's summary pages.
 
-Each notebook calls :func:`write_results` once at its end; the file
-``<output_dir>/<notebook stem>.json`` has this shape::
+This stage sits between the verdicts and the findings: the findings fill :class:`Numbers` and
+:func:`claim` records, the notebooks call :func:`write_results` once at their end, and the report
+stage (:mod:`neudep_utils.report`) reads the files back; nothing here imports the findings or the
+report. The file ``<output_dir>/<notebook stem>.json`` has this shape::
 
     {
       "notebook": "01_single_model", "title": "...", "profile": "default",
@@ -9,12 +11,20 @@ Each notebook calls :func:`write_results` once at its end; the file
       "verdict": "partly reproduced",         # overall verdict of the notebook
       "claims": {"C1": {"verdict": "...", "summary": "one sentence", "rule": "...",
                         "why": "...", "headline": "name of the headline number",
+                        "reference": "name of the number it is read against" | null,
+                        "halves": [{"text": "what this half covers", "headline": "...",
+                                    "reference": "..." | null}, ...],   # "partly": both halves
                         "tested_on": ["efficientnet_lite0", ...], "label": "verdict-01"}, ...},
-      "numbers": {"name": {"value": 0.12, "ci": [0.10, 0.14] | null,
-                           "definition": "what it measures, on which images"}, ...},
+      "numbers": {"name": {"value": 0.12, "ci": [0.10, 0.14] | null, "unit": "fraction",
+                           "definition": "what it measures, on which images",
+                           "short": "a few words for tables" (optional)}, ...},
       "parameters": {...}, "runtime_s": 12.3, "created": "...",
       "provenance": {"cache_entries": [...]}   # the cache entries of the inputs it was handed
     }
+
+The claims table of the book and the README reads, for each claim, ``headline`` beside
+``reference`` (and, for a claim with ``halves``, each half's pair), each number named by its
+``short`` label (else the first clause of its definition).
 """
 
 from __future__ import annotations
@@ -28,19 +38,23 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cache import LogitSet, provenance_record
-from ..verdicts import CLAIMS, LEVELS, Verdict, notebook_verdict
+from .cache import LogitSet, provenance_record
+from .verdicts import CLAIMS, LEVELS, Verdict, notebook_verdict
 
 
 def number(value: float, definition: str, ci: tuple[float, float] | None = None,
-           unit: str = "", seeds: Sequence[float] | None = None) -> dict[str, Any]:
+           unit: str = "", seeds: Sequence[float] | None = None,
+           short: str | None = None) -> dict[str, Any]:
     """One headline number with its definition, an optional (e.g. 95% bootstrap) interval and,
     for pipeline-level uncertainty, its values under other split seeds (``seeds``: summarised as
-    min, max and standard deviation next to the values)."""
+    min, max and standard deviation next to the values); ``short``: a few words naming it in
+    the claims table (e.g. ``"kept at k = 10"``; else the definition's first clause)."""
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"headline number {definition!r} is not finite: {value}")
     out: dict[str, Any] = {"value": v, "definition": definition, "ci": None, "unit": unit}
+    if short:
+        out["short"] = str(short)
     if ci is not None:
         out["ci"] = [float(ci[0]), float(ci[1])]
     if seeds is not None:
@@ -53,7 +67,9 @@ def number(value: float, definition: str, ci: tuple[float, float] | None = None,
 def claim(verdict: Verdict, summary: str, headline: str | None = None,
           tested_on: Sequence[str] = (), label: str | None = None, *,
           deviations: Sequence[dict[str, Any]] = (), readings: dict[str, Any] | None = None,
-          baseline: str | None = None, scope: str | None = None) -> dict[str, Any]:
+          baseline: str | None = None, scope: str | None = None,
+          reference: str | None = None,
+          halves: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """A claim's result record.
 
     Parameters
@@ -77,6 +93,12 @@ def claim(verdict: Verdict, summary: str, headline: str | None = None,
         The baseline the verdict was judged against (e.g. C6c's strongest baseline).
     scope : str, optional
         What the verdict does not cover (e.g. C2's CNN-transformer clause, untested offline).
+    reference : str, optional
+        The key of the number the headline is read against (e.g. the unmodified model's
+        accuracy); the claims table shows it beside the headline.
+    halves : sequence of dict
+        For a "partly" verdict, each half as ``{"text": "what it covers", "headline": key,
+        "reference": key or None}``; the claims table shows both.
 
     Returns
     -------
@@ -86,7 +108,8 @@ def claim(verdict: Verdict, summary: str, headline: str | None = None,
     return {"verdict": verdict.level, "summary": summary, "rule": verdict.rule,
             "why": verdict.why, "headline": headline, "tested_on": list(tested_on),
             "label": label, "deviations": list(deviations), "readings": readings or {},
-            "baseline": baseline, "scope": scope}
+            "baseline": baseline, "scope": scope, "reference": reference,
+            "halves": [dict(h) for h in halves]}
 
 
 def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,
@@ -107,8 +130,14 @@ def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,
             raise ValueError(f"unknown claim id {cid!r}; expected one of {tuple(CLAIMS)}")
         if c.get("verdict") not in LEVELS:
             raise ValueError(f"claim {cid}: verdict must be one of {LEVELS}")
-        if c.get("headline") is not None and c["headline"] not in numbers:
-            raise ValueError(f"claim {cid}: headline {c['headline']!r} is not in numbers")
+        keys = [("headline", c.get("headline")), ("reference", c.get("reference"))]
+        for i, h in enumerate(c.get("halves") or []):
+            keys += [(f"halves[{i}].headline", h.get("headline")),
+                     (f"halves[{i}].reference", h.get("reference"))]
+        for field_, key in keys:
+            if key is not None and key not in numbers:
+                raise ValueError(f"claim {cid}: {field_} {key!r} is not in numbers; add it "
+                                 "with Numbers.add or name an existing key")
     out = {"notebook": stem, "title": title, "profile": profile, "claim": ", ".join(claims),
            "verdict": notebook_verdict(c["verdict"] for c in claims.values()), "claims": claims,
            "numbers": numbers, "parameters": parameters or {}, "runtime_s": runtime_s,
