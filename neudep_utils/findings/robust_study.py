@@ -30,6 +30,7 @@ from . import robustness as rob
 
 __all__ = ["BASELINES", "LABEL", "METHODS", "PARAMETERS", "SCOPE", "Inputs", "Settings", "c6c_record",
            "dependency_context", "evaluate_all", "evaluate_head", "gains", "gains_table", "load",
+           "summary_table",
            "long_frames", "numbers", "summary", "trainer",
            "paired_gain", "select_strengths", "settings", "split_fit", "strongest_baseline",
            "train_all", "val_score"]
@@ -355,6 +356,16 @@ def gains_table(g: Mapping[str, dict], strongest: str):
                          for k, v in g.items()])
 
 
+def summary_table(summ, cols: Sequence[str]):
+    """Per head (rows) and measure (columns): the mean over seeds and its standard deviation as
+    ``mean ± sd`` (4 decimals), one column per measure."""
+    g = summ.groupby("method")[list(cols)]
+    mean, sd = g.mean(), g.std()
+    return mean.apply(lambda col: [f"{x:.4f} ± {y:.4f}"
+                                   for x, y in zip(col, sd[col.name], strict=True)]
+                      ).set_axis(mean.index)
+
+
 def summary(s: Settings, summ, g: Mapping[str, dict], best: str, strongest: str) -> str:
     """C6c's one-paragraph summary: the deciding gain against the strongest baseline and every
     head's mean corruption top-1."""
@@ -387,5 +398,6 @@ def numbers(s: Settings, inp: Inputs, summ, g: Mapping[str, dict], strongest: st
                           ("vs_strongest", f"the strongest baseline ({LABEL[strongest]})")):
             nums.add(f"corruption_gain_{kind}_{key}", gk[key][0], f"{LABEL[kind]} minus "
                      f"{text}: corruption top-1 (paired, 95% bootstrap CI over eval images)",
-                     ci=gk[key][1])
+                     ci=gk[key][1], short=f"corruption top-1, {LABEL[kind]} minus "
+                     + ("cross-entropy" if key == "vs_ce" else LABEL[strongest]))
     return nums

@@ -462,17 +462,20 @@ def numbers(s: Settings, r: Results):
         nums.add(f"{sm}_acc_replaced_at_k{s.sparse_k}", float(np.interp(
             s.sparse_k, p.k_median[::-1], p.acc_replaced[::-1])), f"{m}: pooled held-out "
             f"target-class accuracy after replacement at a median support of {s.sparse_k} "
-            f"(interpolated along the path; unmodified {p.acc_base:.3f})", unit="fraction")
+            f"(interpolated along the path; unmodified {p.acc_base:.3f})", unit="fraction",
+            short=f"accuracy kept at a median support of {s.sparse_k}")
     for m, v in r.exact_rr.items():
         nums.add(f"{s.short[m]}_exact_dense_rr", v, f"{m}: median held-out 1-R^2 with more "
                  f"than rank-many ({r.ranks[m]}) random partners (an exact, dense dependency)")
     nums.add("cov_lasso_max_rel_gap", r.max_gap, "max relative duality gap over every path")
     nums.add("cov_lasso_vs_sklearn", r.agree["agreement"], "max relative coefficient "
-             "difference, CovLasso vs sklearn Lasso on the rows (macaw, lam = 0.2 lam_max)")
+             "difference, CovLasso vs sklearn Lasso on the rows (macaw, lam = 0.2 lam_max)",
+             short="CovLasso vs the Lasso on the rows, largest relative difference")
     nums.add("oos_gain_K_small_to_full", r.sub["gain"], f"{m0}: median over the categories "
              f"of the oracle held-out 1-R^2 at K={r.sub['k_small']} minus at "
              f"K={r.sub['k_full']} (mean over subset seeds); 95% bootstrap CI over categories",
-             ci=r.sub["ci"])
+             ci=r.sub["ci"], short=f"fall of held-out 1-R² from K = {r.sub['k_small']} to "
+             f"{r.sub['k_full']} categories")
     nums.add("bootstrap_jaccard_median", r.bs["jaccard_median"], "median Jaccard of bootstrap "
              f"supports vs the full-sample support at lam = {s.boot_lam_ratio} lam_max")
     return nums

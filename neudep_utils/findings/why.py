@@ -25,7 +25,8 @@ from ..metrics import evaluate
 from ..metrics.readings import original_readings, readings
 from ..moments import second_moment_from_sums
 
-__all__ = ["READ_METHODS", "failure_sentence", "reading_rows", "without_positives"]
+__all__ = ["READ_METHODS", "failure_sentence", "reading_rows", "reading_table",
+           "without_positives"]
 
 #: What the readings compare, in table order.
 READ_METHODS = ("CovLasso support + LS", "random + LS", "dense LS", "original")
@@ -72,6 +73,31 @@ def reading_rows(label: str, data: LogitData, folds: Sequence[Fold],
     add("dense LS", "all", readings(data, folds, dense))
     add("original", "all", original_readings(data, folds, targets))
     return rows, objs
+
+
+def reading_table(rows: Sequence[dict]):
+    """The readings of :func:`reading_rows` (of any number of models or pairs) as the book's
+    table: one row per model and k, for AP, the scale gap and top-5 the refitted dependency
+    (dense least squares at k = "all"), random partners at the same k and the unmodified model
+    side by side (an empty cell: no random partners for "all")."""
+    import pandas as pd
+
+    orig = {(r["model"]): r for r in rows if r["method"] == "original"}
+    rnd = {(r["model"], str(r["k"])): r for r in rows if r["method"] == "random + LS"}
+    out = []
+    for r in rows:
+        if r["method"] not in ("CovLasso support + LS", "dense LS"):
+            continue
+        key, o = (r["model"], str(r["k"])), orig.get(r["model"], {})
+        row = {("", "model"): r["model"].replace("_from_", " from "), ("", "k"): str(r["k"])}
+        for col, name in (("ap", "AP"), ("scale", "scale gap"), ("top5", "top-5")):
+            row[(name, "dependency")] = f"{r[col]:.3f}"
+            row[(name, "random")] = f"{rnd[key][col]:.3f}" if key in rnd else ""
+            row[(name, "unmod.")] = f"{o[col]:.3f}" if col in o else ""
+        out.append(row)
+    frame = pd.DataFrame(out)
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    return frame
 
 
 def without_positives(data: LogitData, folds: Sequence[Fold], with_deps: Sequence[DepSet],

@@ -177,6 +177,10 @@ def robustness_panels(avg: pd.DataFrame, delta: pd.DataFrame, title: str) -> plt
     axes[1].set(ylabel="top-1 minus cross-entropy only", xlabel="corruption type",
                 title="difference to plain fine-tuning")
     axes[1].tick_params(axis="x", rotation=30)
+    for ax in axes:  # legends beside the panels, never over the bars or lines
+        if ax.get_legend() is not None:
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8,
+                            title_fontsize=8, frameon=False)
     tidy_figure(fig)
     fig.tight_layout()
     return fig
@@ -191,7 +195,8 @@ def sixteen_class(summ: pd.DataFrame, cols: list[str], label: Mapping[str, str])
     sns.barplot(m16, x="metric", y="value", hue="method", errorbar=("pi", 100), ax=ax)
     ax.set(xlabel="", ylabel="fraction", title="16-category sets: accuracy and shape bias")
     ax.tick_params(axis="x", rotation=20)
-    ax.legend(fontsize=8)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title=None,
+                    frameon=False)
     tidy_figure(fig)
     fig.tight_layout()
     return fig
