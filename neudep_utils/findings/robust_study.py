@@ -358,10 +358,10 @@ def gains_table(g: Mapping[str, dict], strongest: str):
 
 def summary_table(summ, cols: Sequence[str]):
     """Per head (rows) and measure (columns): the mean over seeds and its standard deviation as
-    ``mean ± sd`` (4 decimals), one column per measure."""
+    ``mean ± sd`` (4 decimals; the mean alone for a head with one run)."""
     g = summ.groupby("method")[list(cols)]
     mean, sd = g.mean(), g.std()
-    return mean.apply(lambda col: [f"{x:.4f} ± {y:.4f}"
+    return mean.apply(lambda col: [f"{x:.4f} ± {y:.4f}" if np.isfinite(y) else f"{x:.4f}"
                                    for x, y in zip(col, sd[col.name], strict=True)]
                       ).set_axis(mean.index)
 

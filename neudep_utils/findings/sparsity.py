@@ -153,14 +153,18 @@ def path_table(s: Settings, ps: Mapping[str, red.PathStudy]):
     import pandas as pd
 
     th = s.fidelity_threshold
+    reached = {m: np.isfinite(p.k_needed) for m, p in ps.items()}
     return pd.DataFrame([{
-        "model": s.short[m], "max relative gap": np.nanmax(p.gap),
-        f"share reaching 1-R^2 <= {th}": np.isfinite(p.k_needed).mean(),
-        "median k there": (np.nanmedian(p.k_needed) if np.isfinite(p.k_needed).any()
-                           else np.nan),
-        "median 1-R^2, all others (in sample)": np.median(p.r_in),
-        "k where accuracy is kept (median)": p.k_functional,
-        "unmodified acc. (%)": 100 * p.acc_base} for m, p in ps.items()]).set_index("model")
+        "model": s.short[m], "max relative gap": f"{np.nanmax(p.gap):.1e}",
+        f"share reaching 1-R² <= {th}": f"{100 * reached[m].mean():.1f}%",
+        "median k there": (f"{np.median(p.k_needed[reached[m]]):.0f}" if reached[m].any()
+                           else "none reached"),
+        "median 1-R², all others (in sample)": f"{np.median(p.r_in):.3f}",
+        "k where accuracy is kept (median)": (f"{p.k_functional:.0f}"
+                                              if np.isfinite(p.k_functional)
+                                              else "not on the path"),
+        "unmodified acc. (%)": f"{100 * p.acc_base:.1f}"} for m, p in ps.items()]
+    ).set_index("model")
 
 
 def lasso_agreement(data0: LogitData, fold0: Fold, target: int, ratio: float = 0.2) -> dict:

@@ -96,6 +96,11 @@ def redundancy_scatter(ps: Mapping, pred: Mapping[str, dict], short: Mapping[str
                ylabel=f"k for 1-R^2 <= {threshold:g}", title=f"{short[m]}: rho = "
                f"{pred[m]['rho']:.2f}, null {pred[m]['rho_null']:.2f}")
         ax.legend(fontsize=9)
+    if not tested:  # every covariance singular (d < n): nothing to rank, said in the panel
+        axes[0, 0].text(0.5, 0.5, "no model with a full-rank covariance in this profile:\n"
+                        "r_i = 0 for every category, no ranking to test", ha="center",
+                        va="center", transform=axes[0, 0].transAxes)
+        axes[0, 0].set_axis_off()
     tidy_figure(fig)
     fig.tight_layout()
     return fig

@@ -267,7 +267,7 @@ def reproducibility_page(profile: str, results: dict[str, dict[str, Any]], outpu
     for e in ordered:
         lines.append(
             f"| `{e['model']}` | `{Path(str(e['folder'])).name}` | {e['views']} | "
-            f"{_cell(e.get('corruption') or 'none')} | {e['n_images']}"
+            f"{_cell(e.get('corruption') or 'none').replace(':', ': ')} | {e['n_images']}"
             + (f" ({e['skipped']} unreadable, excluded)" if e.get("skipped") else "")
             + (f" ({e['mode']})" if e.get("mode") not in (None, "full") else "") + " | "
             f"{', '.join(sorted(set(readers[e['key_digest']])))} |")
