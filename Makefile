@@ -6,15 +6,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= default
-NEUDEP_DATA ?= $(abspath ../shared/data)
+# The images and weights are found by neudep_utils/locations.py: NEUDEP_DATA / NEUDEP_MODELS_DIR,
+# else ../shared beside the checkout, else NEUDEP_HOME filled by `make data` (DATA.md).
 NEUDEP_CACHE ?= $(abspath cache)
 OUTPUT_DIR ?= $(abspath outputs/$(PROFILE))
 PYTEST_ARGS ?=
-export NEUDEP_DATA NEUDEP_CACHE
+export NEUDEP_CACHE
 
-.PHONY: help system-deps setup test test-slow test-all lint hooks logits notebooks book pdf book-test bench bench-scaling clean
+.PHONY: help system-deps setup data test test-slow test-all lint hooks logits notebooks book pdf book-test bench bench-scaling clean
 
 help:
+	@echo "make data            the images and weights (PROFILE=$(PROFILE)): ../shared verified, else"
+	@echo "                     downloaded from their public origin and verified (DATA.md)"
 	@echo "make test            fast test suite (sets up .venv)"
 	@echo "make test-slow       slow tests (real models on more images)"
 	@echo "make logits          extract every logit cache the notebooks need (PROFILE=$(PROFILE))"
@@ -44,6 +47,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# With ../shared beside the checkout (or NEUDEP_DATA / NEUDEP_MODELS_DIR set): checks every file
+# the profile needs against the committed registry, no network. Otherwise downloads them
+# (NEUDEP_ORIGIN_URL, default GitHub's raw-content address) into NEUDEP_HOME (default: the user
+# cache folder), verified; rerunning resumes. DATA_ARGS, e.g. "--workers 4 --retries 3".
+data: setup
+	$(PY) -m neudep_utils data --profile $(PROFILE) $(DATA_ARGS)
 
 test: setup
 	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)

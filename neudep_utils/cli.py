@@ -32,6 +32,7 @@ from ._io import atomic_write_bytes, remove_stale_temporaries
 from .cache import extract, merge_shards, read_entry
 from .cache.extract import cached_entry
 from .errors import CacheError, DataError, HubUnavailableError, ModelError
+from .origins import command as origins_command
 from .profiles import get_profile
 
 _EXTRACT_HELP = """Extract (or read cached) logits of a model on an image folder.
@@ -296,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     pf.add_argument("--out", required=True, metavar="deps.csv",
                     help="CSV of target,partner,coef rows; the sidecar deps.json is written "
                          "beside it")
+    origins_command.add_parser(sub)  # `data`: neudep_utils/origins/command.py
     try:
         args = ap.parse_args(argv)
     except SystemExit as exc:
@@ -339,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.cmd == "data":
+        return origins_command.cmd_data(args)
     if args.cmd == "fit":
         return _fit(args)
     if args.cmd == "extract":

@@ -7,12 +7,17 @@ Each names the bad input and the fix in its message; the command line prints tha
 
 from __future__ import annotations
 
-__all__ = ["CacheError", "DataError", "EngineError", "HubUnavailableError", "ModelError",
-           "ResultsError", "WordNetError", "WriteError"]
+__all__ = ["CacheError", "DataError", "EngineError", "FetchError", "HubUnavailableError",
+           "ModelError", "ResultsError", "WordNetError", "WriteError"]
 
 
 class DataError(ValueError):
     """A data folder or image is missing, malformed or mislabelled; the message says how to fix it."""
+
+
+class FetchError(DataError):
+    """A data or model file could not be fetched from its origin or does not match its sha256
+    (``make data``); the message names the file, the URL and how to place it by hand."""
 
 
 class ModelError(ValueError):

@@ -22,11 +22,17 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 
+from ._params import NotebookSettings, param
+from .images import MACAW_WNID, imagenet_classes
 from .images.corruptions import corruption_name
+from .images.taxonomy import load_taxonomy
+from .verdicts import rules
 
 __all__ = [
     "CORRUPTIONS",
@@ -35,6 +41,7 @@ __all__ = [
     "NARROW_MODEL",
     "CrossModelSettings",
     "Extraction",
+    "NOTEBOOK_SETTINGS",
     "Profile",
     "RedundancySettings",
     "RobustnessSettings",
@@ -84,101 +91,268 @@ class Extraction:
                 "corruption": self.corruption, "subset": self.subset}
 
 
-@dataclass(frozen=True, kw_only=True)
-class SingleModelSettings:
-    """Notebook 01: ``ks`` (support sizes; the headline k, "a few", is the C1 rule's),
-    ``n_targets`` (None: all 1000), ``n_boot`` (bootstrap replicates), ``n_folds`` and
-    ``split_seed`` (the cross-fitting), ``split_seeds`` (pipeline uncertainty), the learning
-    curve (``learning_sizes`` fit images, ``learning_seeds``), the width curve (``width_models``
-    whose logit layer is truncated to each rank in ``widths``, at ``width_ks``, on
-    ``width_targets`` targets), ``family`` (the WordNet family of the dependency graph) and
-    the seeds of targets and baselines. The thresholds (near distance, the existential
-    reading's share) are the rules' (:mod:`neudep_utils.verdicts.rules`)."""
+def _union_k(ks: tuple[int, ...], k: int) -> tuple[int, ...]:
+    return tuple(sorted({int(x) for x in ks} | {int(k)}))
 
-    ks: tuple[int, ...]
-    n_targets: int | None
-    n_boot: int
-    split_seeds: tuple[int, ...]
-    learning_sizes: tuple[int, ...]
-    learning_seeds: tuple[int, ...]
-    width_models: tuple[str, ...]
-    widths: tuple[int, ...]
-    width_ks: tuple[int, ...] = (10, 50)
-    width_targets: int | None = None
-    n_folds: int = 2
-    split_seed: int = 0
-    family: str = "bird"
-    target_seed: int = 0
-    baseline_seed: int = 0
+
+_MOMENT = {True: "centred covariance + intercept", False: "second moment E[ff^T], no intercept"}
 
 
 @dataclass(frozen=True, kw_only=True)
-class CrossModelSettings:
-    """Notebook 02: its ``models`` and ``folders`` (may differ from the profile's), ``views``,
-    the ``ks`` grid, ``n_targets``, ``n_boot``, the folds, the ordered ``pairs`` (None: every
-    ordered pair of ``models``), ``n_hidden`` classes hidden from A's head (seeded by
-    ``hidden_seed``) and the CNN-transformer pair of the full profile."""
+class SingleModelSettings(NotebookSettings):
+    """Notebook 01 (C1, C6a): every parameter of the notebook, one field each (name, type,
+    profile's value, doc). The rules the notebook states and applies are built from these
+    values (:attr:`c1_rule`, :attr:`c6a_rule`)."""
 
-    models: tuple[str, ...]
-    folders: tuple[str, ...]
-    views: int
-    ks: tuple[int, ...]
-    n_targets: int | None
-    n_boot: int
-    pairs: tuple[tuple[str, str], ...] | None = None
-    n_folds: int = 2
-    split_seed: int = 0
-    target_seed: int = 0
-    baseline_seed: int = 0
-    n_hidden: int = 100
-    hidden_seed: int = 0
-    cnn_transformer: tuple[str, str] = ("resnet50", "swin_tiny_patch4_window7_224")
+    NOTEBOOK: ClassVar[str] = "01_single_model"
+
+    profile: str = param("smoke (CI), default (the embedded study) or full (ImageNet, hub)")
+    models: tuple[str, ...] = param("the models whose logits are studied")
+    folders: tuple[str, ...] = param("image folders (names under the data root, or paths)")
+    fit_views: int = param("augmented views per image added to the fit rows (0: centre only)")
+    fit_source: str = param('"crossfit" (folds of the folders) or "moments" (full profile)',
+                            "crossfit")
+    n_folds: int = param("image-level folds of the cross-fitting", 2)
+    split_seed: int = param("seed of the folds", 0)
+    center: bool = param("True: centred covariance + intercept; False: second moment",
+                         True)
+    ks: tuple[int, ...] = param("support sizes k fitted (the headline k is added)")
+    k_headline: int = param('"a few" partners: the k the C1 verdict rests on', rules.C1.k_headline)
+    n_targets: int | None = param("number of targets (all 1000 if unset; fewer: seeded, "
+                                  "keeps macaw)", None)
+    target_seed: int = param("seed of the target draw", 0)
+    baseline_seed: int = param("seed of the random-partner baseline", 0)
+    n_boot: int = param("bootstrap replicates of the intervals")
+    near_distance: int = param("WordNet distance counted as semantically near (C6a)",
+                               rules.C6A.near_distance)
+    family: str = param("WordNet family of the dependency graph", "bird")
+    split_seeds: tuple[int, ...] = param("image-level split seeds of the pipeline-level spread")
+    learning_sizes: tuple[int, ...] = param("learning curve: numbers of fit images")
+    learning_seeds: tuple[int, ...] = param("learning curve: seeds")
+    width_models: tuple[str, ...] = param("width curve: models whose logit layer is truncated")
+    widths: tuple[int, ...] = param("width curve: ranks d' of the truncated logit layer")
+    width_ks: tuple[int, ...] = param("width curve: support sizes", (10, 50))
+    width_targets: int | None = param("width curve: number of targets (None: all 1000)", None)
+
+    def normalize(self) -> dict:
+        """The headline k joins the k grid; width models outside ``models`` are dropped."""
+        return {"ks": _union_k(self.ks, self.k_headline),
+                "width_models": tuple(m for m in self.width_models if m in self.models)}
+
+    @property
+    def c1_rule(self) -> rules.C1Rule:
+        """The C1 rule at this run's headline k."""
+        return replace(rules.C1, k_headline=self.k_headline)
+
+    @property
+    def c6a_rule(self) -> rules.C6aRule:
+        """The C6a rule at this run's near distance."""
+        return replace(rules.C6A, near_distance=self.near_distance)
+
+    @property
+    def reading_ks(self) -> tuple[int, ...]:
+        """The support sizes of the secondary readings (10, 50, 100, 300 where fitted)."""
+        return tuple(k for k in (10, 50, 100, 300) if k in self.ks)
+
+    @property
+    def moment(self) -> str:
+        """Which moment matrix the dependencies are fitted on, for titles."""
+        return _MOMENT[self.center]
+
+    @property
+    def macaw(self) -> int:
+        """The paper's example target's class index."""
+        return imagenet_classes().index(MACAW_WNID)
+
+    @cached_property
+    def targets(self) -> np.ndarray:
+        """The target categories (sorted): all, or a seeded draw keeping macaw and the
+        family."""
+        fam = load_taxonomy().family(self.family)
+        return select_targets(self.n_targets, self.target_seed, np.union1d([self.macaw], fam))
+
+    @cached_property
+    def short(self) -> dict[str, str]:
+        """Each model's short label."""
+        return _short_names(self.models)
 
 
 @dataclass(frozen=True, kw_only=True)
-class RedundancySettings:
-    """Notebook 03: category-subset sizes ``subset_sizes`` and ``subset_seeds``, the CovLasso
-    ``lam_ratios`` grid (relative to lam_max), ``n_boot`` bootstrap resamples of the fit images
-    for support stability at ``boot_lam_ratio``, and ``n_boot_ci`` replicates of the intervals."""
+class CrossModelSettings(NotebookSettings):
+    """Notebook 02 (C2, C6b): every parameter of the notebook, one field each. The C2 rule is
+    built from them (:attr:`c2_rule`)."""
 
-    subset_sizes: tuple[int, ...]
-    subset_seeds: tuple[int, ...]
-    lam_ratios: tuple[float, ...]
-    n_boot: int
-    boot_lam_ratio: float = 0.2
-    n_boot_ci: int = 1000
-    split_seed: int = 0
+    NOTEBOOK: ClassVar[str] = "02_cross_model"
+
+    profile: str = param("smoke (CI), default (the embedded study) or full (ImageNet, hub)")
+    models: tuple[str, ...] = param("the models paired (may differ from notebook 01's)")
+    folders: tuple[str, ...] = param("image folders")
+    views: int = param("augmented views per image added to the fit rows")
+    pairs: tuple[tuple[str, str], ...] | None = param(
+        "ordered pairs (A, B): A's logit from B's (unset: all pairs)", None)
+    n_folds: int = param("image-level folds (those of notebook 01)", 2)
+    split_seed: int = param("seed of the folds", 0)
+    split_seeds: tuple[int, ...] = param("split seeds of the pipeline-level spread")
+    center: bool = param("True: centred covariance + intercept; False: second moment", True)
+    ks: tuple[int, ...] = param("support sizes k (the headline k is added)")
+    k_headline: int = param('"a few" partners: the k the C2 verdict rests on', rules.C2.k_headline)
+    n_targets: int | None = param("number of targets (all 1000 if unset)", None)
+    target_seed: int = param("seed of the target draw", 0)
+    baseline_seed: int = param("seed of the random-partner baseline", 0)
+    n_hidden: int = param("classes hidden from A's head (C6b)", 100)
+    hidden_seed: int = param("seed of the hidden classes", 0)
+    n_boot: int = param("bootstrap replicates of the intervals")
+    cnn_transformer: tuple[str, str] = param(
+        "the CNN-transformer pair the full profile runs with hub access",
+        ("resnet50", "swin_tiny_patch4_window7_224"))
+
+    def normalize(self) -> dict:
+        """The headline k joins the k grid; ``pairs`` is every ordered pair of the models when
+        None, and keeps only pairs of the models."""
+        pairs = self.pairs or tuple(itertools.permutations(self.models, 2))
+        return {"ks": _union_k(self.ks, self.k_headline),
+                "pairs": tuple((a, b) for a, b in pairs
+                               if a in self.models and b in self.models)}
+
+    @property
+    def c2_rule(self) -> rules.C2Rule:
+        """The C2 rule at this run's headline k."""
+        return replace(rules.C2, k_headline=self.k_headline)
+
+    @property
+    def ks_same(self) -> tuple[int, ...]:
+        """The ks fitted with B's own category allowed (up to the headline k)."""
+        return tuple(k for k in self.ks if k <= self.k_headline)
+
+    @property
+    def reading_ks(self) -> tuple[int, ...]:
+        """The support sizes of the secondary readings."""
+        return tuple(k for k in (10, 50, 100, 300) if k in self.ks)
+
+    @property
+    def moment(self) -> str:
+        """The moment matrix, for titles."""
+        return _MOMENT[self.center]
+
+    @property
+    def macaw(self) -> int:
+        """The paper's example target's class index."""
+        return imagenet_classes().index(MACAW_WNID)
+
+    @cached_property
+    def targets(self) -> np.ndarray:
+        """The target categories (sorted; a seeded draw keeps macaw)."""
+        return select_targets(self.n_targets, self.target_seed, np.array([self.macaw]))
+
+    @cached_property
+    def short(self) -> dict[str, str]:
+        """Each model's short label."""
+        return _short_names(self.models)
+
+    def label(self, a: str, b: str) -> str:
+        """``lite0_from_lite1``: the pair's key in the results file."""
+        return f"{self.short[a]}_from_{self.short[b]}"
 
 
 @dataclass(frozen=True, kw_only=True)
-class RobustnessSettings:
-    """Notebook 04: the ``model`` whose head is fine-tuned on frozen features, ``seeds``, the
-    shared regularizer ``strengths`` grid, optimizer ``steps``, ``lr`` and ``batch``, the
-    dependencies' ``dep_lam_ratio``, the validation share ``val_frac`` that picks the strength,
-    and the corrupted eval subset (``n_eval`` images of ``eval_folder`` under every
-    ``corruptions`` x ``severities``)."""
+class RedundancySettings(NotebookSettings):
+    """Notebook 03 (C3, C4, C5): every parameter of the notebook, one field each. The C4 and
+    C5 rules are built from them (:attr:`c4_rule`, :attr:`c5_rule`)."""
 
-    model: str
-    seeds: tuple[int, ...]
-    strengths: tuple[float, ...]
-    steps: int
-    dep_lam_ratio: float
-    eval_folder: str
-    n_eval: int
-    corruptions: tuple[str, ...]
-    severities: tuple[int, ...]
-    lr: float = 3e-4
-    batch: int = 256
-    val_frac: float = 0.2
+    NOTEBOOK: ClassVar[str] = "03_sparsity_redundancy"
+
+    profile: str = param("smoke (CI), default (the embedded study) or full (ImageNet, hub)")
+    models: tuple[str, ...] = param("the models")
+    folders: tuple[str, ...] = param("image folders")
+    fit_views: int = param("augmented views per image added to the fit rows")
+    split_seed: int = param("seed of the 2-fold split", 0)
+    split_seeds: tuple[int, ...] = param("split seeds of the pipeline-level spread (first "
+                                         "model)")
+    subset_sizes: tuple[int, ...] = param("numbers of categories K (min and max: C4's rule)")
+    subset_seeds: tuple[int, ...] = param("seeds of the category subsets")
+    lam_ratios: tuple[float, ...] = param("the CovLasso path's lam / lam_max grid")
+    fidelity_threshold: float = param('held-out 1 - R^2 that counts as "a dependency" (C4)',
+                                      rules.C4.threshold)
+    sparse_k: int = param('C5: "a few" partners (median support)', rules.C5.sparse_k)
+    boot_lam_ratio: float = param("lam / lam_max of the support-stability bootstrap", 0.2)
+    n_boot_supports: int = param("bootstrap resamples of the fit images (support stability)")
+    n_boot: int = param("bootstrap replicates of the intervals", 1000)
+    null_seed: int = param("seed of C4's null covariance", 0)
+
+    @property
+    def c4_rule(self) -> rules.C4Rule:
+        """The C4 rule with this run's subset sizes and fidelity threshold."""
+        return replace(rules.C4, k_small=min(self.subset_sizes), k_full=max(self.subset_sizes),
+                       threshold=self.fidelity_threshold)
+
+    @property
+    def c5_rule(self) -> rules.C5Rule:
+        """The C5 rule with this run's sparse k and fidelity threshold."""
+        return replace(rules.C5, sparse_k=self.sparse_k, threshold=self.fidelity_threshold)
+
+    @property
+    def macaw(self) -> int:
+        """The paper's example target's class index."""
+        return imagenet_classes().index(MACAW_WNID)
+
+    @cached_property
+    def short(self) -> dict[str, str]:
+        """Each model's short label."""
+        return _short_names(self.models)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RobustnessSettings(NotebookSettings):
+    """Notebook 04 (C6c): every parameter of the notebook, one field each. The C6c rule is
+    built from them (:attr:`c6c_rule`)."""
+
+    NOTEBOOK: ClassVar[str] = "04_robustness"
+
+    profile: str = param("smoke (CI), default (the embedded study) or full (ImageNet, hub)")
+    model: str = param("the model whose classifier head is fine-tuned on frozen features")
+    folders: tuple[str, ...] = param("image folders of the fit images")
+    fit_views: int = param("augmented views per fit image")
+    seeds: tuple[int, ...] = param("training seeds")
+    strengths: tuple[float, ...] = param("the regularizer strength grid (shared)")
+    steps: int = param("optimizer steps")
+    lr: float = param("learning rate", 3e-4)
+    batch: int = param("minibatch size", 256)
+    dep_lam_ratio: float = param("lam / lam_max of the dependencies the regularizers use")
+    val_frac: float = param("share of the fit images that picks the strength", 0.2)
+    clean_drop_tolerance: float = param("C6c: largest clean top-1 cost accepted",
+                                        rules.C6C.clean_drop_tolerance)
+    eval_folder: str = param("folder of the held-out eval images")
+    n_eval: int = param("eval images (a seeded subset) under every corruption")
+    corruptions: tuple[str, ...] = param("ImageNet-C corruption types")
+    severities: tuple[int, ...] = param("corruption severities")
+
+    @property
+    def c6c_rule(self) -> rules.C6cRule:
+        """The C6c rule at this run's clean-drop tolerance."""
+        return replace(rules.C6C, clean_drop_tolerance=self.clean_drop_tolerance)
 
     def corruption_names(self) -> list[str]:
         """Cache-key names of every corruption x severity evaluated."""
         return [corruption_name(k, s) for k in self.corruptions for s in self.severities]
 
 
+#: Each notebook's settings class, by notebook stem.
+NOTEBOOK_SETTINGS: dict[str, type[NotebookSettings]] = {
+    c.NOTEBOOK: c for c in (SingleModelSettings, CrossModelSettings, RedundancySettings,
+                            RobustnessSettings)}
+
+
+def _short_names(models: tuple[str, ...]) -> dict[str, str]:
+    # the model registry imports torch: loaded only when a notebook asks for labels
+    from .models import short_name  # noqa: PLC0415 - heavy (torch)
+
+    return {m: short_name(m) for m in models}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Profile:
-    """Models, folders and views of one study profile, and the notebooks' settings under it."""
+    """Models, folders and views of one study profile, and each notebook's settings under it
+    (the per-profile values of every notebook parameter)."""
 
     name: str
     models: tuple[str, ...]
@@ -190,6 +364,14 @@ class Profile:
     robustness: RobustnessSettings
     extra: tuple[Extraction, ...] = field(default=())
 
+    def notebook(self, stem: str) -> NotebookSettings:
+        """The settings of notebook ``stem`` (``"01_single_model"``, ...) under this profile."""
+        by_stem = {s.NOTEBOOK: s for s in (self.single, self.cross, self.redundancy,
+                                            self.robustness)}
+        if stem not in by_stem:
+            raise KeyError(f"no notebook {stem!r}; known: {', '.join(by_stem)}")
+        return by_stem[stem]
+
     def extractions(self) -> list[Extraction]:
         """Every cache entry the notebooks of this profile read (each listed once)."""
         out = [Extraction(model=m, folder=f, views=self.fit_views)
@@ -200,62 +382,79 @@ class Profile:
         return list(dict.fromkeys(out))
 
     def _robustness_extractions(self) -> list[Extraction]:
-        """Notebook 04: its model on the cue-conflict sets and on corrupted copies of a seeded
-        subset of the held-out eval images."""
+        """Notebook 04: its model's fit images, the cue-conflict sets and corrupted copies of a
+        seeded subset of the held-out eval images."""
         rb = self.robustness
+        fit = [Extraction(model=rb.model, folder=f, views=rb.fit_views) for f in rb.folders]
         cue = [Extraction(model=rb.model, folder=s, label_mode="folder")
                for s in CUE_CONFLICT_SETS]
         corr = [Extraction(model=rb.model, folder=rb.eval_folder, corruption=c, subset=rb.n_eval)
                 for c in rb.corruption_names()]
-        return cue + corr
+        return fit + cue + corr
 
 
-def _robustness(smoke: bool, model: str = "efficientnet_lite0",
+def _robustness(name: str, smoke: bool, folders: tuple[str, ...], fit_views: int,
+                model: str = "efficientnet_lite0",
                 eval_folder: str = "imagenet-val") -> RobustnessSettings:
+    common = {"profile": name, "model": model, "folders": folders, "fit_views": fit_views,
+              "eval_folder": eval_folder}
     if smoke:
-        return RobustnessSettings(model=model, seeds=(0,), strengths=(1.0,), steps=10,
-                                  dep_lam_ratio=0.5, eval_folder=eval_folder, n_eval=100,
+        return RobustnessSettings(**common, seeds=(0,), strengths=(1.0,), steps=10,
+                                  dep_lam_ratio=0.5, n_eval=100,
                                   corruptions=("gaussian_noise", "contrast"), severities=(3,))
-    return RobustnessSettings(model=model, seeds=(0, 1, 2, 3, 4), strengths=(0.1, 1.0, 10.0),
-                              steps=60, dep_lam_ratio=0.3, eval_folder=eval_folder, n_eval=300,
+    return RobustnessSettings(**common, seeds=(0, 1, 2, 3, 4), strengths=(0.1, 1.0, 10.0),
+                              steps=60, dep_lam_ratio=0.3, n_eval=300,
                               corruptions=CORRUPTIONS, severities=(1, 3, 5))
 
 
 def _smoke() -> Profile:
+    name, models, folders, views = ("smoke", ("efficientnet_lite0",),
+                                    ("imagenet-val", "imagenet-sample"), 0)
     return Profile(
-        name="smoke", models=("efficientnet_lite0",), folders=("imagenet-val", "imagenet-sample"),
-        fit_views=0,
-        single=SingleModelSettings(ks=(1, 3, 10), n_targets=300, n_boot=200, split_seeds=(0, 1),
-                                   learning_sizes=(250, 500), learning_seeds=(0,),
-                                   width_models=("efficientnet_lite0",), widths=(64, 256),
-                                   width_ks=(10,), width_targets=200),
-        cross=CrossModelSettings(models=("efficientnet_lite0", "efficientnet_lite1"),
-                                 folders=("imagenet-val",), views=0, ks=(1, 3, 10), n_targets=300,
-                                 n_boot=200),
-        redundancy=RedundancySettings(subset_sizes=(10, 100, 1000), subset_seeds=(0,),
-                                      lam_ratios=tuple(np.geomspace(0.5, 0.1, 3)), n_boot=2),
-        robustness=_robustness(True))
+        name=name, models=models, folders=folders, fit_views=views,
+        single=SingleModelSettings(profile=name, models=models, folders=folders,
+                                   fit_views=views, ks=(1, 3, 10), n_targets=300, n_boot=200,
+                                   split_seeds=(0, 1), learning_sizes=(250, 500),
+                                   learning_seeds=(0,), width_models=("efficientnet_lite0",),
+                                   widths=(64, 256), width_ks=(10,), width_targets=200),
+        cross=CrossModelSettings(profile=name,
+                                 models=("efficientnet_lite0", "efficientnet_lite1"),
+                                 folders=("imagenet-val",), views=0, split_seeds=(0, 1),
+                                 ks=(1, 3, 10), n_targets=300, n_boot=200),
+        redundancy=RedundancySettings(profile=name, models=models, folders=folders,
+                                      fit_views=views, split_seeds=(0, 1),
+                                      subset_sizes=(10, 100, 1000), subset_seeds=(0,),
+                                      lam_ratios=tuple(float(x) for x in
+                                                       np.geomspace(0.5, 0.1, 3)),
+                                      n_boot_supports=2),
+        robustness=_robustness(name, True, folders, views))
 
 
 def _default() -> Profile:
+    name, folders, views = "default", ("imagenet-val", "imagenet-sample"), 1
+    split_seeds = (0, 1, 2, 3, 4)
     return Profile(
-        name="default", models=DEFAULT_MODELS, folders=("imagenet-val", "imagenet-sample"),
-        fit_views=1,
-        single=SingleModelSettings(ks=(1, 2, 3, 5, 10, 20, 50, 100, 300), n_targets=None,
-                                   n_boot=1000, split_seeds=(0, 1, 2, 3, 4),
+        name=name, models=DEFAULT_MODELS, folders=folders, fit_views=views,
+        single=SingleModelSettings(profile=name, models=DEFAULT_MODELS, folders=folders,
+                                   fit_views=views, ks=(1, 2, 3, 5, 10, 20, 50, 100, 300),
+                                   n_boot=1000, split_seeds=split_seeds,
                                    learning_sizes=(125, 250, 500, 1000, 1800),
                                    learning_seeds=(0, 1, 2),
                                    width_models=("efficientnet_lite0", NARROW_MODEL),
                                    widths=(64, 128, 256, 384, 512, 768)),
-        cross=CrossModelSettings(models=EMBEDDED_MODELS + RECIPE_PAIR,
-                                 folders=("imagenet-val", "imagenet-sample"), views=1,
-                                 ks=(1, 3, 10, 30), n_targets=None, n_boot=1000,
+        cross=CrossModelSettings(profile=name, models=EMBEDDED_MODELS + RECIPE_PAIR,
+                                 folders=folders, views=views, split_seeds=split_seeds,
+                                 ks=(1, 3, 10, 30), n_boot=1000,
                                  pairs=(*itertools.permutations(EMBEDDED_MODELS, 2),
                                         RECIPE_PAIR, RECIPE_PAIR[::-1])),
-        redundancy=RedundancySettings(subset_sizes=(10, 30, 100, 300, 1000),
+        redundancy=RedundancySettings(profile=name, models=DEFAULT_MODELS, folders=folders,
+                                      fit_views=views, split_seeds=split_seeds,
+                                      subset_sizes=(10, 30, 100, 300, 1000),
                                       subset_seeds=(0, 1, 2),
-                                      lam_ratios=tuple(np.geomspace(0.7, 0.03, 10)), n_boot=10),
-        robustness=_robustness(False))
+                                      lam_ratios=tuple(float(x) for x in
+                                                       np.geomspace(0.7, 0.03, 10)),
+                                      n_boot_supports=10),
+        robustness=_robustness(name, False, folders, views))
 
 
 def _full() -> Profile:
@@ -263,21 +462,28 @@ def _full() -> Profile:
     if not root:
         raise ValueError("profile 'full' needs NEUDEP_IMAGENET=/path/to/imagenet (a folder "
                          "with train/ and val/ in <wnid>/<image> layout)")
+    name = "full"
     models = tuple(os.environ.get("NEUDEP_MODELS", "resnet50,swin_tiny_patch4_window7_224")
                    .split(","))
     val = os.path.join(root, "val")
+    folders, split_seeds = (val,), (0, 1, 2, 3, 4)
     return Profile(
-        name="full", models=models, folders=(val,), fit_views=0,
-        single=SingleModelSettings(ks=(1, 2, 3, 5, 10, 20, 50, 100), n_targets=None, n_boot=1000,
-                                   split_seeds=(0, 1, 2, 3, 4), learning_sizes=(),
+        name=name, models=models, folders=folders, fit_views=0,
+        single=SingleModelSettings(profile=name, models=models, folders=folders, fit_views=0,
+                                   fit_source="moments", ks=(1, 2, 3, 5, 10, 20, 50, 100),
+                                   n_boot=1000, split_seeds=split_seeds, learning_sizes=(),
                                    learning_seeds=(), width_models=models[:1],
                                    widths=(64, 128, 256, 384, 512, 768)),
-        cross=CrossModelSettings(models=models, folders=(val,), views=0, ks=(1, 3, 10, 30),
-                                 n_targets=None, n_boot=1000),
-        redundancy=RedundancySettings(subset_sizes=(10, 30, 100, 300, 1000),
+        cross=CrossModelSettings(profile=name, models=models, folders=folders, views=0,
+                                 split_seeds=split_seeds, ks=(1, 3, 10, 30), n_boot=1000),
+        redundancy=RedundancySettings(profile=name, models=models, folders=folders,
+                                      fit_views=0, split_seeds=split_seeds,
+                                      subset_sizes=(10, 30, 100, 300, 1000),
                                       subset_seeds=(0, 1, 2),
-                                      lam_ratios=tuple(np.geomspace(0.7, 0.03, 10)), n_boot=10),
-        robustness=_robustness(False, models[0], val),
+                                      lam_ratios=tuple(float(x) for x in
+                                                       np.geomspace(0.7, 0.03, 10)),
+                                      n_boot_supports=10),
+        robustness=_robustness(name, False, folders, 0, models[0], val),
         extra=tuple(Extraction(model=m, folder=os.path.join(root, "train"), mode="moments")
                     for m in models))
 

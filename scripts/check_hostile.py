@@ -33,6 +33,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from neudep_utils.locations import data_dir  # noqa: E402
+
 PY = sys.executable
 WNID = "n01440764"
 LAST_WNID = "n15075141"  # the last ImageNet-1k class: not among the few copied
@@ -53,7 +56,7 @@ class Env:
     def __init__(self, root: Path):
         self.root = root
         self.cache = root / "cache"
-        self.data = Path(os.environ.get("NEUDEP_DATA", REPO.parent / "shared" / "data"))
+        self.data = data_dir()
         self.env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep
                     + os.environ.get("PYTHONPATH", ""), "NEUDEP_DATA": str(self.data),
                     "NUMBA_CACHE_DIR": str(root / "numba"), "PYTHONUNBUFFERED": "1"}
@@ -444,9 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     ap.add_argument("--only", nargs="+", default=None, help="run only cases whose name contains")
     args = ap.parse_args(argv)
-    if not (Path(os.environ.get("NEUDEP_DATA", REPO.parent / "shared" / "data"))
-            / "imagenet-val").is_dir():
-        print("error: set NEUDEP_DATA to the folder holding imagenet-val/", file=sys.stderr)
+    if not (data_dir() / "imagenet-val").is_dir():
+        print("error: set NEUDEP_DATA to the folder holding imagenet-val/ (or run `make data`)",
+              file=sys.stderr)
         return 2
     cases = [(n, f) for n, f in CASES
              if not args.only or any(o.lower() in n.lower() for o in args.only)]

@@ -95,8 +95,28 @@ def notebook_defaults(nb: Path) -> dict[str, Any]:
 
 def check_parameters(nb: Path, given: dict[str, Any]) -> None:
     """Refuse (``SystemExit`` with one ``error:`` line) a ``-p`` parameter the notebook does not
-    define, or whose type differs from the default's (``'false'`` for a bool default would be
-    truthy)."""
+    define, or whose value does not fit its declared type. The study's notebooks declare their
+    parameters once, in :data:`neudep_utils.profiles.NOTEBOOK_SETTINGS` (name, type, doc);
+    another notebook is checked against the literal defaults of its ``parameters`` cell."""
+    from neudep_utils._params import ParameterError
+    from neudep_utils.profiles import NOTEBOOK_SETTINGS
+
+    given = {k: v for k, v in given.items() if k not in ("profile", "output_dir")}
+    declared = NOTEBOOK_SETTINGS.get(nb.stem)
+    if declared is not None:
+        for name, value in given.items():
+            try:
+                declared.check({name: value})
+            except ParameterError as exc:
+                raise SystemExit(f"error: -p {name} {value!r}: notebook {nb.name}: {exc}"
+                                 ) from None
+        return
+    check_cell_parameters(nb, given)
+
+
+def check_cell_parameters(nb: Path, given: dict[str, Any]) -> None:
+    """The check of :func:`check_parameters` for a notebook without a declared settings class:
+    a name must be in its ``parameters`` cell, a value of the type of the cell's default."""
     defaults = notebook_defaults(nb)
     for name, value in given.items():
         if name not in defaults:
@@ -132,7 +152,11 @@ def data_fingerprint() -> str:
     and modification time (ns) of every file under it (a cheap digest of the files themselves:
     an image changed without regenerating the manifest changes it; a rewrite that keeps both the
     size and the mtime does not)."""
-    root = Path(os.environ.get("NEUDEP_DATA", REPO.parent / "shared" / "data"))
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from neudep_utils.locations import data_dir  # the notebooks' own resolution
+
+    root = data_dir()
     manifest = root / "MANIFEST.sha256"
     h = hashlib.sha256(str(root.resolve()).encode())
     if manifest.is_file():

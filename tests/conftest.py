@@ -1,21 +1,27 @@
-"""Shared fixtures: the real shared data (../shared/data or $NEUDEP_DATA) and small copies of it."""
+"""Shared fixtures: the real data folder (found as every command finds it:
+:mod:`neudep_utils.locations`) and small copies of it."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from neudep_utils import locations
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _data_root() -> Path:
-    root = Path(os.environ.get("NEUDEP_DATA", REPO.parent / "shared" / "data"))
+    loc = locations.find("data")
+    if loc.source == "missing":
+        pytest.fail(locations.not_found("data"))
+    root = loc.path
     if not (root / "imagenet-val").is_dir():
-        pytest.fail(f"shared data not found at {root}: set NEUDEP_DATA to the folder holding "
-                    "imagenet-val/, imagenet-sample/, cue-conflict/ (e.g. ../shared/data)")
+        pytest.fail(f"data folder {root} ({loc.source}) has no imagenet-val/: set NEUDEP_DATA to "
+                    "the folder holding imagenet-val/, imagenet-sample/, cue-conflict/, or unset "
+                    "it and run `make data`")
     return root
 
 

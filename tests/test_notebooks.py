@@ -67,6 +67,8 @@ def test_structure(path: Path) -> None:
     n_prose = sum(len(_src(c).splitlines()) for c in cells if c["cell_type"] == "markdown")
     assert n_prose >= n_code, f"{path.name}: {n_prose} lines of prose for {n_code} of code"
     src = "\n".join(_src(c) for c in code)
-    assert re.search(r"\b(verdicts|rules)\.", src), "verdicts come from neudep_utils.verdicts"
+    # the rules: neudep_utils.verdicts, directly or built by the settings (s.c1_rule, ...)
+    assert re.search(r"\b(verdicts|rules)\.|\bs\.c\w+_rule\b", src), \
+        "verdicts come from neudep_utils.verdicts"
     assert not re.search(r"import \w+ as [A-Z]{1,2}\b", src), "readable module names"
     assert "neudep_utils.analysis" not in src

@@ -64,6 +64,34 @@ def test_c1(head, sparse, exist, expected) -> None:
         assert "existential" in v.why
 
 
+def test_c1_most_favourable_reading_can_carry_it_and_says_so() -> None:
+    no = {"a": False, "b": False}
+    assert rules.c1_single_model(no, no, None, favourable_headline=no,
+                                 favourable_sparse=no).level == N
+    v = rules.c1_single_model(no, no, None, favourable_headline={"a": True, "b": True},
+                              favourable_sparse=no)
+    assert v.level == R and "most favourable" in v.why and "CovLasso does not find" in v.why
+    v = rules.c1_single_model(no, no, None, favourable_headline={"a": True, "b": False})
+    assert v.level == P and "for a only" in v.why
+    v = rules.c1_single_model(no, no, None, favourable_headline=no,
+                              favourable_sparse={"a": True, "b": True})
+    assert v.level == P and "k <= 100" in v.why
+    # the CovLasso dependency itself: no "only by the favourable reading" remark
+    v = rules.c1_single_model({"a": True}, {"a": True}, None, favourable_headline={"a": True})
+    assert v.level == R and "most favourable" not in v.why
+    old = D.old_c1_without_favourable(no, no, None)
+    assert old.level == N
+
+
+def test_c2_most_favourable_reading() -> None:
+    no = {"p": False, "q": False}
+    v, state = rules.c2_cross_model(no, no, True, favourable_headline={"p": True, "q": True})
+    assert (v.level, state) == (R, "holds") and "1 pair" not in v.why and "2 pair" in v.why
+    v, state = rules.c2_cross_model(no, no, False, favourable_headline={"p": True, "q": False})
+    assert (v.level, state) == (P, "partly holds")
+    assert rules.c2_cross_model(no, no, True, favourable_headline=no)[0].level == N
+
+
 @pytest.mark.parametrize(("head", "sparse", "cross_arch", "expected", "state"), [
     ({"p": True, "q": True}, {"p": True, "q": True}, True, R, "holds"),
     ({"p": True, "q": True}, {"p": True, "q": True}, False, P, "holds"),
@@ -121,6 +149,11 @@ def test_c6a_levels() -> None:
     assert c6a({"a": 1.5, "b": 1.01}, {"a": 0.049, "b": NAN}).level == P
     assert c6a({"a": 1.5, "b": 1.0}, {"a": 0.5}).level == N  # lower end must exceed 1
     assert c6a({}, {}).level == T
+    # the chance baseline: the share must also exceed what noise would give
+    assert c6a({"a": 1.5}, {"a": 0.06}, {"a": 0.07}).level == P
+    assert c6a({"a": 1.5}, {"a": 0.06}, {"a": 0.01}).level == R
+    old = D.old_c6a_far_share({"a": 1.5}, {"a": 0.06})
+    assert old.level == R and "no chance" not in old.why
 
 
 def test_c6b_levels() -> None:
@@ -133,27 +166,36 @@ def test_c6b_levels() -> None:
     assert c6b(0.39, (0.3, 0.5), 0.80, 0.1, 0.2).level == N  # hidden: 10x of 1% = 0.1
 
 
-def _gain(ce_lo, best_lo, clean, ce=0.01):
-    return {"vs_ce": (ce, (ce_lo, 0.05)), "vs_strongest": (0.0, (best_lo, 0.05)),
+def _gain(ce_lo, best_lo, clean, best=0.0, ce=0.01):
+    return {"vs_ce": (ce, (ce_lo, 0.05)), "vs_strongest": (best, (best_lo, 0.05)),
             "vs_generic": (0.0, (best_lo, 0.05)),
-            "clean_vs_ce": (clean, (clean - 0.01, clean + 0.01))}
+            "clean_vs_ce": (clean, (clean - 0.01, clean + 0.01)),
+            "clean_vs_strongest": (clean, (clean - 0.01, clean + 0.01))}
 
 
 def test_c6c_levels_and_best() -> None:
     c6c = rules.c6c_robustness
     v, best = c6c({"a": _gain(0.001, 0.001, -0.005)}, "pretrained head")
     assert (v.level, best) == (R, "a") and "pretrained head" in v.why
-    assert c6c({"a": _gain(0.001, 0.0, 0.0)}, "L2-SP")[0].level == P
-    assert c6c({"a": _gain(0.001, 0.001, -0.0051)}, "L2-SP")[0].level == N  # clean cost
-    assert c6c({"a": _gain(0.0, 0.001, 0.0)}, "L2-SP")[0].level == N
-    # the best regularizer: highest level first, then the largest gain over cross-entropy
-    v, best = c6c({"a": _gain(0.001, 0.0, 0.0, ce=0.05),
-                   "b": _gain(0.001, 0.001, 0.0, ce=0.01)}, "L2-SP")
+    assert c6c({"a": _gain(0.001, 0.0, 0.0)}, "L2-SP")[0].level == N  # beats cross-entropy only
+    assert c6c({"a": _gain(0.001, 0.001, -0.0051)}, "L2-SP")[0].level == P  # clean cost
+    assert c6c({"a": _gain(-0.1, 0.001, 0.0)}, "L2-SP")[0].level == R  # CE does not decide
+    # the best regularizer: highest level first, then the largest gain over the strongest
+    v, best = c6c({"a": _gain(0.001, 0.001, -0.01, best=0.05),
+                   "b": _gain(0.001, 0.001, 0.0, best=0.01)}, "L2-SP")
     assert (v.level, best) == (R, "b")
-    v, best = c6c({"a": _gain(0.0, 0.0, 0.0, ce=0.02),
-                   "b": _gain(-0.1, 0.0, 0.0, ce=0.03)}, "L2-SP")
+    v, best = c6c({"a": _gain(0.0, 0.0, 0.0, best=0.02),
+                   "b": _gain(-0.1, 0.0, 0.0, best=0.03)}, "L2-SP")
     assert (v.level, best) == (N, "b")
     assert c6c({}, "L2-SP")[0].level == T
+    # the old rule (2026-12-03..05) counted beating cross-entropy as partly
+    assert D.old_c6c_partly_vs_ce({"a": _gain(0.001, 0.0, 0.0)}).level == P
+
+
+def test_c5_history_entry_could_give_partly_by_fidelity() -> None:
+    old = D.old_c5_functional_or_fidelity(NAN, 0.97, 15)
+    assert old.level == P and rules.c5_sparsity(NAN).level == N
+    assert D.old_c5_functional_or_fidelity(NAN, 0.97, 99).level == N
 
 
 def test_rule_text_fills_parameters() -> None:

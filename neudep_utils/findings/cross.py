@@ -8,18 +8,15 @@ with it. Keys of fits and metrics: ``(A, B, candidates, method, k)``.
 
 from __future__ import annotations
 
-import itertools
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .. import cache, dependencies, profiles
 from ..dependencies import DepSet
-from ..images import MACAW_WNID, imagenet_classes
+from ..images import imagenet_classes
 from ..metrics import METRIC_DEFINITIONS, bootstrap, evaluate, metric_ci
-from ..models import short_name
 from ..record import Numbers
 from ..verdicts import deviations, rules
 from . import crossmodel
@@ -36,88 +33,22 @@ __all__ = ["CONFIGS", "PARAMETERS", "VARIANTS", "WITH", "WITHOUT", "CrossSetting
 WITHOUT, WITH = "without B's same category", "with B's same category"
 #: The two candidate sets: B's block without / with B's own category of the target.
 CONFIGS = {WITHOUT: True, WITH: False}
-#: Notebook 02's parameters besides ``profile`` and ``output_dir``.
-PARAMETERS = ("models", "folders", "pairs", "n_folds", "split_seed", "split_seeds", "center",
-              "ks", "k_headline", "n_targets", "target_seed", "baseline_seed", "n_hidden",
-              "hidden_seed", "n_boot", "cnn_transformer")
 #: A coarser CovLasso path for the many cross-model fits (time).
 FIT_KW = {"ratios": tuple(np.geomspace(0.995, 0.01, 32)), "refine": 3}
 
 
-@dataclass(frozen=True)
-class CrossSettings:
-    """Everything notebook 02 runs with (parameters left at ``None`` take the profile's)."""
-
-    profile: str
-    models: tuple[str, ...]
-    folders: tuple[str, ...]
-    views: int
-    pairs: tuple[tuple[str, str], ...]
-    n_folds: int
-    split_seed: int
-    split_seeds: tuple[int, ...]
-    center: bool
-    ks: tuple[int, ...]
-    ks_same: tuple[int, ...]
-    k_headline: int
-    targets: np.ndarray
-    baseline_seed: int
-    n_hidden: int
-    hidden_seed: int
-    n_boot: int
-    cnn_transformer: tuple[str, str]
-    reading_ks: tuple[int, ...]
-    short: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def moment(self) -> str:
-        """The moment matrix, for figure titles."""
-        return ("centred covariance + intercept" if self.center
-                else "second moment E[ff^T], no intercept")
-
-    @property
-    def macaw(self) -> int:
-        """The paper's example target's class index."""
-        return imagenet_classes().index(MACAW_WNID)
-
-    def label(self, a: str, b: str) -> str:
-        """``lite0_from_lite1``: the pair's key in the results file."""
-        return f"{self.short[a]}_from_{self.short[b]}"
+#: Notebook 02's settings: one declaration per parameter
+#: (:class:`~neudep_utils.profiles.CrossModelSettings`).
+CrossSettings = profiles.CrossModelSettings
+#: Notebook 02's parameters besides ``profile`` and ``output_dir`` (its ``parameters`` cell).
+PARAMETERS = tuple(n for n in CrossSettings.names() if n != "profile")
 
 
 def settings(profile: str = "default", **params) -> CrossSettings:
-    """Resolve notebook 02's settings from the profile and the notebook's parameters."""
-    unknown = set(params) - set(PARAMETERS)
-    if unknown:
-        raise TypeError(f"unknown notebook 02 parameter(s): {sorted(unknown)}")
-    prof = profiles.get_profile(profile)
-    cs = prof.cross
-
-    def get(name, default):
-        v = params.get(name)
-        return default if v is None else v
-
-    models = tuple(get("models", cs.models))
-    pairs = params.get("pairs") or cs.pairs or tuple(itertools.permutations(models, 2))
-    pairs = tuple(tuple(p) for p in pairs if p[0] in models and p[1] in models)
-    k_headline = int(get("k_headline", rules.C2.k_headline))
-    ks = tuple(sorted({int(k) for k in get("ks", cs.ks)} | {k_headline}))
-    macaw = imagenet_classes().index(MACAW_WNID)
-    targets = profiles.select_targets(params.get("n_targets", cs.n_targets),
-                                      get("target_seed", cs.target_seed), np.array([macaw]))
-    return CrossSettings(
-        profile=profile, models=models, folders=tuple(get("folders", cs.folders)),
-        views=cs.views, pairs=pairs, n_folds=int(get("n_folds", cs.n_folds)),
-        split_seed=int(get("split_seed", cs.split_seed)),
-        split_seeds=tuple(get("split_seeds", prof.single.split_seeds)),
-        center=bool(get("center", True)), ks=ks,
-        ks_same=tuple(k for k in ks if k <= k_headline), k_headline=k_headline,
-        targets=targets, baseline_seed=int(get("baseline_seed", cs.baseline_seed)),
-        n_hidden=int(get("n_hidden", cs.n_hidden)),
-        hidden_seed=int(get("hidden_seed", cs.hidden_seed)), n_boot=int(get("n_boot", cs.n_boot)),
-        cnn_transformer=tuple(get("cnn_transformer", cs.cnn_transformer)),
-        reading_ks=tuple(k for k in (10, 50, 100, 300) if k in ks),
-        short={m: short_name(m) for m in models})
+    """Notebook 02's settings: the profile's, with the notebook's ``params`` applied (``None``
+    keeps the profile's value; unknown names and wrong types raise
+    :class:`~neudep_utils._params.ParameterError`)."""
+    return profiles.get_profile(profile).cross.with_params(**params)
 
 
 def load(s: CrossSettings) -> tuple[dict, dict, dict, dict]:
@@ -361,8 +292,8 @@ def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dic
     head = {p: checks.any_holds([p + (WITHOUT, m, s.k_headline) for m in dep_methods])
             for p in s.pairs}
     sparse = {p: checks.any_holds([p + (WITHOUT, m, k) for m in dep_methods for k in s.ks
-                                   if k <= rules.C2.k_sparse]) for p in s.pairs}
-    v, state = rules.c2_cross_model(head, sparse, cnn_tf_tested)
+                                   if k <= s.c2_rule.k_sparse]) for p in s.pairs}
+    v, state = rules.c2_cross_model(head, sparse, cnn_tf_tested, rule=s.c2_rule)
 
     def acc(p, cfg):
         return max(xm[p + (cfg, m, s.k_headline)].summary()["acc_replaced"] for m in dep_methods)
@@ -539,14 +470,10 @@ def split_seed_runs(s: CrossSettings, stack: dict, stack_folds: dict, unseen_hea
 
 
 def parameters(s: CrossSettings, cnn_tf_status: str) -> dict:
-    """The resolved settings as written into the results file."""
-    return {"profile": s.profile, "models": list(s.models), "folders": list(s.folders),
-            "pairs": [list(p) for p in s.pairs], "n_folds": s.n_folds,
-            "split_seed": s.split_seed, "center": s.center, "ks": list(s.ks),
-            "k_headline": s.k_headline, "n_targets": int(s.targets.size),
-            "n_hidden": s.n_hidden, "hidden_seed": s.hidden_seed, "n_boot": s.n_boot,
-            "cnn_transformer": list(s.cnn_transformer), "cnn_transformer_status": cnn_tf_status,
-            "reading_ks": list(s.reading_ks)}
+    """The settings used (every parameter), as written into the results file, with the number
+    of targets, the readings' ks and the CNN-transformer status."""
+    return {**s.record(), "n_targets_used": int(s.targets.size),
+            "cnn_transformer_status": cnn_tf_status, "reading_ks": list(s.reading_ks)}
 
 
 def curve_records(s: CrossSettings, xm: dict, reads: dict) -> list[dict]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .. import cache, dependencies, profiles
 from ..cache import LogitData
 from ..dependencies import DepSet, Fold
-from ..images import MACAW_WNID, imagenet_classes
+from ..images import imagenet_classes
 from ..metrics import (
     Metrics,
     evaluate,
@@ -32,8 +32,6 @@ from ..metrics import (
     similarity_inputs,
     target_outcomes,
 )
-from ..models import short_name
-from ..verdicts import rules
 from ..verdicts.rules import SimilarCheck, similar_performance
 
 __all__ = ["DEP_METHODS", "METHODS", "PARAMETERS", "Checks", "Fits", "Settings",
@@ -50,111 +48,29 @@ METHODS = ("CovLasso", "CovLasso support + LS", "top-|corr| + LS", "random + LS"
 DEP_METHODS = METHODS[:2]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything notebook 01 runs with, resolved from the profile and the notebook's parameters
-    (a parameter left at ``None`` takes the profile's value)."""
-
-    profile: str
-    models: tuple[str, ...]
-    folders: tuple[str, ...]
-    fit_views: int
-    fit_source: str
-    n_folds: int
-    split_seed: int
-    center: bool
-    ks: tuple[int, ...]
-    k_headline: int
-    targets: np.ndarray
-    n_boot: int
-    baseline_seed: int
-    near_distance: int
-    family: str
-    split_seeds: tuple[int, ...]
-    learning_sizes: tuple[int, ...]
-    learning_seeds: tuple[int, ...]
-    width_models: tuple[str, ...]
-    widths: tuple[int, ...]
-    width_ks: tuple[int, ...]
-    width_targets: int | None
-    reading_ks: tuple[int, ...]
-    short: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def moment(self) -> str:
-        """Which moment matrix the dependencies are fitted on, for figure titles."""
-        return ("centred covariance + intercept" if self.center
-                else "second moment E[ff^T], no intercept")
-
-    @property
-    def macaw(self) -> int:
-        """The paper's example target's class index."""
-        return imagenet_classes().index(MACAW_WNID)
-
-
+#: Notebook 01's settings: one declaration per parameter (:class:`~neudep_utils.profiles.SingleModelSettings`).
+Settings = profiles.SingleModelSettings
 #: Notebook 01's parameters besides ``profile`` and ``output_dir`` (its ``parameters`` cell).
-PARAMETERS = ("models", "folders", "fit_source", "n_folds", "split_seed", "center", "ks",
-              "k_headline", "n_targets", "target_seed", "baseline_seed", "n_boot",
-              "near_distance", "family", "split_seeds", "learning_sizes", "learning_seeds",
-              "width_models", "widths", "width_targets")
+PARAMETERS = tuple(n for n in Settings.names() if n != "profile")
 
 
 def settings(profile: str = "default", **params) -> Settings:
-    """Resolve notebook 01's settings: ``params`` are the notebook's parameters (``None`` takes
-    the profile's value; unknown names raise ``TypeError``).
+    """Notebook 01's settings: the profile's, with the notebook's ``params`` applied (``None``
+    keeps the profile's value; unknown names and wrong types raise
+    :class:`~neudep_utils._params.ParameterError`).
 
     Parameters
     ----------
     profile : str
         ``smoke``, ``default`` or ``full``.
     **params
-        ``models``, ``folders``, ``fit_source``, ``n_folds``, ``split_seed``, ``center``, ``ks``,
-        ``k_headline``, ``n_targets``, ``target_seed``, ``baseline_seed``, ``n_boot``,
-        ``near_distance``, ``family``, ``split_seeds``, ``learning_sizes``, ``learning_seeds``,
-        ``width_models``, ``widths``, ``width_targets``.
+        Any field of :class:`~neudep_utils.profiles.SingleModelSettings`.
 
     Returns
     -------
     Settings
     """
-    from ..images.taxonomy import load_taxonomy
-
-    prof = profiles.get_profile(profile)
-    sg = prof.single
-    unknown = set(params) - set(PARAMETERS)
-    if unknown:
-        raise TypeError(f"unknown notebook 01 parameter(s): {sorted(unknown)}")
-
-    def get(name, default):
-        v = params.get(name)
-        return default if v is None else v
-
-    models = tuple(get("models", prof.models))
-    k_headline = int(get("k_headline", rules.C1.k_headline))
-    ks = tuple(sorted({int(k) for k in get("ks", sg.ks)} | {k_headline}))
-    family = get("family", sg.family)
-    macaw = imagenet_classes().index(MACAW_WNID)
-    fam = load_taxonomy().family(family)
-    n_targets = params.get("n_targets", sg.n_targets)
-    targets = profiles.select_targets(n_targets, get("target_seed", sg.target_seed),
-                                      np.union1d([macaw], fam))
-    reading_ks = tuple(k for k in (10, 50, 100, 300) if k in ks)
-    return Settings(
-        profile=profile, models=models, folders=tuple(get("folders", prof.folders)),
-        fit_views=prof.fit_views,
-        fit_source=get("fit_source", "moments" if profile == "full" else "crossfit"),
-        n_folds=int(get("n_folds", sg.n_folds)), split_seed=int(get("split_seed", sg.split_seed)),
-        center=bool(get("center", True)), ks=ks, k_headline=k_headline, targets=targets,
-        n_boot=int(get("n_boot", sg.n_boot)),
-        baseline_seed=int(get("baseline_seed", sg.baseline_seed)),
-        near_distance=int(get("near_distance", rules.C6A.near_distance)), family=family,
-        split_seeds=tuple(get("split_seeds", sg.split_seeds)),
-        learning_sizes=tuple(get("learning_sizes", sg.learning_sizes)),
-        learning_seeds=tuple(get("learning_seeds", sg.learning_seeds)),
-        width_models=tuple(m for m in get("width_models", sg.width_models) if m in models),
-        widths=tuple(get("widths", sg.widths)), width_ks=sg.width_ks,
-        width_targets=get("width_targets", sg.width_targets), reading_ks=reading_ks,
-        short={m: short_name(m) for m in models})
+    return profiles.get_profile(profile).single.with_params(**params)
 
 
 def train_fold(model: str, n_eval: int, center: bool) -> list[Fold]:
@@ -478,14 +394,10 @@ def metric_tables(s: Settings, mets: dict, dense: dict):
 
 
 def parameters(s: Settings, taxonomy_source: str) -> dict:
-    """The resolved settings as written into the results file."""
-    return {"profile": s.profile, "models": list(s.models), "folders": list(s.folders),
-            "fit_source": s.fit_source, "n_folds": s.n_folds, "split_seed": s.split_seed,
-            "center": s.center, "ks": list(s.ks), "k_headline": s.k_headline,
-            "n_targets": int(s.targets.size), "n_boot": s.n_boot,
-            "near_distance": s.near_distance, "taxonomy": taxonomy_source, "family": s.family,
-            "split_seeds": list(s.split_seeds), "learning_sizes": list(s.learning_sizes),
-            "widths": list(s.widths), "reading_ks": list(s.reading_ks)}
+    """The settings used (every parameter), as written into the results file, with the number
+    of targets, the readings' ks and the taxonomy's source."""
+    return {**s.record(), "n_targets_used": int(s.targets.size), "taxonomy": taxonomy_source,
+            "reading_ks": list(s.reading_ks)}
 
 
 def reading_tables(s: Settings, data: dict, folds: dict, fits: Fits, progress: bool = True

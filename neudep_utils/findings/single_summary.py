@@ -60,15 +60,15 @@ def c1_record(s: Settings, checks: Checks, exist_rows: list[dict], mets: dict, d
     first model's :func:`.why.without_positives` result (or ``None``).
     """
     at_head = {s.short[m]: checks.holds(m, [s.k_headline]) for m in s.models}
-    at_sparse = {s.short[m]: checks.holds(m, [k for k in s.ks if k <= rules.C1.k_sparse])
+    at_sparse = {s.short[m]: checks.holds(m, [k for k in s.ks if k <= s.c1_rule.k_sparse])
                  for m in s.models}
     exist_ok: dict[str, bool] = {}
     for r in exist_rows:
         if r["k <="] == s.k_headline:
             kept = rules.similar_performance(r["drop_ci"], 0, 0, None).accuracy_kept
             exist_ok[r["model"]] = exist_ok.get(r["model"], False) or kept
-    v = rules.c1_single_model(at_head, at_sparse, exist_ok)
-    old = deviations.old_c1_without_existential(at_head, at_sparse)
+    v = rules.c1_single_model(at_head, at_sparse, exist_ok, rule=s.c1_rule)
+    old = deviations.old_c1_without_existential(at_head, at_sparse, rule=s.c1_rule)
     devs = [deviations.record("C1", "existential clause", old.level, v.level)]
     acc = {m: max(mets[(m, meth, s.k_headline)].summary()["acc_replaced"] for meth in DEP_METHODS)
            for m in s.models}
@@ -131,7 +131,7 @@ def c6a_record(s: Settings, nears: dict, far: dict, n_far_strong: int, tax_sourc
     summary and its deviation (the old rule: a far top partner among the 15 strongest)."""
     near_lo = {s.short[m]: nears[(m, s.k_headline)]["ratio_ci"][0] for m in s.models}
     far_lo = {s.short[m]: far[m]["share_ci"][0] for m in s.models}
-    v = rules.c6a_semantics(near_lo, far_lo)
+    v = rules.c6a_semantics(near_lo, far_lo, rule=s.c6a_rule)
     old = deviations.old_c6a_strongest(near_lo, n_far_strong)
     devs = [deviations.record("C6a", "all well-fitted targets", old.level, v.level)]
     name = imagenet_classes().short_name
@@ -147,7 +147,7 @@ def c6a_record(s: Settings, nears: dict, far: dict, n_far_strong: int, tax_sourc
     ex_txt = ", ".join(f"{name(t)} <- {name(p)}" for t, p in ex)
     summary = (f"Partners within WordNet distance {s.near_distance} of the target at k = "
                f"{s.k_headline}: {near_txt}. Well-fitted targets (held-out 1 - R^2 <= "
-               f"{rules.C6A.well_fitted:g}) whose top partner is semantically far: "
+               f"{s.c6a_rule.well_fitted:g}) whose top partner is semantically far: "
                f"{far_txt or 'none'}" + (f" (e.g. {ex_txt})" if ex_txt else "")
                + f". Distances from {tax_source}.")
     return v, summary, devs
@@ -229,7 +229,7 @@ def numbers(s: Settings, checks: Checks, mets: dict, dense: dict, nears: dict,
         if f["n_well_fitted"]:
             nums.add(f"{sm}_far_top_share_{K}", f["share"],
                      f"{m}: share of the {f['n_well_fitted']} well-fitted targets (held-out "
-                     f"1 - R^2 <= {rules.C6A.well_fitted:g}) whose top partner is semantically "
+                     f"1 - R^2 <= {s.c6a_rule.well_fitted:g}) whose top partner is semantically "
                      f"far (WordNet distance > {s.near_distance}); 95% CI over targets",
                      ci=f["share_ci"], **frac)
         reading_numbers(nums, sm, reads.get(m, []), m)

@@ -19,7 +19,7 @@ C4 asks for the real correlation *minus* the null's, with a bootstrap interval o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.stats import rankdata
@@ -28,10 +28,8 @@ from sklearn.linear_model import Lasso
 from .. import cache, covlasso, dependencies, profiles
 from ..cache import LogitData
 from ..dependencies import Fold
-from ..images import MACAW_WNID, imagenet_classes
 from ..metrics import bootstrap
 from ..metrics.bootstrap import bootstrap_counts
-from ..models import short_name
 from ..record import Numbers, claim
 from ..verdicts import Verdict, across_models, deviations, rules
 from . import redundancy as red
@@ -41,68 +39,18 @@ __all__ = ["PARAMETERS", "Results", "Settings", "claims", "numbers", "verdicts",
            "null_prediction", "null_rows", "path_table", "predictions", "seed_runs",
            "settings", "spectra_table", "subset_study"]
 
-#: Notebook 03's parameters besides ``profile`` and ``output_dir``.
-PARAMETERS = ("models", "folders", "split_seed", "split_seeds", "subset_sizes", "subset_seeds",
-              "lam_ratios", "fidelity_threshold", "sparse_k", "boot_lam_ratio",
-              "n_boot_supports", "n_boot", "null_seed")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything notebook 03 runs with (a parameter left at ``None`` takes the profile's or the
-    rule's value)."""
-
-    profile: str
-    models: tuple[str, ...]
-    folders: tuple[str, ...]
-    fit_views: int
-    split_seed: int
-    split_seeds: tuple[int, ...]
-    subset_sizes: tuple[int, ...]
-    subset_seeds: tuple[int, ...]
-    lam_ratios: np.ndarray
-    fidelity_threshold: float
-    sparse_k: int
-    boot_lam_ratio: float
-    n_boot_supports: int
-    n_boot: int
-    null_seed: int
-    short: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def macaw(self) -> int:
-        """The paper's example target's class index."""
-        return imagenet_classes().index(MACAW_WNID)
+#: Notebook 03's settings: one declaration per parameter
+#: (:class:`~neudep_utils.profiles.RedundancySettings`).
+Settings = profiles.RedundancySettings
+#: Notebook 03's parameters besides ``profile`` and ``output_dir`` (its ``parameters`` cell).
+PARAMETERS = tuple(n for n in Settings.names() if n != "profile")
 
 
 def settings(profile: str = "default", **params) -> Settings:
-    """Resolve notebook 03's settings from the profile and the notebook's ``params`` (names in
-    :data:`PARAMETERS`; ``None`` takes the default; unknown names raise ``TypeError``)."""
-    unknown = set(params) - set(PARAMETERS)
-    if unknown:
-        raise TypeError(f"unknown notebook 03 parameter(s) {sorted(unknown)}; "
-                        f"known: {list(PARAMETERS)}")
-    p = {k: params.get(k) for k in PARAMETERS}
-    prof = profiles.get_profile(profile)
-    rd = prof.redundancy
-    models = tuple(p["models"] or prof.models)
-
-    def pick(name, default):
-        return default if p[name] is None else p[name]
-
-    return Settings(
-        profile=profile, models=models, folders=tuple(p["folders"] or prof.folders),
-        fit_views=prof.fit_views, split_seed=int(pick("split_seed", rd.split_seed)),
-        split_seeds=tuple(pick("split_seeds", prof.single.split_seeds)),
-        subset_sizes=tuple(pick("subset_sizes", rd.subset_sizes)),
-        subset_seeds=tuple(pick("subset_seeds", rd.subset_seeds)),
-        lam_ratios=np.asarray(pick("lam_ratios", rd.lam_ratios), dtype=float),
-        fidelity_threshold=float(pick("fidelity_threshold", rules.C4.threshold)),
-        sparse_k=int(pick("sparse_k", rules.C5.sparse_k)),
-        boot_lam_ratio=float(pick("boot_lam_ratio", rd.boot_lam_ratio)),
-        n_boot_supports=int(pick("n_boot_supports", rd.n_boot)),
-        n_boot=int(pick("n_boot", rd.n_boot_ci)), null_seed=int(pick("null_seed", 0)),
-        short={m: short_name(m) for m in models})
+    """Notebook 03's settings: the profile's, with the notebook's ``params`` applied (``None``
+    keeps the profile's value; unknown names and wrong types raise
+    :class:`~neudep_utils._params.ParameterError`)."""
+    return profiles.get_profile(profile).redundancy.with_params(**params)
 
 
 def load(s: Settings) -> tuple[dict[str, LogitData], dict[str, Fold]]:
@@ -381,8 +329,7 @@ def c4_record(s: Settings, pred: Mapping[str, dict], sub: dict) -> tuple[Verdict
     """C4's verdict (:func:`~neudep_utils.verdicts.rules.c4_redundancy`, thresholds from the
     subset sizes and the fidelity threshold) and its deviations, each with the old rule's
     outcome on the same numbers."""
-    rule = rules.C4Rule(k_small=sub["k_small"], k_full=sub["k_full"],
-                        threshold=s.fidelity_threshold)
+    rule = replace(s.c4_rule, k_small=sub["k_small"], k_full=sub["k_full"])
     v = rules.c4_redundancy({s.short[m]: r["ci"] for m, r in pred.items()}, sub["ci"], rule)
     old1 = deviations.old_c4_interlacing(sub["interlacing"], sub["ci"])
     old2 = deviations.old_c4_without_null({s.short[m]: r["ci_plain"] for m, r in pred.items()},
@@ -394,7 +341,7 @@ def c4_record(s: Settings, pred: Mapping[str, dict], sub: dict) -> tuple[Verdict
 def c5_record(s: Settings, ps: Mapping[str, red.PathStudy]) -> tuple[Verdict, list[dict], dict]:
     """C5's verdict across models (the functional reading decides), its deviation (the old
     fidelity rule on the same paths) and the correlational reading per model."""
-    rule = rules.C5Rule(sparse_k=s.sparse_k, threshold=s.fidelity_threshold)
+    rule = s.c5_rule
     v = across_models({s.short[m]: rules.c5_sparsity(p.k_functional, rule)
                        for m, p in ps.items()})
     corr, old = {}, {}

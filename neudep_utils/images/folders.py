@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import locations
 from ..errors import DataError
 from .classes import imagenet_classes
 
@@ -43,11 +44,9 @@ CONTENT_HASH_LIMIT = 20_000
 
 
 def default_data_root() -> Path:
-    """``$NEUDEP_DATA`` if set, else ``../shared/data`` beside the repository checkout."""
-    env = os.environ.get("NEUDEP_DATA")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    """The data folder: ``$NEUDEP_DATA``, else ``../shared/data`` beside the checkout, else the
+    download of ``make data`` (:func:`neudep_utils.locations.data_dir`)."""
+    return locations.data_dir()
 
 
 def data_root(path: str | os.PathLike[str] | None = None, require: Sequence[str] = ()) -> Path:
@@ -55,11 +54,13 @@ def data_root(path: str | os.PathLike[str] | None = None, require: Sequence[str]
 
     ``require`` lists subfolders that must exist (default: none beyond the root itself).
     """
+    if path is None and locations.find("data").source == "missing":
+        raise DataError(locations.not_found("data"))
     root = Path(path).expanduser() if path is not None else default_data_root()
     hint = (
         "set NEUDEP_DATA (or pass data_root) to a folder holding "
         + ", ".join(f"{s}/" for s in SUBSETS)
-        + ", e.g. NEUDEP_DATA=../shared/data"
+        + ", e.g. NEUDEP_DATA=../shared/data, or run `make data` to download them"
     )
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist; {hint}")

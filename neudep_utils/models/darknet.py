@@ -62,7 +62,7 @@ INPUT_SIZE = 224
 #: RGB in [0, 1]; the whole image resized to 224 x 224 (no crop).
 PREPROCESS = Preprocess(input_size=INPUT_SIZE, crop_pct=1.0, interpolation="bilinear",
                         mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), resize_mode="full")
-_RESTORE = ("restore the folder from ../shared/models (its README gives the origin), or point "
+_RESTORE = ("restore the folder (`make data` downloads and verifies it from its origin), or point "
             "NEUDEP_MODELS_DIR at a models folder holding an intact " + FOLDER_NAME + "/")
 _WHAT = f"{FOLDER_NAME} (Darknet-tiny)"
 
@@ -74,7 +74,8 @@ def weights_folder(models_dir: str | os.PathLike[str] | None = None) -> Path:
     if not folder.is_dir():
         raise ModelError(
             f"Darknet-tiny weights not found: {folder} is not a folder. Set NEUDEP_MODELS_DIR "
-            f"to the folder holding {FOLDER_NAME}/ (default ../shared/models beside the checkout)")
+            f"to the folder holding {FOLDER_NAME}/ (default ../shared/models beside the checkout), or run "
+            "`make data` to download it")
     return folder
 
 

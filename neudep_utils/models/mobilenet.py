@@ -55,7 +55,7 @@ NUM_CLASSES = 1000
 #: RGB scaled to [-1, 1] (x / 127.5 - 1), centre crop 224 of the image resized to 256 (87.5%).
 PREPROCESS = Preprocess(input_size=224, crop_pct=0.875, interpolation="bilinear",
                         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-_RESTORE = ("restore the folder from ../shared/models (its README gives the origin), or point "
+_RESTORE = ("restore the folder (`make data` downloads and verifies it from its origin), or point "
             "NEUDEP_MODELS_DIR at a models folder holding an intact " + FOLDER_NAME + "/")
 
 
@@ -66,7 +66,8 @@ def weights_folder(models_dir: str | os.PathLike[str] | None = None) -> Path:
     if not folder.is_dir():
         raise ModelError(
             f"MobileNet v1 0.75 weights not found: {folder} is not a folder. Set NEUDEP_MODELS_DIR "
-            f"to the folder holding {FOLDER_NAME}/ (default ../shared/models beside the checkout)")
+            f"to the folder holding {FOLDER_NAME}/ (default ../shared/models beside the checkout), or run "
+            "`make data` to download it")
     return folder
 
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from .. import locations
 from ..errors import ModelError
 from ._base import sha256_file
 
@@ -35,11 +35,9 @@ __all__ = ["check_layers", "default_models_dir", "fill_state", "manifest_files",
 
 
 def default_models_dir() -> Path:
-    """``$NEUDEP_MODELS_DIR`` if set, else ``../shared/models`` beside the repository checkout."""
-    env = os.environ.get("NEUDEP_MODELS_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[3] / "shared" / "models"
+    """The models folder: ``$NEUDEP_MODELS_DIR``, else ``../shared/models`` beside the checkout,
+    else the download of ``make data`` (:func:`neudep_utils.locations.models_dir`)."""
+    return locations.models_dir()
 
 
 def read_model_json(folder: Path, restore: str) -> dict:

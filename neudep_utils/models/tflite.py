@@ -58,7 +58,7 @@ __all__ = ["MODELS", "TfliteModel", "load_tflite", "logit_scale", "model_file",
 FOLDER_NAME = "coral_tflite_int8"
 LABELS_FILE = "imagenet_labels.txt"
 NUM_CLASSES = 1000
-_RESTORE = ("restore the folder from ../shared/models (its README gives the origin), or point "
+_RESTORE = ("restore the folder (`make data` downloads and verifies it from its origin), or point "
             "NEUDEP_MODELS_DIR at a models folder holding an intact " + FOLDER_NAME + "/")
 
 
@@ -104,7 +104,8 @@ def folder_path(models_dir: str | os.PathLike[str] | None = None) -> Path:
     if not folder.is_dir():
         raise ModelError(
             f"int8 TFLite models not found: {folder} is not a folder. Set NEUDEP_MODELS_DIR to "
-            f"the folder holding {FOLDER_NAME}/ (default ../shared/models beside the checkout)")
+            f"the folder holding {FOLDER_NAME}/ (default ../shared/models beside the checkout), or run "
+            "`make data` to download it")
     return folder
 
 
