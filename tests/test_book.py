@@ -83,6 +83,17 @@ def test_number_formatting() -> None:
     assert n["seeds"]["min"] == 0.45 and n["seeds"]["max"] == 0.55 and n["seeds"]["sd"] > 0
     assert readme.format_number(n) == "0.5 [0.4, 0.6]; 3 split seeds: 0.45 to 0.55"
     assert bp.md_cell("a | b\nc") == "a \\| b c"
+    # a number without a short label is named by its definition's first clause, whole
+    assert readme.label_of({"definition": "m, k = 10: accuracy kept; 95% CI"}) == \
+        "m, k = 10: accuracy kept"
+    long = ("efficientnet_lite0, CovLasso dependency at k = 10, out of sample: accuracy after "
+            "replacement: on eval images of class i, is the image still classified i")
+    assert readme.label_of({"definition": long}) == (
+        "efficientnet_lite0, CovLasso dependency at k = 10, out of sample: accuracy after "
+        "replacement")
+    assert readme.label_of({"definition": long, "short": "kept"}) == "kept"
+    assert readme.label_of({"definition": "kept at 20 (along the path; unmodified 0.86)"}) == \
+        "kept at 20 (along the path; unmodified 0.86)"  # no clause ends inside parentheses
     # the claims table: percentages to 0.1, a small non-zero value never shown as 0
     assert [readme.pct(v) for v in (0.0123, 0.75, 0.00042, 0.0, 0.861)] == [
         "1.2%", "75%", "0.042%", "0%", "86.1%"]

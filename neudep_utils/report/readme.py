@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +104,6 @@ def load_results(output_dir: str | Path) -> dict[str, dict[str, Any]]:
                                f"{fix}")
         out[p.stem] = data
     return out
-
-
-def _definition(text: str, limit: int = 110) -> str:
-    """The first clause of a number's definition, at most ``limit`` characters."""
-    text = " ".join(str(text).split())
-    first = re.split(r";\s", text, maxsplit=1)[0]
-    return first if len(first) <= limit else first[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def _num(results_file: dict[str, Any], key: str | None) -> dict[str, Any] | None:
@@ -231,12 +223,23 @@ def _cell(text: Any) -> str:
 
 
 def label_of(num: dict[str, Any]) -> str:
-    """The words naming a number in the claims table: its ``short`` label, else the first
-    clause of its definition (whole, never cut)."""
+    """The words naming a number in the claims table: its ``short`` label, else its
+    definition's first clause (up to ``"; "``), without the explanation after a second colon
+    when that clause is long (``"model, method: what: how it is measured"`` ->
+    ``"model, method: what"``); words are never cut."""
     if num.get("short"):
         return " ".join(str(num["short"]).split())
     text = " ".join(str(num.get("definition", "")).split())
-    return re.split(r";\s", text, maxsplit=1)[0].rstrip(":. ")
+    first, depth = text, 0
+    for i, ch in enumerate(text):  # the first "; " outside parentheses ends the clause
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == ";" and depth == 0 and text[i + 1:i + 2] == " ":
+            first = text[:i]
+            break
+    parts = first.split(": ")
+    if len(first) > 80 and len(parts) > 2:
+        first = ": ".join(parts[:2])
+    return first.rstrip(":. ")
 
 
 def pct(v: float) -> str:
