@@ -269,7 +269,7 @@ def test_reproducibility_page_from_provenance(tmp_path: Path, monkeypatch) -> No
     page = reproducibility.reproducibility_page("smoke", readme.load_results(out), out, data,
                                                 REPO)
     assert "| `efficientnet_lite0` | `imagenet-val` | 2 | none | 1000 | 01 |" in page
-    assert "| `efficientnet_lite0/abababababababab` | onnxruntime 1.32.0; opset 18 | " \
+    assert "| `efficientnet_lite0/\u200babababababababab` | onnxruntime 1.32.0; opset 18 | " \
            "`cdcdcdcdcdcdcdcd` | `1212121212121212` |" in page
     assert f"| `efficientnet_lite0` | `{'ef' * 32}` |" in page
     assert "| 01_single_model | ok | 3 |" in page

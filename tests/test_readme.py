@@ -33,10 +33,14 @@ def test_readme_is_short_and_results_first() -> None:
     assert 0 < block.index("Of the paper's") < first_row, "the answer must precede the table"
     assert data.find(b"| claim |") <= 3000, "the claims table must sit in the first 3000 bytes"
     assert block.index("](book/_static/summary.png)") > first_row
-    assert "make test" in text and "make book" in text
-    smoke = text.index("make book PROFILE=smoke")
-    assert smoke < text.index("make book ", smoke + 1) or smoke < text.index("make book\n")
-    assert re.search(r"make book PROFILE=smoke.*\d+ min", text), "state the smoke build's time"
+    run = text[text.index("## Run it"):]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(make [^`]+)` \|.*\| ([^|]+) \|$",
+                                                          run, re.M)}
+    assert {"make book PROFILE=smoke", "make test", "make book", "make pdf"} <= set(rows)
+    assert run.index("`make book PROFILE=smoke`") < run.index("`make test`") < \
+        run.index("| `make book` |"), "propose the smoke build first"
+    for cmd in ("make book PROFILE=smoke", "make test", "make book"):
+        assert re.search(r"\d+ min", rows[cmd]), f"state the time of {cmd}"
 
 
 def test_committed_table_is_the_committed_summary() -> None:
@@ -156,3 +160,22 @@ def test_claims_figure_pools_many_pairs() -> None:
     dep = next(ln for ln in fig.axes[1].get_lines() if ln.get_label().startswith("CovLasso"))
     assert list(dep.get_ydata()) == pytest.approx([30.0, 30.0])  # mean of 0, 10, ..., 60 %
     assert "7 ordered model pairs" in describe(s)
+
+
+def test_licence_and_citation() -> None:
+    """The code's licence is the one pyproject declares; CITATION.cff cites the study with the
+    paper as its reference, linked; the book links the paper too."""
+    import yaml
+
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    assert 'license = { text = "MIT" }' in (REPO / "pyproject.toml").read_text()
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT"
+    assert cff["title"].startswith("neudep") and cff["authors"]
+    (paper,) = cff["references"]
+    assert paper["url"] == "https://arxiv.org/abs/2211.12339" and paper["year"] == 2023
+    assert paper["authors"][0]["family-names"] == "Feng"
+    for page in (README, REPO / "book" / "intro.md"):
+        assert "](https://arxiv.org/abs/2211.12339)" in page.read_text(), page
+    assert "url       = {https://arxiv.org/abs/2211.12339}" in (
+        REPO / "book" / "references.bib").read_text()

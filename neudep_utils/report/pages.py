@@ -43,7 +43,8 @@ from .claims_figure import claims_figure, describe
 from .readme import format_number, load_results
 from .reproducibility import reproducibility_page
 
-__all__ = ["GENERATED_NOTE", "answer_page", "build", "claim_list", "claims_page", "main",
+__all__ = ["GENERATED_NOTE", "answer_page", "breakable", "build", "claim_list", "claims_page",
+           "main",
            "md_cell", "models_page", "numbers_page", "title_page", "update_readme",
            "write_binary_if_changed", "write_if_changed"]
 
@@ -60,6 +61,12 @@ PAPER_URL = "https://arxiv.org/abs/2211.12339"
 def md_cell(text: Any) -> str:
     """Text made safe for one cell of a Markdown table."""
     return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def breakable(text: str) -> str:
+    """``text`` with a zero-width space after each ``/``, so that a long file path can wrap in
+    a table cell (at 1400 px and on paper) instead of widening the table."""
+    return text.replace("/", "/\u200b")
 
 
 def _book_evidence(c: dict[str, Any]) -> str:
@@ -132,7 +139,7 @@ def models_page(profile: str) -> str:
             continue
         lines.append(f"| `{readme.short(name)}` | {readme.model_kind(name, registry)} | "
                      f"{md_cell(spec.family)} | {spec.width} | "
-                     f"{md_cell(spec.description).replace('$', chr(92) + '$')} |")
+                     f"{breakable(md_cell(spec.description)).replace('$', chr(92) + '$')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -54,16 +54,16 @@ def fmt(value: float | None) -> str:
 
 
 def format_number(num: dict[str, Any] | None) -> str:
-    """``value unit [lo, hi]`` for a number dict of :func:`neudep_utils.report.number`;
-    fractions are shown as percentages."""
+    """``value unit [lo, hi]`` for a number dict of :func:`neudep_utils.record.number`;
+    fractions are shown as percentages rounded as in the claims table (:func:`pct`)."""
     if not num:
         return "n/a"
-    pct = num.get("unit") == "fraction"
+    is_pct = num.get("unit") == "fraction"
 
     def f(v: float) -> str:
-        return f"{100 * v:.3g}%" if pct else fmt(v)
+        return pct(v) if is_pct else fmt(v)
 
-    unit = f" {num['unit']}" if num.get("unit") and not pct else ""
+    unit = f" {num['unit']}" if num.get("unit") and not is_pct else ""
     out = f"{f(num.get('value'))}{unit}"
     ci = num.get("ci")
     if ci:

@@ -272,7 +272,8 @@ def reproducibility_page(profile: str, results: dict[str, dict[str, Any]], outpu
             + (f" ({e['mode']})" if e.get("mode") not in (None, "full") else "") + " | "
             f"{', '.join(sorted(set(readers[e['key_digest']])))} |")
     lines += ["", "| entry | engine | manifest | data.npz |", "| --- | --- | --- | --- |"]
-    lines += [f"| `{e['entry']}` | {_cell(e.get('engine', 'torch'))} | "
+    lines += [f"| `{e['entry'].replace('/', '/' + chr(0x200B))}` | "
+              f"{_cell(e.get('engine', 'torch'))} | "
               f"`{e['manifest_digest'][:16]}` | `{str(e.get('data_sha256') or '')[:16]}` |"
               for e in ordered]
     lines.append("")
