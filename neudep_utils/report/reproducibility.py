@@ -149,9 +149,11 @@ def _times_section(output_dir: Path, stages_file: Path | None,
              "this page is written, so its time is the one `make book` prints at its end.", ""]
     stages = stage_times(stages_file) if stages_file else []
     if stages:
-        lines += ["| stage | seconds |", "| --- | --- |"]
-        lines += [f"| {_cell(s)} | {fmt(round(t))} |" for s, t in stages]
-        lines += [f"| total so far | {fmt(round(sum(t for _, t in stages)))} |", ""]
+        total = sum(t for _, t in stages)
+        lines += ["| stage | seconds | minutes |", "| --- | --- | --- |"]
+        lines += [f"| {_cell(s)} | {fmt(round(t))} | {t / 60:.1f} |" for s, t in stages]
+        lines += [f"| {'total' if any(s == 'html' for s, _ in stages) else 'total so far'} | "
+                  f"{fmt(round(total))} | {total / 60:.1f} |", ""]
     else:
         lines += ["No stage times (`book/_build/stages.txt`): this page was not written by "
                   "`make book`.", ""]
@@ -219,7 +221,7 @@ def reproducibility_page(profile: str, results: dict[str, dict[str, Any]], outpu
              "Generated when this book was built: the software, data, weights and cache entries "
              "its numbers come from (as recorded by each notebook when it read them), and how "
              "long each stage ran.", "",
-             "## Build", "", "| | |", "| --- | --- |",
+             "## Build", "", "| what | value |", "| --- | --- |",
              f"| built | {time.strftime('%Y-%m-%d %H:%M:%S %Z')} |",
              f"| profile | `{profile}` |",
              f"| git commit | `{git_state(repo)}` |",
@@ -258,8 +260,8 @@ def reproducibility_page(profile: str, results: dict[str, dict[str, Any]], outpu
               "sha256>`) a notebook read, as the notebook recorded it; extracted by "
               f"`make logits PROFILE={profile}`. The engine (ONNX Runtime or PyTorch) is part of "
               "the key: engines agree to 1e-4 relative, not bitwise (see Performance). The "
-              "second table gives each entry's engine, its folder's manifest digest and the "
-              "sha256 of its data, both shortened to 16 hex digits.", "",
+              "second table gives each entry's folder manifest digest and the sha256 of its "
+              "data, both shortened to 16 hex digits (and its engine, when they differ).", "",
               "| model | folder | views | corruption | images | read by |",
               "| --- | --- | --- | --- | --- | --- |"]
     ordered = sorted(entries.values(), key=lambda e: (e["model"], e["folder"],
@@ -271,10 +273,14 @@ def reproducibility_page(profile: str, results: dict[str, dict[str, Any]], outpu
             + (f" ({e['skipped']} unreadable, excluded)" if e.get("skipped") else "")
             + (f" ({e['mode']})" if e.get("mode") not in (None, "full") else "") + " | "
             f"{', '.join(sorted(set(readers[e['key_digest']])))} |")
-    lines += ["", "| entry | engine | manifest | data.npz |", "| --- | --- | --- | --- |"]
+    engines = {str(e.get("engine", "torch")) for e in ordered}
+    one = len(engines) == 1
+    lines += [""] + ([f"Every entry was extracted by {_cell(engines.pop())}.", ""] if one else [])
+    lines += ["| entry | " + ("" if one else "engine | ") + "manifest | data.npz |",
+              "| --- | --- | --- |" + ("" if one else " --- |")]
     lines += [f"| `{e['entry'].replace('/', '/' + chr(0x200B))}` | "
-              f"{_cell(e.get('engine', 'torch'))} | "
-              f"`{e['manifest_digest'][:16]}` | `{str(e.get('data_sha256') or '')[:16]}` |"
+              + ("" if one else f"{_cell(e.get('engine', 'torch'))} | ")
+              + f"`{e['manifest_digest'][:16]}` | `{str(e.get('data_sha256') or '')[:16]}` |"
               for e in ordered]
     lines.append("")
     return "\n".join(lines)
