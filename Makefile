@@ -13,7 +13,7 @@ OUTPUT_DIR ?= $(abspath outputs/$(PROFILE))
 PYTEST_ARGS ?=
 export NEUDEP_CACHE
 
-.PHONY: help system-deps setup data test test-slow test-all lint hooks logits notebooks book pdf book-test bench bench-scaling clean
+.PHONY: help system-deps setup data test test-slow test-all lint hooks logits notebooks book build-table pdf book-test bench bench-scaling clean
 
 help:
 	@echo "make data            the images and weights (PROFILE=$(PROFILE)): ../shared verified, else"
@@ -24,6 +24,7 @@ help:
 	@echo "make notebooks       execute the notebooks with papermill (PROFILE=$(PROFILE))"
 	@echo "make book            logits + notebooks + jupyter-book -> book/_build/html"
 	@echo "make book PROFILE=smoke   quick preview"
+	@echo "make build-table     the last build's time per stage and section -> benchmarks/results/build.md"
 	@echo "make pdf             the book as one PDF -> book/_build/pdf/neudep.pdf (chromium)"
 	@echo "make bench           benchmarks (extraction and CovLasso)"
 	@echo "make bench-scaling   CovLasso for n = 1000 ... 21841 categories (about 30 min)"
@@ -75,15 +76,22 @@ STAGES := $(abspath book/_build/stages.txt)
 timed = start=$$(date +%s); $(2); rc=$$?; mkdir -p $(dir $(STAGES)); \
 	echo "$(1) $$(( $$(date +%s) - start ))" >> $(STAGES); exit $$rc
 
+# LOGITS_ARGS, e.g. "--jobs 1" (one entry at a time, every thread) or "--quiet"; each entry's
+# seconds go to $(EXTRACTION) (printed by `make book` at its end)
+EXTRACTION := $(abspath book/_build/extraction.json)
+LOGITS_ARGS ?=
 logits: setup
 	@mkdir -p $(dir $(STAGES)) && : > $(STAGES)
-	@$(call timed,logits,$(PY) -m neudep_utils logits --profile $(PROFILE))
+	@$(call timed,logits,$(PY) -m neudep_utils logits --profile $(PROFILE) \
+	  --timings $(EXTRACTION) $(LOGITS_ARGS))
 
 # NOTEBOOK_ARGS, e.g. "--only 01 --force", "-p seed 1" or "--quiet" (no cell progress bars);
-# unchanged notebooks are skipped.
+# unchanged notebooks are skipped. NOTEBOOK_JOBS notebooks run side by side (02 after 01, whose
+# fits it reuses): their single-threaded sections use the core a lone notebook leaves idle.
+NOTEBOOK_JOBS ?= 2
 notebooks: logits
 	@$(call timed,notebooks,$(PY) scripts/run_notebooks.py --profile $(PROFILE) \
-	  --output-dir $(OUTPUT_DIR) $(NOTEBOOK_ARGS))
+	  --output-dir $(OUTPUT_DIR) --jobs $(NOTEBOOK_JOBS) $(NOTEBOOK_ARGS))
 
 # The summary pages come from the notebooks' result files; then Sphinx renders the book with
 # warnings as errors (BOOK_ARGS="" relaxes that); HTML in book/_build/html.
@@ -92,10 +100,20 @@ book: notebooks
 	@$(call timed,pages,$(PY) -m neudep_utils.report.pages --profile $(PROFILE) --output-dir $(OUTPUT_DIR))
 	@$(call timed,html,$(VENV)/bin/jupyter-book build book --builder html $(BOOK_ARGS) >$(dir $(STAGES))html.log 2>&1 \
 	  || { cat $(dir $(STAGES))html.log; false; })
-	@echo "== make book PROFILE=$(PROFILE) done; time per stage:"
-	@awk '{printf "   %-10s %6d s\n", $$1, $$2; t += $$2} END {printf "   %-10s %6d s\n", "total", t}' $(STAGES)
+	@echo "== make book PROFILE=$(PROFILE) done; time per stage, extraction entry and notebook section:"
+	@$(PY) scripts/build_report.py --stages $(STAGES) --extraction $(EXTRACTION) \
+	  --output-dir $(OUTPUT_DIR)
 	@echo "   results: $(OUTPUT_DIR)/*.json; Sphinx log: book/_build/html.log"
 	@echo "   book:    $(abspath book/_build/html/index.html)"
+
+# The performance page's table of the last build (every stage, extraction entry and notebook
+# section with its seconds, CPU seconds and work) -> benchmarks/results/build.md; LOAD_LOG: a
+# file of load-average samples taken during that build ("<unix time> <1-min> <5-min> <15-min>")
+LOAD_LOG ?=
+build-table:
+	$(PY) scripts/build_report.py --stages $(STAGES) --extraction $(EXTRACTION) \
+	  --output-dir $(OUTPUT_DIR) --markdown benchmarks/results/build.md \
+	  --floors benchmarks/results/floors.json $(if $(LOAD_LOG),--load $(LOAD_LOG))
 
 # The book as one PDF, offline: Sphinx's single-page HTML build printed by Debian's chromium
 # (headless). Chromium is looked for first, before the book is built (installed here when missing
@@ -128,15 +146,16 @@ book-test: book
 	  else echo "book-test: chromium or poppler-utils missing; run: sudo make system-deps"; fi; }
 	$(PY) -m pytest -m browser tests/test_book_browser.py $(PYTEST_ARGS)
 
-# the CovLasso benchmark needs the optional peers (celer, skglm) and Lite0's logit second moment;
-# it writes benchmarks/results/covlasso.md (included by the book) and the README block
+# the CovLasso benchmarks need the optional peers (celer, skglm) and Lite0's logit second moment;
+# they write benchmarks/results/covlasso.md and ksearch.md (included by the book's performance page)
 bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/bench_extract.py
 	mkdir -p $(abspath outputs)
 	$(PY) -m neudep_utils covariance --model lite0 --data imagenet-val imagenet-sample --views 1 \
 	  --out $(abspath outputs)/S_lite0_views1.npy
-	$(PY) benchmarks/bench_covlasso.py --cov $(abspath outputs)/S_lite0_views1.npy --update-docs
+	$(PY) benchmarks/bench_covlasso.py --cov $(abspath outputs)/S_lite0_views1.npy
+	$(PY) benchmarks/bench_ksearch.py --cov $(abspath outputs)/S_lite0_views1.npy
 
 # massive categories (n up to 21,841, float32 S of 1.9 GB; about half an hour of one core):
 # writes benchmarks/results/scaling.md and scaling.png (included by the book's performance page)

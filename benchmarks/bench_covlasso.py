@@ -1,8 +1,7 @@
 """Benchmark the batched CovLasso solver against the strongest Lasso peers, at equal accuracy.
 
 Usage: python benchmarks/bench_covlasso.py [--cov PATH.npy] [--cov-label NAME] [--sample K]
-                                           [--repeats R] [--quick] [--update-docs] [--no-write]
-       python benchmarks/bench_covlasso.py --docs-only   (README block <- results file)
+                                           [--repeats R] [--quick] [--no-write]
 
 What is timed, per matrix (the seeded synthetic matrix, and the real one given by ``--cov``) and
 per setting (lam / lam_max = 0.3, 0.1, 0.03 for every target, and a 20-lam warm-started path):
@@ -25,9 +24,8 @@ per setting (lam / lam_max = 0.3, 0.1, 0.03 for every target, and a 20-lam warm-
 
 The solvers run interleaved (every repeat times ours, the bound and each peer in turn) and the
 table reports medians over ``--repeats``. Results go to ONE file, benchmarks/results/covlasso.md,
-which the book includes (book/performance.md); ``--update-docs`` also rewrites the README block
-between the covlasso-benchmark markers. celer, skglm and cvxpy are optional (``pip install
-.[bench]``); a missing peer is reported as skipped.
+which the book includes (book/performance.md; the README links that page). celer, skglm and
+cvxpy are optional (``pip install .[bench]``); a missing peer is reported as skipped.
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shlex
 import sys
 import time
@@ -57,8 +54,6 @@ from neudep_utils.covlasso.certificates import gap_kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "covlasso.md"
-README = ROOT / "README.md"
-BEGIN, END = "<!-- BEGIN covlasso-benchmark -->", "<!-- END covlasso-benchmark -->"
 TARGET_GAP = 1e-8
 TOLS = tuple(10.0 ** -e for e in range(2, 17))
 PATH_RATIOS = np.geomspace(1.0, 0.05, 20)
@@ -500,16 +495,6 @@ LIMITS = (
 )
 
 
-def update_readme(text: str, readme: Path = README) -> None:
-    """Replace the README block between the covlasso-benchmark markers with ``text``."""
-    src = readme.read_text()
-    if BEGIN not in src or END not in src:
-        raise SystemExit(f"{readme} lacks the markers {BEGIN} ... {END}; add them first")
-    new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{text}{END}",
-                 src, count=1, flags=re.S)
-    readme.write_text(new)
-
-
 def load_cov(path: Path) -> np.ndarray:
     """The ``--cov`` matrix, checked before any benchmark runs: a readable ``.npy`` of a real,
     square, finite, (nearly) symmetric PSD matrix; otherwise one ``error: --cov ...`` line on
@@ -551,17 +536,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: synthetic n=300, 0.3 and the path, 10 targets, 1 repeat")
     ap.add_argument("--no-write", action="store_true", help="print only; write no file")
-    ap.add_argument("--update-docs", action="store_true",
-                    help="also rewrite the README block between the covlasso-benchmark markers")
-    ap.add_argument("--docs-only", action="store_true",
-                    help="run nothing: copy benchmarks/results/covlasso.md into the README block")
     args = ap.parse_args(argv)
     cmdline = sys.argv[1:] if argv is None else list(argv)
-    if args.docs_only:
-        update_readme(OUT.read_text())
-        print(f"copied {OUT} into the covlasso-benchmark block of {README}")
-        return
-
     real = load_cov(args.cov) if args.cov is not None else None  # checked before any work
     peers = list(available_peers())
     mats = [("synthetic: random PSD, decaying spectrum (seed 0)",
@@ -624,9 +600,6 @@ def main(argv: list[str] | None = None) -> None:
         OUT.parent.mkdir(parents=True, exist_ok=True)
         OUT.write_text(text)
         print(f"wrote {OUT}")
-    if args.update_docs and BEGIN in README.read_text():  # the README no longer copies it
-        update_readme(text)
-        print(f"updated the covlasso-benchmark block of {README}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """Before/after: the CovLasso solver of a git ref against the working tree, interleaved.
 
-Usage: python benchmarks/covlasso_before_after.py [--ref lead] [--cov PATH.npy] [--repeats R]
-                                                  [--threads 1,2]
+Usage: python benchmarks/covlasso_before_after.py [--ref main] [--cov PATH.npy] [--repeats R]
+                                                  [--threads 1,2] [--ksearch]
 
-The ref's ``neudep_utils/covlasso`` (and ``moments.py``) is extracted with ``git archive`` into a
-temporary package and imported next to the working tree's. Both are timed through the public
-API exactly as a user calls it (``covlasso.solve`` at 0.3, 0.1, 0.03 lam_max for all n targets,
-``covlasso.path`` over 20 lams from lam_max to 0.05 lam_max; input checks included, or with
+The ref's ``neudep_utils`` package is extracted with ``git archive`` into a temporary package
+``neudep_ref`` and its ``covlasso`` imported next to the working tree's. Both are timed through
+the public API exactly as a user calls it (``covlasso.solve`` at 0.3, 0.1, 0.03 lam_max for all n
+targets, ``covlasso.path`` over 20 lams from lam_max to 0.05 lam_max and, with ``--ksearch``,
+``covlasso.solve_k`` at notebook 01's support sizes; input checks included, or with
 ``--skip-psd-check`` everything but the PSD check), after one warm-up call each (JIT, and the
 working tree's PSD-check memo). Every repeat runs old and new
 back to back, alternating which goes first; the table reports medians and the 1-minute load
@@ -34,30 +35,34 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_covlasso import PATH_RATIOS, RATIOS, random_decaying_psd  # noqa: E402
 
 from neudep_utils import covlasso as new  # noqa: E402
+from neudep_utils import moments  # noqa: E402
+
+#: notebook 01's support sizes (``--ksearch``)
+KS = (1, 2, 3, 5, 10, 20, 50, 100, 300)
 
 
 def load_ref(ref: str, into: Path):
-    """The ref's covlasso package, importable as ``neudep_ref.covlasso``."""
+    """The ref's covlasso package, importable as ``neudep_ref.covlasso`` (the ref's whole
+    ``neudep_utils`` tree under another name, so its relative imports resolve to the ref)."""
     pkg = into / "neudep_ref"
-    pkg.mkdir()
-    tar = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "neudep_utils/covlasso",
-                          "neudep_utils/moments.py"], check=True, capture_output=True).stdout
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "neudep_utils"], check=True,
+                         capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=tar, check=True)
-    for p in (into / "neudep_utils").iterdir():
-        p.rename(pkg / p.name)
-    (pkg / "__init__.py").write_text("")
+    (into / "neudep_utils").rename(pkg)
     sys.path.insert(0, str(into))
     return importlib.import_module("neudep_ref.covlasso")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref", default="lead")
+    ap.add_argument("--ref", default="main")
     ap.add_argument("--cov", type=Path)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--skip-psd-check", action="store_true",
                     help="pass psd_tol=None to both (the solver alone, without the PSD check)")
+    ap.add_argument("--ksearch", action="store_true",
+                    help="also time solve_k at notebook 01's support sizes (slow: ~30 s a call)")
     args = ap.parse_args()
     kw = {"warn": False, **({"psd_tol": None} if args.skip_psd_check else {})}
     threads = [int(x) for x in args.threads.split(",")]
@@ -80,15 +85,21 @@ def main() -> None:
               "after: max rel. gap | load |")
         print("|---|---|---|---|---|---|---|---|")
         for label, S0 in mats:
-            S = new._symmetrize(np.asarray(S0, float))
+            S = moments.symmetrize(np.asarray(S0, float))
             lm = new.lam_max(S)
             settings = [(f"{r:g}", r) for r in RATIOS] + [("path (20 lams)", None)]
+            if args.ksearch:
+                settings.append((f"solve_k, k in {KS}", "k"))
             for mod in (old, new):
                 mod.solve(S, 0.3 * lm, warn=False)  # JIT warm-up, PSD check
             for th in threads:
                 numba.set_num_threads(th)
                 for name, r in settings:
                     def run(mod, r=r, S=S, lm=lm):
+                        if r == "k":
+                            sols = mod.solve_k(S, KS)
+                            return type("R", (), {"relative_gap": np.concatenate(
+                                [s.gap / s.objective for s in sols.values()])})
                         if r is None:
                             return mod.path(S, lam_ratios=PATH_RATIOS, **kw)
                         return mod.solve(S, r * lm, **kw)

@@ -9,10 +9,13 @@ rename (SIGKILL, power loss) leaves a ``.<name>.<pid>.tmp`` file behind;
 
 :func:`load_npz_checked` reads an ``.npz`` back and returns ``None`` (never raises) when it is
 missing, truncated, damaged or does not match its recorded sha256, so callers rebuild it.
+:func:`sha256_file` is the package's one checksum of a file; :func:`file_lock` serialises two
+processes that would write the same thing (two ``extract`` runs of one cache entry).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -21,14 +24,15 @@ import os
 import socket
 import time
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from .errors import WriteError
 
-__all__ = ["atomic_save_npz", "atomic_write_bytes", "load_npz_checked",
-           "make_dirs", "meta_checksum", "remove_stale_temporaries", "write_error"]
+__all__ = ["atomic_save_npz", "atomic_write_bytes", "file_lock", "load_npz_checked",
+           "make_dirs", "meta_checksum", "remove_stale_temporaries", "sha256_file", "write_error"]
 
 #: A temporary file of another machine (same folder on a shared filesystem) is only removed once
 #: it is this old: its writer's process cannot be checked from here.
@@ -112,6 +116,65 @@ def load_npz_checked(path: Path, sha256: str | None = None) -> dict[str, np.ndar
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError):
         return None
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks.
+
+    Parameters
+    ----------
+    path : str or path
+        The file.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the ``with`` block.
+
+    A second process asking for the same lock waits until the first releases it (or dies: the
+    kernel drops a dead process's locks); ``on_wait`` is called once, with the holder's
+    description, before it waits. The lock file is left in place (removing it would let a third
+    process lock a new file while the second holds the old one).
+
+    Parameters
+    ----------
+    path : path
+        The lock file.
+    on_wait : callable, optional
+        Called with ``"pid N on HOST"`` (who holds the lock) when the lock is busy.
+    """
+    import fcntl
+
+    path = Path(path)
+    make_dirs(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                try:
+                    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "?"
+                except OSError:
+                    holder = "?"
+                on_wait(holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _host() -> str:

@@ -39,6 +39,8 @@ __all__ = [
     "CUE_CONFLICT_SETS",
     "EMBEDDED_MODELS",
     "NARROW_MODEL",
+    "TRANSFORMER",
+    "TRANSFORMER_PARTNERS",
     "CrossModelSettings",
     "Extraction",
     "NOTEBOOK_SETTINGS",
@@ -58,8 +60,13 @@ EMBEDDED_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lit
 DARKNET = "darknet_tiny"
 INT8_WIDTHS = ("mobilenet_v1_025_int8", "mobilenet_v1_050_int8", "mobilenet_v1_075_int8")
 RECIPE_PAIR = ("mobilenet_v2_int8_qat", "mobilenet_v2_int8_ptq")
-#: Every model of the default profile's single-model analyses (C1, C5, C6a).
-DEFAULT_MODELS = EMBEDDED_MODELS + (DARKNET, *INT8_WIDTHS, *RECIPE_PAIR)
+#: The one transformer (ViT-Ti/16, d = 192; ImageNet-21k pretrained, 1k fine-tuned).
+TRANSFORMER = "vit_tiny_patch16_224"
+#: The CNNs paired with the transformer in both directions in notebook 02 (C2, C6b): the
+#: reference CNN and the float CNN of another family.
+TRANSFORMER_PARTNERS = ("efficientnet_lite0", "mobilenet_v1_075")
+#: Every model of the default profile's single-model analyses (C1, C4, C5, C6a).
+DEFAULT_MODELS = EMBEDDED_MODELS + (DARKNET, *INT8_WIDTHS, *RECIPE_PAIR, TRANSFORMER)
 #: The one embedded float model whose feature width (768) is below the number of categories.
 NARROW_MODEL = "mobilenet_v1_075"
 CUE_CONFLICT_SETS = ("cue-conflict/cue-conflict", "cue-conflict/edges", "cue-conflict/silhouettes")
@@ -319,6 +326,8 @@ class RobustnessSettings(NotebookSettings):
     batch: int = param("minibatch size", 256)
     dep_lam_ratio: float = param("lam / lam_max of the dependencies the regularizers use")
     val_frac: float = param("share of the fit images that picks the strength", 0.2)
+    extend_grid: int = param("times the grid is extended tenfold when its largest strength "
+                             "wins", 2)
     clean_drop_tolerance: float = param("C6c: largest clean top-1 cost accepted",
                                         rules.C6C.clean_drop_tolerance)
     eval_folder: str = param("folder of the held-out eval images")
@@ -440,13 +449,16 @@ def _default() -> Profile:
                                    n_boot=1000, split_seeds=split_seeds,
                                    learning_sizes=(125, 250, 500, 1000, 1800),
                                    learning_seeds=(0, 1, 2),
-                                   width_models=("efficientnet_lite0", NARROW_MODEL),
+                                   width_models=("efficientnet_lite0", NARROW_MODEL,
+                                                 TRANSFORMER),
                                    widths=(64, 128, 256, 384, 512, 768)),
-        cross=CrossModelSettings(profile=name, models=EMBEDDED_MODELS + RECIPE_PAIR,
+        cross=CrossModelSettings(profile=name, models=EMBEDDED_MODELS + RECIPE_PAIR + (TRANSFORMER,),
                                  folders=folders, views=views, split_seeds=split_seeds,
                                  ks=(1, 3, 10, 30), n_boot=1000,
                                  pairs=(*itertools.permutations(EMBEDDED_MODELS, 2),
-                                        RECIPE_PAIR, RECIPE_PAIR[::-1])),
+                                        RECIPE_PAIR, RECIPE_PAIR[::-1],
+                                        *((TRANSFORMER, m) for m in TRANSFORMER_PARTNERS),
+                                        *((m, TRANSFORMER) for m in TRANSFORMER_PARTNERS))),
         redundancy=RedundancySettings(profile=name, models=DEFAULT_MODELS, folders=folders,
                                       fit_views=views, split_seeds=split_seeds,
                                       subset_sizes=(10, 30, 100, 300, 1000),

@@ -12,8 +12,8 @@ report. The file ``<output_dir>/<notebook stem>.json`` has this shape::
       "claims": {"C1": {"verdict": "...", "summary": "one sentence", "rule": "...",
                         "why": "...", "headline": "name of the headline number",
                         "reference": "name of the number it is read against" | null,
-                        "halves": [{"text": "what this half covers", "headline": "...",
-                                    "reference": "..." | null}, ...],   # "partly": both halves
+                        "second": "name of the other half's number" | null,  # a two-part rule
+                        "reads": ["every number the rule reads", ...] | null,
                         "tested_on": ["efficientnet_lite0", ...], "label": "verdict-01"}, ...},
       "numbers": {"name": {"value": 0.12, "ci": [0.10, 0.14] | null, "unit": "fraction",
                            "definition": "what it measures, on which images",
@@ -23,7 +23,7 @@ report. The file ``<output_dir>/<notebook stem>.json`` has this shape::
     }
 
 The claims table of the book and the README reads, for each claim, ``headline`` beside
-``reference`` (and, for a claim with ``halves``, each half's pair), each number named by its
+``reference`` (and, for a two-part rule, ``second`` after them), each number named by its
 ``short`` label (else the first clause of its definition).
 """
 
@@ -67,9 +67,8 @@ def number(value: float, definition: str, ci: tuple[float, float] | None = None,
 def claim(verdict: Verdict, summary: str, headline: str | None = None,
           tested_on: Sequence[str] = (), label: str | None = None, *,
           deviations: Sequence[dict[str, Any]] = (), readings: dict[str, Any] | None = None,
-          baseline: str | None = None, scope: str | None = None,
-          reference: str | None = None,
-          halves: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+          baseline: str | None = None, scope: str | None = None, reference: str | None = None,
+          second: str | None = None, reads: Sequence[str] | None = None) -> dict[str, Any]:
     """A claim's result record.
 
     Parameters
@@ -95,10 +94,13 @@ def claim(verdict: Verdict, summary: str, headline: str | None = None,
         What the verdict does not cover (e.g. C2's CNN-transformer clause, untested offline).
     reference : str, optional
         The key of the number the headline is read against (e.g. the unmodified model's
-        accuracy); the claims table shows it beside the headline.
-    halves : sequence of dict
-        For a "partly" verdict, each half as ``{"text": "what it covers", "headline": key,
-        "reference": key or None}``; the claims table shows both.
+        accuracy).
+    second : str, optional
+        The key of the other half's number, for a rule with two parts (a "partly" verdict shows
+        both).
+    reads : sequence of str, optional
+        The keys of every number the verdict's rule reads; ``headline``, ``reference`` and
+        ``second`` must be among them (checked by :func:`write_results`).
 
     Returns
     -------
@@ -108,8 +110,8 @@ def claim(verdict: Verdict, summary: str, headline: str | None = None,
     return {"verdict": verdict.level, "summary": summary, "rule": verdict.rule,
             "why": verdict.why, "headline": headline, "tested_on": list(tested_on),
             "label": label, "deviations": list(deviations), "readings": readings or {},
-            "baseline": baseline, "scope": scope, "reference": reference,
-            "halves": [dict(h) for h in halves]}
+            "baseline": baseline, "scope": scope, "reference": reference, "second": second,
+            "reads": list(reads) if reads is not None else None}
 
 
 def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,
@@ -130,14 +132,19 @@ def write_results(output_dir: str | os.PathLike[str], stem: str, title: str,
             raise ValueError(f"unknown claim id {cid!r}; expected one of {tuple(CLAIMS)}")
         if c.get("verdict") not in LEVELS:
             raise ValueError(f"claim {cid}: verdict must be one of {LEVELS}")
-        keys = [("headline", c.get("headline")), ("reference", c.get("reference"))]
-        for i, h in enumerate(c.get("halves") or []):
-            keys += [(f"halves[{i}].headline", h.get("headline")),
-                     (f"halves[{i}].reference", h.get("reference"))]
-        for field_, key in keys:
-            if key is not None and key not in numbers:
-                raise ValueError(f"claim {cid}: {field_} {key!r} is not in numbers; add it "
-                                 "with Numbers.add or name an existing key")
+        for field in ("headline", "reference", "second"):
+            if c.get(field) is not None and c[field] not in numbers:
+                raise ValueError(f"claim {cid}: {field} {c[field]!r} is not in numbers")
+        reads = c.get("reads")
+        if reads is not None:
+            missing = [k for k in reads if k not in numbers]
+            if missing:
+                raise ValueError(f"claim {cid}: the rule reads {missing[:5]} that are not in "
+                                 "numbers")
+            for field in ("headline", "second"):
+                if c.get(field) is not None and c[field] not in reads:
+                    raise ValueError(f"claim {cid}: {field} {c[field]!r} is not a number its "
+                                     "rule reads")
     out = {"notebook": stem, "title": title, "profile": profile, "claim": ", ".join(claims),
            "verdict": notebook_verdict(c["verdict"] for c in claims.values()), "claims": claims,
            "numbers": numbers, "parameters": parameters or {}, "runtime_s": runtime_s,

@@ -23,18 +23,26 @@ only a bool, an int one an int, a float one a number, a str one a string; a ``No
 anything); a name the notebook does not define is refused.
 
 Exit status 1 when a cell fails; the message names the notebook and the cell; 2 for a bad
-parameter.
+parameter or profile (before any kernel starts); 130 on Ctrl-C (one ``error:`` line, the kernel
+stopped). A notebook is marked "running" in ``runtimes.json`` before it starts, so a run that is
+killed is never taken for a finished one; relative ``NEUDEP_DATA``/``NEUDEP_CACHE`` paths are made
+absolute first (the notebooks run in ``notebooks/``); each run talks to its kernels through
+sockets in its own temporary folder, so two runs started together in one checkout do not meet.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import atexit
+import functools
 import hashlib
 import importlib.metadata
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -257,22 +265,93 @@ def compile_note() -> str:
     return _COMPILE_NOTE if kernels_cold() else ""
 
 
+#: The kernel managers this process started (stopped at once on Ctrl-C).
+_KERNEL_MANAGERS: list = []
+
+
+@functools.lru_cache(maxsize=1)
+def ipc_dir() -> Path:
+    """This process's own folder for its kernels' IPC sockets (removed at exit). jupyter_client
+    would put them at ``kernel-ipc-1..5`` in the working directory (``notebooks/``), where two
+    runs started together pick the same ones ("Invalid Signature", "Kernel didn't respond")."""
+    d = Path(tempfile.mkdtemp(prefix="neudep-ipc-"))
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
 def ipc_kernel_manager() -> type:
     """A kernel manager that talks to the kernel over local IPC sockets instead of TCP (no
-    ``[IPKernelApp] WARNING ... TCP without encryption`` line, nothing listening on a port)."""
+    ``[IPKernelApp] WARNING ... TCP without encryption`` line, nothing listening on a port),
+    in :func:`ipc_dir`."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import CaselessStrEnum
 
     class IPCKernelManager(AsyncKernelManager):
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
 
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            _KERNEL_MANAGERS.append(self)
+
+        def _ip_default(self) -> str:
+            return str(ipc_dir() / f"kernel-{len(_KERNEL_MANAGERS)}")
+
     return IPCKernelManager
+
+
+def stop_kernels() -> None:
+    """Kill the kernels this process started (after Ctrl-C: a kernel left running would print
+    its own traceback when it notices its parent gone)."""
+    for km in _KERNEL_MANAGERS:
+        proc = getattr(getattr(km, "provisioner", None), "process", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for cleanup in ("cleanup_connection_file", "cleanup_ipc_files"):
+            try:
+                getattr(km, cleanup)()
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+
+
+def absolute_env_paths() -> None:
+    """Make relative ``NEUDEP_*`` folder variables absolute, against the directory this runner
+    was started in (the notebooks run in ``notebooks/``, where ``../shared/data`` is wrong)."""
+    for var in ("NEUDEP_DATA", "NEUDEP_CACHE", "NEUDEP_MODELS_DIR", "NEUDEP_IMAGENET",
+                "NEUDEP_HOME"):
+        value = os.environ.get(var)
+        if value and not Path(value).expanduser().is_absolute():
+            os.environ[var] = os.path.abspath(os.path.expanduser(value))
+
+
+def check_profile(name: str) -> str | None:
+    """The ``error:`` line of an unknown profile (checked before any kernel starts), else None."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    try:
+        from neudep_utils.profiles import get_profile
+
+        get_profile(name)
+    except ValueError as exc:
+        return f"error: --profile {name}: {exc}"
+    return None
+
+
+def mark_running(output_dir: Path, runtimes: dict[str, Any], stem: str, fp: str,
+                 parameters: dict[str, Any]) -> None:
+    """Record that ``stem`` is running before it starts: a run killed mid-way leaves this
+    record, never the previous run's "ok", so the next run does not skip it."""
+    runtimes[stem] = {"status": "running", "fingerprint": fp, "parameters": parameters,
+                      "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    save_runtimes(output_dir, runtimes)
 
 
 def run_one(nb: Path, executed: Path, parameters: dict[str, Any], timeout: int | None,
             progress: bool = True) -> None:
     """Execute ``nb`` into ``executed`` (raises papermill's error when a cell fails);
-    ``progress``: papermill's cell progress bar on stderr."""
+    ``progress``: papermill's cell progress bar on stderr. The kernel is stopped at once when
+    the notebook ends or on Ctrl-C (a graceful shutdown of a kernel still running a cell makes
+    it print a traceback of its own)."""
     import papermill as pm
 
     executed.parent.mkdir(parents=True, exist_ok=True)
@@ -280,7 +359,8 @@ def run_one(nb: Path, executed: Path, parameters: dict[str, Any], timeout: int |
         pm.execute_notebook(str(nb), str(executed), parameters=parameters, cwd=str(nb.parent),
                             kernel_name="python3", progress_bar=progress, log_output=False,
                             execution_timeout=timeout, report_mode=False,
-                            kernel_manager_class=ipc_kernel_manager())
+                            kernel_manager_class=ipc_kernel_manager(),
+                            shutdown_kernel="immediate")
     finally:
         if executed.exists():
             collapse_progress(executed)
@@ -337,6 +417,62 @@ def book_copy(keep: Path, dest: Path, output_dir: Path) -> None:
     nbformat.write(nb, str(dest))
 
 
+#: A notebook that reads another's cached work waits for it when notebooks run side by side
+#: (``--jobs``): 02 reuses notebook 01's within-model CovLasso fits (the dependency-fit cache of
+#: the shared output folder) instead of fitting them again.
+AFTER = {"02": ("01",)}
+
+
+def _execute(nb: Path, keep: Path, parameters: dict[str, Any], timeout: int | None,
+             progress: bool) -> tuple[str, str]:
+    """Run one notebook: ``("ok", "")`` or ``("failed", where and why)``."""
+    try:
+        run_one(nb, keep, parameters, timeout, progress=progress)
+    except Exception as exc:  # papermill's PapermillExecutionError, or a kernel death
+        return "failed", describe_failure(exc)
+    return "ok", ""
+
+
+def _waits_for(nb: Path, pending: set[str]) -> bool:
+    """Whether ``nb`` must wait for a notebook still to run (see :data:`AFTER`)."""
+    pre = AFTER.get(nb.stem[:2], ())
+    return any(p[:2] in pre for p in pending)
+
+
+def _run_side_by_side(todo: list, jobs: int, parameters: dict[str, Any], timeout: int | None,
+                      started, finished) -> None:
+    """Run the notebooks of ``todo`` (``(notebook, fingerprint, executed copy)``) ``jobs`` at a
+    time, each in its own process (its own kernel), in order, a notebook of :data:`AFTER`
+    starting once those it reads from have finished."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+    from concurrent.futures import wait as wait_futures
+
+    queue = list(todo)
+    running: dict = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        while queue or running:
+            pending = {nb.stem for nb, _, _ in queue} | {x[0].stem for x in running.values()}
+            for item in list(queue):
+                if len(running) >= jobs:
+                    break
+                nb = item[0]
+                if _waits_for(nb, pending - {nb.stem}):
+                    continue
+                queue.remove(item)
+                started(nb, item[1])
+                fut = pool.submit(_execute, nb, item[2], parameters, timeout, False)
+                running[fut] = (*item, time.perf_counter())
+            done, _ = wait_futures(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                nb, fp, keep, t0 = running.pop(fut)
+                try:
+                    status, message = fut.result()
+                except Exception as exc:  # noqa: BLE001 - the worker process itself died
+                    status, message = "failed", f"its process: {type(exc).__name__}: {exc}"
+                finished(nb, fp, keep, time.perf_counter() - t0, status, message)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__,
@@ -350,9 +486,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="run even when unchanged")
     ap.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     ap.add_argument("--quiet", action="store_true", help="no per-cell progress bar")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="notebooks run side by side, each in its own kernel (02 after 01: it "
+                         "reuses 01's fits); their cell progress bars are not shown")
     ap.add_argument("--notebook-dir", default=str(NOTEBOOKS), help=argparse.SUPPRESS)
     ap.add_argument("--executed-dir", default=str(EXECUTED), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    absolute_env_paths()
+    bad_profile = check_profile(args.profile)
+    if bad_profile:
+        print(bad_profile, file=sys.stderr)
+        return 2
+    try:
+        return run_all(args)
+    except KeyboardInterrupt:
+        stop_kernels()
+        print("error: interrupted (Ctrl-C); the notebook that was running is not kept: rerun "
+              "the same command (notebooks that finished are skipped)", file=sys.stderr)
+        return 130
+
+
+def run_all(args: argparse.Namespace) -> int:
+    """Run (or skip) every notebook of ``args``; returns the exit status."""
 
     output_dir = Path(args.output_dir or REPO / "outputs" / args.profile).resolve()
     executed_dir = Path(args.executed_dir).resolve()
@@ -378,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
             if stale.stem not in stems:
                 stale.unlink()
     failures: list[str] = []
-    compile_noted = False
+    todo = []
     for nb in notebooks:
         stem = nb.stem
         fp = fingerprint(nb, parameters, shared)
@@ -391,23 +546,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {stem}: unchanged since its run of {prev.get('finished', '?')} "
                   f"({prev.get('runtime_s', 0):.0f} s); skipped (--force to rerun)", flush=True)
             continue
-        print(f"== {stem}: running (profile {args.profile})", flush=True)
-        if not compile_noted:  # the kernel's own note goes to the notebook's output
-            compile_noted = True
-            note = compile_note()
-            if note:
-                print(f"   {note}", flush=True)
-        (output_dir / f"{stem}.json").unlink(missing_ok=True)
-        t0 = time.perf_counter()
-        status, message = "ok", ""
-        try:
-            run_one(nb, keep, parameters, args.timeout, progress=not args.quiet)
-        except Exception as exc:  # papermill's PapermillExecutionError, or a kernel death
-            status, message = "failed", describe_failure(exc)
-        seconds = time.perf_counter() - t0
+        todo.append((nb, fp, keep))
+    if todo:
+        note = compile_note()  # the kernel's own note goes to the notebook's output
+        if note:
+            print(f"   {note}", flush=True)
+
+    def started(nb: Path, fp: str) -> None:
+        print(f"== {nb.stem}: running (profile {args.profile})", flush=True)
+        (output_dir / f"{nb.stem}.json").unlink(missing_ok=True)
+        mark_running(output_dir, runtimes, nb.stem, fp, parameters)
+
+    def finished(nb: Path, fp: str, keep: Path, seconds: float, status: str,
+                 message: str) -> None:
+        stem = nb.stem
         if status == "ok" and not (output_dir / f"{stem}.json").is_file():
             status, message = "failed", (f"it ran but wrote no {output_dir / (stem + '.json')} "
-                                         "(call neudep_utils.report.write_results at its end)")
+                                         "(call neudep_utils.record.write_results at its end)")
         if keep.is_file():
             book_copy(keep, executed_dir / nb.name, output_dir)
         runtimes[stem] = {"runtime_s": round(seconds, 2), "status": status, "fingerprint": fp,
@@ -421,6 +576,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {msg}\n   executed copy with the traceback: {keep}", file=sys.stderr,
                   flush=True)
             failures.append(msg)
+
+    if args.jobs <= 1 or len(todo) <= 1:
+        for nb, fp, keep in todo:
+            started(nb, fp)
+            t0 = time.perf_counter()
+            status, message = _execute(nb, keep, parameters, args.timeout, not args.quiet)
+            finished(nb, fp, keep, time.perf_counter() - t0, status, message)
+    else:
+        _run_side_by_side(todo, args.jobs, parameters, args.timeout, started, finished)
     if failures:
         print(f"error: {len(failures)} notebook(s) failed:\n  " + "\n  ".join(failures),
               file=sys.stderr)

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,3 +57,67 @@ def lite0():
     from neudep_utils.models import load_model
 
     return load_model("efficientnet_lite0")
+
+
+def rewrite_sums(folder: Path) -> None:
+    """Regenerate a weights folder's ``SHA256SUMS`` over its other files (as ``sha256sum``
+    would), so a test can change a file and still get past the checksum check."""
+    lines = [f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}"
+             for f in sorted(folder.iterdir()) if f.name != "SHA256SUMS"]
+    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def models_copy(tmp_path: Path) -> Callable[[str], Path]:
+    """``models_copy(folder_name)``: a writable copy of the shared weights folder
+    ``../shared/models/<folder_name>`` (TF.js MobileNet and Darknet, the LiteRT files) in a
+    temporary models dir; returns that dir (for ``NEUDEP_MODELS_DIR``)."""
+    from neudep_utils.models.tfjs import default_models_dir
+
+    def copy(folder_name: str) -> Path:
+        root = tmp_path / "models"
+        shutil.copytree(default_models_dir() / folder_name, root / folder_name)
+        for f in (root / folder_name).iterdir():
+            f.chmod(0o644)
+        return root
+
+    return copy
+
+
+# --------------------------------------------------------------------------------------------
+# per-test CPU seconds (opt-in): NEUDEP_TEST_CPU=FILE writes every test's CPU seconds (this
+# process and the child processes it waited for) and wall seconds to FILE, slowest first; on a
+# machine shared with other jobs, CPU seconds say what a test costs where wall seconds do not.
+# --------------------------------------------------------------------------------------------
+
+_CPU_TIMES: list[tuple[str, float, float]] = []
+
+
+def _cpu_now() -> float:
+    import resource
+
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not os.environ.get("NEUDEP_TEST_CPU"):
+        yield
+        return
+    import time
+
+    c0, t0 = _cpu_now(), time.perf_counter()
+    yield
+    row = (item.nodeid, _cpu_now() - c0, time.perf_counter() - t0)
+    _CPU_TIMES.append(row)
+    with open(os.environ["NEUDEP_TEST_CPU"] + ".partial", "a") as fh:  # a killed run's record
+        fh.write(f"{row[1]:.1f}\t{row[2]:.1f}\t{row[0]}\n")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get("NEUDEP_TEST_CPU")
+    if path and _CPU_TIMES:
+        rows = sorted(_CPU_TIMES, key=lambda r: -r[1])
+        Path(path).write_text("cpu_s\twall_s\ttest\n" + "".join(
+            f"{c:.1f}\t{w:.1f}\t{n}\n" for n, c, w in rows))

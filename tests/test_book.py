@@ -56,9 +56,7 @@ def _results(out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                   profile="smoke", runtime_s=12.5, inputs=[_Input()])
     write_results(out, "04_robustness", "Robustness",
                   claims={"C6c": claim(_verdict("C6c", "partly reproduced"), "No gain.", "delta",
-                                       halves=[{"text": "corruptions", "headline": "delta",
-                                                "reference": "base"},
-                                               {"text": "shape", "headline": "bias"}])},
+                                       reference="base", second="bias")},
                   numbers={"delta": number(-0.004, "accuracy change", ci=(-0.01, 0.002),
                                            unit="pp", short="gain"),
                            "base": number(0.5, "top-1 of the head", unit="fraction",
@@ -134,16 +132,16 @@ def test_claims_page_rows_and_links(tmp_path: Path, monkeypatch) -> None:
     assert "| {ref}`1 <models>` |" in rows["C1"]  # the model count, linked to the list
     assert "{ref}`notebook 01 <verdict-01>`" in rows["C1"]
     assert "{doc}`notebook 04 </executed/04_robustness>`" in rows["C6c"]  # no label
-    # a claim with halves shows both, each named
-    assert ("*corruptions*: gain: **-0.004 pp** [-0.01, 0.002] vs unmodified: 50% <br> "
-            "*shape*: shape bias: **25%**" in rows["C6c"])
+    # a rule with two parts: the headline beside its reference, then the second number
+    assert ("gain: **-0.004 pp** [-0.01, 0.002] vs unmodified: 50% <br> shape bias: **25%**"
+            in rows["C6c"])
     assert "*no result*" in rows["C2"] and "*no result*" in rows["C5"]
     assert "**not testable here**" in rows["C6a"]
     assert "…" not in page and "..." not in "".join(rows.values())  # nothing truncated
     # each claim's section: the paper's statement, the summary, the numbers in full, the rule
     assert "### C1 single-model dependency" in page and "Sparse | but weaker" in page
     assert "*Read against* (`k`): 7; median support size." in page
-    assert "*Half 2 (shape)* (`bias`): 25%; shape bias." in page
+    assert "*Second part* (`bias`): 25%; shape bias." in page
     assert verdicts.CLAIMS["C5"].statement in page and "*Rule:* a rule" in page
     assert "smoke" in page and "{ref}`all-numbers`" in page
     assert "## All reported numbers" not in page  # the dump has its own appendix page
@@ -160,9 +158,9 @@ def test_record_refuses_a_reference_that_is_not_a_number(tmp_path: Path) -> None
     with pytest.raises(ValueError, match=r"reference 'nope' is not in numbers"):
         write_results(tmp_path, "01_x", "x", {"C1": claim(v, "s", "a", reference="nope")},
                       {"a": number(1, "a")})
-    with pytest.raises(ValueError, match=r"halves\[0\].headline 'b' is not in numbers"):
-        write_results(tmp_path, "01_x", "x", {"C1": claim(v, "s", "a", halves=[
-            {"text": "t", "headline": "b"}])}, {"a": number(1, "a")})
+    with pytest.raises(ValueError, match=r"second 'b' is not in numbers"):
+        write_results(tmp_path, "01_x", "x", {"C1": claim(v, "s", "a", second="b")},
+                      {"a": number(1, "a")})
 
 
 def test_answer_paragraph_comes_from_the_summary(tmp_path: Path, monkeypatch) -> None:
@@ -185,8 +183,13 @@ def test_models_page_lists_the_profile(monkeypatch) -> None:
     from neudep_utils.profiles import get_profile
 
     for m in get_profile("default").models:
-        assert f"| `{readme.short(m)}` |" in page
+        assert f"| `{readme.short(m)}`" in page
     assert "| `lite0` | CNN | efficientnet | 1280 |" in page
+    # the transformer, with its registry note, and the sentence that says C2's comparison runs
+    assert "| `vit_ti16` (ImageNet-21k pretrained, 1k fine-tuned) | transformer | vit | 192 |" \
+        in page
+    assert "(vit_ti16) makes the paper's CNN-versus-transformer comparison (C2) testable " \
+           "offline" in page
     assert "No model list" in bp.models_page("nosuch")
 
 
@@ -476,3 +479,31 @@ def test_executed_copies_show_each_progress_bar_once(tmp_path: Path) -> None:
     outs = nbformat.read(str(p), as_version=4).cells[0].outputs
     assert [(o.name, o.text) for o in outs] == [("stderr", "fit: 100%| 3/3\n"),
                                                 ("stdout", "done\n")]
+
+
+@pytest.mark.slow  # three kernels in two worker processes: CI's make test-slow
+def test_runner_jobs_side_by_side_and_02_after_01(tmp_path: Path) -> None:
+    """With --jobs 2, notebook 03 runs beside 01 (01 waits for a file 03 writes: with one job
+    it would never see it) and 02 starts only after 01 has finished (it reads 01's marker)."""
+    import subprocess
+
+    nbdir, out = tmp_path / "notebooks", tmp_path / "out"
+    nbdir.mkdir()
+    head = ("import pathlib, time\nfrom neudep_utils.record import write_results\n"
+            "p = pathlib.Path(output_dir)\np.mkdir(parents=True, exist_ok=True)\n")
+    done = "write_results(output_dir, '{}', 't', {{}}, {{}}, profile=profile)"
+    _notebook(nbdir / "01_a.ipynb", head + "end = time.time() + 600\n"
+              "while not (p / '03.started').exists() and time.time() < end:\n"
+              "    time.sleep(0.05)\nassert (p / '03.started').exists()\n"
+              "(p / '01.done').write_text('x')\n" + done.format("01_a"))
+    _notebook(nbdir / "02_b.ipynb", head + "assert (p / '01.done').exists()\n"
+              + done.format("02_b"))
+    _notebook(nbdir / "03_c.ipynb", head + "(p / '03.started').write_text('x')\n"
+              + done.format("03_c"))
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "run_notebooks.py"), "--profile",
+                        "smoke", "--output-dir", str(out), "--notebook-dir", str(nbdir),
+                        "--executed-dir", str(tmp_path / "executed"), "--jobs", "2"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rt = json.loads((out / "runtimes.json").read_text())
+    assert {k: v["status"] for k, v in rt.items()} == {"01_a": "ok", "02_b": "ok", "03_c": "ok"}

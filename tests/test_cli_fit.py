@@ -207,3 +207,22 @@ def test_stratified_holdout_with_one_image_per_class(tmp_path):
     assert (meta["n_fit"], meta["n_eval"]) == (48, 16)
     assert {int(r["partner"]) for r in rows(out)} == {1, 2}
     assert meta["targets"][0]["r2"] > 0.9
+
+
+def test_cli_is_thin():
+    """Issue 25: the command line is one module per command, each under 300 lines, no function
+    over 60 lines (the work is in the package's stages)."""
+    import ast
+
+    folder = REPO / "neudep_utils" / "cli"
+    modules = sorted(folder.glob("*.py"))
+    assert {m.stem for m in modules} >= {"__init__", "extract", "fit", "covariance", "merge",
+                                         "logits"}
+    for m in modules:
+        text = m.read_text()
+        assert len(text.splitlines()) <= 300, m
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1
+                assert n <= 60, f"{m.name}: {node.name} has {n} lines"
+    assert not (REPO / "neudep_utils" / "cli.py").exists()

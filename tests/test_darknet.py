@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import rewrite_sums  # noqa: I001 - the shared test helper (tests/conftest.py)
 
 from neudep_utils.errors import ModelError
 from neudep_utils.images import ViewDataset, scan_folder
@@ -26,18 +26,8 @@ def darknet():
     return load_model("darknet_tiny")
 
 
-def copy_weights(tmp_path: Path) -> Path:
-    root = tmp_path / "models"
-    shutil.copytree(SHARED, root / dk.FOLDER_NAME)
-    for f in (root / dk.FOLDER_NAME).iterdir():
-        f.chmod(0o644)
-    return root
 
 
-def rewrite_sums(folder: Path) -> None:
-    lines = [f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}"
-             for f in sorted(folder.iterdir()) if f.name != "SHA256SUMS"]
-    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
 
 
 def _numpy_forward(weights: dict[str, np.ndarray], x_nhwc: np.ndarray) -> np.ndarray:
@@ -175,8 +165,8 @@ def _unlist(f: Path) -> None:
     (lambda f: (f / "class_order.txt").unlink(), r"class_order\.txt is missing"),
 ], ids=["duplicate class", "topology", "truncated shard", "unlisted class order",
         "class order missing"])
-def test_damaged_folder_names_the_file(tmp_path, monkeypatch, damage, message):
-    root = copy_weights(tmp_path)
+def test_damaged_folder_names_the_file(tmp_path, models_copy, monkeypatch, damage, message):
+    root = models_copy(dk.FOLDER_NAME)
     monkeypatch.setenv("NEUDEP_MODELS_DIR", str(root))
     damage(root / dk.FOLDER_NAME)
     with pytest.raises(ModelError, match=message) as err:
@@ -185,8 +175,8 @@ def test_damaged_folder_names_the_file(tmp_path, monkeypatch, damage, message):
     assert "restore the folder" in str(err.value)
 
 
-def test_truncated_shard_with_rewritten_sums_is_caught_by_the_manifest(tmp_path, monkeypatch):
-    root = copy_weights(tmp_path)
+def test_truncated_shard_with_rewritten_sums_is_caught_by_the_manifest(tmp_path, models_copy, monkeypatch):
+    root = models_copy(dk.FOLDER_NAME)
     monkeypatch.setenv("NEUDEP_MODELS_DIR", str(root))
     _truncate(root / dk.FOLDER_NAME)
     rewrite_sums(root / dk.FOLDER_NAME)

@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from neudep_utils.cache import extract
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # ~40 CPU-s (torchrun, two ranks importing torch): CI's make test-slow
 def test_torchrun_two_cpu_processes(tiny_folder: Path, tmp_path: Path):
     cache = tmp_path / "cache"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",

@@ -5,7 +5,7 @@ skglm's test suites, written without numpydoc).
 Covered: :class:`neudep_utils.CovLasso` and its public methods, every name in
 ``neudep_utils.covlasso.__all__`` (functions, and classes with their public methods; result
 dataclasses document their fields under ``Attributes``), the public functions of
-``neudep_utils.cli`` and of ``neudep_utils.models.onnxfile``.
+``neudep_utils.cli``, ``neudep_utils.cache.arrays`` and ``neudep_utils.models.onnxfile``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 
 import neudep_utils
 from neudep_utils import cli, covlasso
+from neudep_utils.cache import arrays
 from neudep_utils.models import onnxfile
 
 _SECTION = re.compile(r"^(\s*)(\w[\w ]*)\n\1-{3,}\s*$", re.M)
@@ -73,7 +74,7 @@ def public_api() -> list[tuple[str, object]]:
         obj = getattr(covlasso, name)
         if callable(obj):
             items.append((f"neudep_utils.covlasso.{name}", obj))
-    for mod in (cli, onnxfile):
+    for mod in (cli, arrays, onnxfile):
         for name, obj in vars(mod).items():
             if (not name.startswith("_") and inspect.isfunction(obj)
                     and obj.__module__ == mod.__name__):
@@ -129,7 +130,7 @@ def test_covers_the_api():
                  "neudep_utils.CovLasso.fit_moments", "neudep_utils.CovLasso.predict",
                  "neudep_utils.CovLasso.score", "neudep_utils.covlasso.solve",
                  "neudep_utils.covlasso.solve_k", "neudep_utils.covlasso.refit",
-                 "neudep_utils.cli.main", "neudep_utils.cli.load_array",
+                 "neudep_utils.cli.main", "neudep_utils.cache.arrays.load_array",
                  "neudep_utils.models.onnxfile.load_onnx"):
         assert must in names
     assert len(API) > 30

@@ -50,7 +50,8 @@ def rel(a: np.ndarray, ref: np.ndarray) -> float:
 @needs_ort
 @pytest.mark.parametrize("model", ["efficientnet_lite0", "mobilenet_v1_075",
                                    pytest.param("efficientnet_lite1", marks=pytest.mark.slow),
-                                   pytest.param("efficientnet_lite2", marks=pytest.mark.slow)])
+                                   pytest.param("efficientnet_lite2", marks=pytest.mark.slow),
+                                   pytest.param("vit_tiny_patch16_224", marks=pytest.mark.slow)])
 def test_onnxruntime_matches_torch_on_real_images(model, mixed_folder: Path, tmp_path: Path):
     """Centre and augmented views of real images: top-1 identical, logits and features within
     1e-4 relative; the two engines' entries are separate and say which engine made them."""
@@ -212,6 +213,7 @@ def test_probe_rejects_a_disagreeing_session(tmp_path: Path, monkeypatch):
         engines.build_ort_runner(load_model("efficientnet_lite0"), tmp_path)
 
 
+@pytest.mark.slow  # ~27 CPU-s (a fresh ONNX export): CI's make test-slow
 @needs_ort
 def test_damaged_onnx_file_is_exported_again(tmp_path: Path):
     from neudep_utils.models import load_model

@@ -357,6 +357,7 @@ def test_cli_disk_full_leaves_no_partial_file(tiny_folder: Path, tmp_path: Path,
     assert not left, f"partial files left behind: {left}"
 
 
+@pytest.mark.slow  # ~19 CPU-s (a CLI extraction in a subprocess): CI's make test-slow
 def test_cli_write_limit_leaves_no_partial_file(tiny_folder: Path, tmp_path: Path):
     """The same with a real failed write in a child process: RLIMIT_FSIZE of 1 MB (EFBIG)."""
     import resource
@@ -375,12 +376,37 @@ def test_cli_write_limit_leaves_no_partial_file(tiny_folder: Path, tmp_path: Pat
     assert not left, f"partial files left behind: {left}"
 
 
+def _sigint_default() -> None:
+    """In the child, before Python starts: SIGINT back to its default action. A process started in
+    the background of a non-interactive shell (``make test > log &``, a CI step, a tool runner)
+    inherits SIGINT *ignored*, and Python installs its KeyboardInterrupt handler only when SIGINT
+    is not ignored at start-up: the CLI would never see the test's SIGINT (issue 30)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _wait_delivered(pid: int, signum: int, deadline: float) -> None:
+    """Wait until the kernel no longer holds ``signum`` pending for ``pid`` (Linux ``/proc``):
+    the process has taken it, so its Python handler has run before any later bytecode."""
+    bit = 1 << (signum - 1)
+    status = Path(f"/proc/{pid}/status")
+    while time.monotonic() < deadline:
+        try:
+            fields = dict(x.split(":", 1) for x in status.read_text().splitlines() if ":" in x)
+        except OSError:  # exited already, or no /proc
+            return
+        if not any(int(fields.get(k, "0").strip(), 16) & bit for k in ("ShdPnd", "SigPnd")):
+            return
+        time.sleep(0.05)
+
+
 def test_cli_ctrl_c(tmp_path: Path, data_root: Path):
     """SIGINT during an extraction: one error line, exit status 130, finished chunks kept.
 
     The signal is sent at a known point, whatever the machine's speed: the extraction writes the
-    index of each chunk it has saved to a marker file and then pauses (the NEUDEP_CHUNK_MARKER test
-    hook), so SIGINT arrives after chunk 0 is on disk and before chunk 1 starts."""
+    index of each chunk it has saved to a marker file and pauses until the marker is removed (the
+    NEUDEP_CHUNK_MARKER test hook), so SIGINT arrives after chunk 0 is on disk and before chunk 1
+    starts. The test itself ends the pause once the signal is delivered: were SIGINT ignored, the
+    run would finish (exit 0, a failure here) instead of leaving the test waiting on the pause."""
     from conftest import copy_images
 
     folder = copy_images(data_root / "imagenet-val", tmp_path / "imgs", n_classes=4)
@@ -390,7 +416,8 @@ def test_cli_ctrl_c(tmp_path: Path, data_root: Path):
     p = subprocess.Popen([sys.executable, "-m", "neudep_utils", "extract", "--model", "lite0",
                           "--data", str(folder), "--cache-dir", str(tmp_path / "cache"),
                           "--quiet", "--workers", "1", "--batch-size", "4"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=_sigint_default)
     try:
         deadline = time.monotonic() + 600  # only a bound for a hung run, never a timing
         while not marker.exists() and p.poll() is None and time.monotonic() < deadline:
@@ -398,13 +425,41 @@ def test_cli_ctrl_c(tmp_path: Path, data_root: Path):
         assert marker.exists(), f"no chunk finished (rc {p.poll()}): {p.stderr.read()[-2000:]}"
         assert marker.read_text() == "0"
         p.send_signal(signal.SIGINT)
+        _wait_delivered(p.pid, signal.SIGINT, deadline)
+        marker.unlink()  # end the pause: the interrupted run exits, a run that ignored it finishes
         out, err = p.communicate(timeout=600)
     finally:
         if p.poll() is None:
             p.kill()
             p.communicate()
+    assert p.returncode != 0, f"SIGINT did not interrupt the run (it finished): {err[-2000:]}"
     line = _one_error_line(err)
     assert p.returncode == 130, (p.returncode, err[-2000:])
     assert "interrupted" in line and "rerun" in line
     chunks = list((tmp_path / "cache").rglob("chunk_000000.npz"))
     assert len(chunks) == 1 and not list((tmp_path / "cache").rglob("meta.json"))
+
+
+def test_chunk_pause_ends_when_the_marker_is_removed(tmp_path: Path, monkeypatch):
+    """The NEUDEP_CHUNK_MARKER pause is ended by its test (removing the marker), not only by a
+    signal or its bound: a test never waits on a pause a signal may not end."""
+    import threading
+
+    from neudep_utils.cache.run import CHUNK_MARKER_ENV, _chunk_done
+
+    marker = tmp_path / "m"
+    monkeypatch.setenv(CHUNK_MARKER_ENV, str(marker))
+    monkeypatch.setenv("NEUDEP_PAUSE_AFTER_CHUNK_S", "3600")
+    seen: list[int] = []
+
+    def release() -> None:
+        while not marker.exists():
+            time.sleep(0.01)
+        seen.append(int(marker.read_text()))
+        marker.unlink()
+
+    t = threading.Thread(target=release, daemon=True)
+    t.start()
+    _chunk_done(3, seen.append)  # returns only once the marker is gone
+    t.join()
+    assert seen == [3, 3] and not marker.exists()

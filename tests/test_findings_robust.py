@@ -36,7 +36,7 @@ def test_select_strengths_picks_the_best_validation_score_first_on_ties():
     s = _settings(strengths=[0.1, 1.0, 10.0])
     inp = _inputs()
     seen = []
-    best = {"l2sp": 1.0, "dep_weaken": 10.0}
+    best = {"l2sp": 100.0, "dep_weaken": 10.0}
 
     def train(kind, strength, seed, idx):
         seen.append(set(idx.tolist()))
@@ -46,12 +46,21 @@ def test_select_strengths_picks_the_best_validation_score_first_on_ties():
         kind, strength = head if isinstance(head[0], str) else ("pretrained", None)
         if kind == "dep_consistency":
             return 0.5  # a tie across the grid: the first strength wins
+        if kind == "l2sp":  # peaks at 100, beyond the grid
+            return 1.0 - abs(np.log10(strength) - 2.0) / 10
         return 1.0 if best.get(kind) == strength else 0.1
 
     chosen, trained, rows = study.select_strengths(s, inp, train, score, progress=False)
-    assert chosen == {"none": 0.0, "l2sp": 1.0, "dep_weaken": 10.0, "dep_consistency": 0.1}
-    assert trained[("l2sp", s.seeds[0])] == ("l2sp", 1.0)
-    assert len(rows) == 1 + 3 * 3 + 1 and rows[-1]["method"] == "pretrained"
+    # the grid's largest strength (10) won for l2sp and dep_weaken: the grid was extended
+    # tenfold, twice at most; l2sp's best lies beyond the grid, dep_weaken's at its edge
+    assert chosen == {"none": 0.0, "l2sp": 100.0, "dep_weaken": 10.0, "dep_consistency": 0.1}
+    assert trained[("l2sp", s.seeds[0])] == ("l2sp", 100.0)
+    tried = {(r["method"], r["strength"]) for r in rows}
+    assert {("l2sp", 100.0), ("l2sp", 1000.0), ("dep_weaken", 100.0)} <= tried
+    assert ("dep_weaken", 1000.0) not in tried and ("l2sp", 10000.0) not in tried
+    assert len(rows) == 1 + 3 * 3 + 3 + 1 and rows[-1]["method"] == "pretrained"
+    assert study.select_strengths(s.with_params(extend_grid=0), inp, train, score,
+                                  progress=False)[0]["l2sp"] == 10.0  # no extension
     # every head was trained on the training part only: never on the validation images
     _, va = study.split_fit(len(inp.y_fit), s.seeds[0], s.val_frac)
     assert all(s_.isdisjoint(va.tolist()) for s_ in seen)
@@ -96,3 +105,33 @@ def test_settings_reject_unknown_parameters():
     with pytest.raises(TypeError, match="unknown notebook 04 parameter"):
         _settings(strength=1)
     assert _settings().clean_drop_tolerance == 0.005
+
+
+def test_load_reads_every_entry_of_the_notebooks_model(monkeypatch):
+    """Notebook 04 run with `model` = another model than the profile's (e.g. the ViT) reads that
+    model's corrupted copies too (they were the profile model's: a 1280-wide feature against the
+    ViT's 192-wide head)."""
+    from types import SimpleNamespace
+
+    from neudep_utils.findings import robustness as rob
+
+    s = study.settings("smoke", model="vit_tiny_patch16_224")
+    asked = []
+
+    class Entry(SimpleNamespace):
+        def __len__(self):
+            return len(self.image_ids)
+
+    def entry(model, folder, views=0, **kw):
+        asked.append(model)
+        n = 100 if kw.get("corruption") or kw.get("label_mode") == "folder" else 200
+        return Entry(features=np.zeros((n, 1, 192), np.float32), labels=np.zeros(n, int),
+                     image_ids=tuple(f"i{j}" for j in range(n)))
+
+    monkeypatch.setattr(study.cache, "read_entry", entry)
+    monkeypatch.setattr(rob, "read_entry", entry)
+    monkeypatch.setattr(study.corruptions, "subset_indices", lambda n, k: np.arange(100))
+    monkeypatch.setattr(study, "load_model", lambda m: SimpleNamespace(
+        classifier_weights=lambda: (np.zeros((1000, 192)), np.zeros(1000))))
+    study.load(s)
+    assert asked and set(asked) == {"vit_tiny_patch16_224"}

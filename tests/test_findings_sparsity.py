@@ -74,7 +74,8 @@ def test_c4_record_against_the_null_with_its_deviations(diff_ci, gain_ci, plain_
                                                         old_null):
     s = _settings()
     m = s.models[0]
-    pred = {m: {"ci": diff_ci, "ci_plain": plain_ci}}
+    gauss = (0.05, 0.2)  # the Gaussian null (until 2026-12-05) said the model predicts
+    pred = {m: {"ci": diff_ci, "ci_plain": plain_ci, "ci_gaussian": gauss}}
     sub = {"ci": gain_ci, "interlacing": True, "k_small": 10, "k_full": 1000}
     v, devs = sparsity.c4_record(s, pred, sub)
     assert v.level == level and "null" in v.rule
@@ -83,14 +84,43 @@ def test_c4_record_against_the_null_with_its_deviations(diff_ci, gain_ci, plain_
     assert by["null control"]["new_outcome"] == level
     assert by["redundancy as a predictor"]["old_outcome"] == (
         REPRODUCED if gain_ci[0] > 0 else PARTLY)
+    assert by["null from the real rows"]["old_outcome"] == (
+        REPRODUCED if gain_ci[0] > 0 else PARTLY)
+
+
+def test_rotated_null_keeps_the_spectrum_and_the_rows_but_not_the_eigenvectors():
+    rng = np.random.default_rng(0)
+    Xf = rng.standard_t(3, (400, 30)) @ rng.standard_normal((30, 30))  # heavy-tailed rows
+    Xe = rng.standard_t(3, (100, 30)) @ rng.standard_normal((30, 30))
+    Nf, Ne = sparsity.rotated_null_rows(Xf, Xe, seed=3)
+    C, Cn = np.cov(Xf, rowvar=False, bias=True), np.cov(Nf, rowvar=False, bias=True)
+    np.testing.assert_allclose(np.linalg.eigvalsh(Cn), np.linalg.eigvalsh(C), rtol=1e-9)
+    mu = Xf.mean(0)
+    np.testing.assert_allclose(np.linalg.norm(Nf, axis=1), np.linalg.norm(Xf - mu, axis=1))
+    np.testing.assert_allclose(np.linalg.norm(Ne, axis=1), np.linalg.norm(Xe - mu, axis=1))
+    # which category is redundant changes: the diagonal is reshuffled
+    assert abs(np.corrcoef(np.diag(C), np.diag(Cn))[0, 1]) < 0.9
+    np.testing.assert_array_equal(sparsity.rotated_null_rows(Xf, Xe, 3)[0], Nf)  # seeded
+
+
+def test_accuracy_at_a_support_follows_the_path_whatever_the_grid_order():
+    # a lam grid that falls, as the profiles' does: supports grow along it
+    k_med = np.array([2.0, 5.0, 12.0, 30.0, 80.0])
+    acc = np.array([0.0, 0.02, 0.05, 0.11, 0.3])
+    got = sparsity.acc_at_support(k_med, acc, 20)
+    assert got == pytest.approx(0.05 + (20 - 12) / (30 - 12) * 0.06)
+    # the old interpolation (reversed arrays) returned the sparsest point's accuracy
+    assert np.interp(20, k_med[::-1], acc[::-1]) == 0.0 != got
+    assert sparsity.acc_at_support(k_med[::-1], acc[::-1], 20) == pytest.approx(got)
 
 
 def test_c4_marks_a_singular_model_na():
     s = _settings()
     s.short.update(a="a", b="b")
     nan2 = (float("nan"), float("nan"))
-    v, _ = sparsity.c4_record(s, {"a": {"ci": nan2, "ci_plain": nan2},
-                                  "b": {"ci": (0.1, 0.2), "ci_plain": (0.1, 0.2)}},
+    v, _ = sparsity.c4_record(s, {"a": {"ci": nan2, "ci_plain": nan2, "ci_gaussian": nan2},
+                                  "b": {"ci": (0.1, 0.2), "ci_plain": (0.1, 0.2),
+                                        "ci_gaussian": (0.1, 0.2)}},
                               {"ci": (0.1, 0.2), "interlacing": True, "k_small": 10,
                                "k_full": 1000})
     assert v.level == REPRODUCED and "n/a" in v.why

@@ -63,14 +63,22 @@ def test_without_positives_refuses_streamed_moments(fitted):
         why.without_positives(data, [replace(folds[0], fit_idx=None)], deps[:1], 4)
 
 
-def test_failure_sentence_names_the_failing_part():
-    dep, rnd = {"ap": 0.4, "scale": 4.0, "top5": 0.5}, {"ap": 0.04, "scale": 1.0, "top5": 0.1}
-    orig = {"ap": 0.9, "scale": 9.0, "top5": 0.97}
+def test_failure_sentence_names_level_and_separation():
+    dep = {"ap": 0.4, "separation": 4.0, "top5": 0.5, "level_top1": 0.72, "level_fp": 1.01}
+    rnd = {"ap": 0.04, "separation": 1.0, "top5": 0.1}
+    orig = {"ap": 0.9, "separation": 9.0, "top5": 0.97, "level_top1": 0.86, "level_fp": 0.14}
     s = why.failure_sentence("lite0", 10, dep, rnd, orig, 0.01, 0.86)
-    assert "far above random" in s and "4.0 negative-class standard deviations" in s
-    assert "1.0%" in s and "86.0%" in s
-    s2 = why.failure_sentence("x", 10, {**dep, "ap": 0.05, "scale": 8.5}, rnd, orig, 0.8, 0.86)
-    assert "little better than random" in s2 and "rarely wins" not in s2
+    assert "far better than random" in s and "d' 4.0 vs 9.0" in s
+    assert "wrong level" in s and "72.0%" in s and "1.01 false positives" in s
+    assert "Both fail" in s and "1.0%" in s and "86.0%" in s
+    # level fine, separation fine: no failure named
+    s2 = why.failure_sentence("x", 10, {**dep, "ap": 0.05, "separation": 8.5, "level_top1": 0.81,
+                                        "level_fp": 0.1}, rnd, orig, 0.8, 0.86)
+    assert "little better than random" in s2 and "Both fail" not in s2
+    assert "wrong level" not in s2 and "cannot buy" not in s2
+    # not measured (streamed moments): no level clause
+    s3 = why.failure_sentence("x", 10, {**dep, "level_top1": float("nan")}, rnd, orig, 0.01, 0.86)
+    assert "re-levelled" not in s3
 
 
 def test_reading_rows_cover_every_method_and_k(fitted):
@@ -93,6 +101,10 @@ def test_reading_rows_cover_every_method_and_k(fitted):
     by = {(r["method"], r["k"]): r for r in rows}
     # the original logit ranks its class best; AP is a probability
     assert by[("original", "all")]["ap"] >= by[("random + LS", 4)]["ap"]
+    # the level: re-levelled on the fit side, judged held out; the original is its own level
+    o = by[("original", "all")]
+    assert o["level_top1"] == o["top1"] and o["level_fp"] == o["fp"]
+    assert all(0 <= r["level_top1"] <= 1 and r["level_fp"] >= 0 for r in rows)
     assert all(0 <= r["ap"] <= 1 and r["ap_ci"][0] <= r["ap_ci"][1] for r in rows)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import rewrite_sums  # noqa: I001 - the shared test helper (tests/conftest.py)
 
 from neudep_utils.errors import ModelError
 from neudep_utils.images import ViewDataset, scan_folder
@@ -43,20 +43,8 @@ def real_out(mobilenet, real_batch):
     return logits.numpy(), feats.numpy()
 
 
-def copy_weights(tmp_path: Path) -> Path:
-    """A writable copy of the shared weights folder; returns the models dir holding it."""
-    root = tmp_path / "models"
-    shutil.copytree(SHARED, root / mn.FOLDER_NAME)
-    for f in (root / mn.FOLDER_NAME).iterdir():
-        f.chmod(0o644)
-    return root
 
 
-def rewrite_sums(folder: Path) -> None:
-    """Regenerate SHA256SUMS over model.json and the shards (as `sha256sum` would)."""
-    lines = [f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}"
-             for f in sorted(folder.iterdir()) if f.name != "SHA256SUMS"]
-    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
 
 
 def edit_manifest(folder: Path, fn) -> None:
@@ -321,8 +309,8 @@ def _damage_cases():
 
 
 @pytest.mark.parametrize("case,damage,message", _damage_cases(), ids=[c[0] for c in _damage_cases()])
-def test_damaged_folder_names_the_file(tmp_path, monkeypatch, case, damage, message):
-    root = copy_weights(tmp_path)
+def test_damaged_folder_names_the_file(tmp_path, models_copy, monkeypatch, case, damage, message):
+    root = models_copy(mn.FOLDER_NAME)
     monkeypatch.setenv("NEUDEP_MODELS_DIR", str(root))
     load_model("mobilenet")  # the intact copy loads
     damage(root / mn.FOLDER_NAME)
@@ -337,7 +325,7 @@ def test_damaged_folder_names_the_file(tmp_path, monkeypatch, case, damage, mess
 # --------------------------------------------------------------------------------------------
 
 
-def test_changed_weight_file_changes_the_cache_key(tmp_path, monkeypatch, tiny_folder):
+def test_changed_weight_file_changes_the_cache_key(tmp_path, models_copy, monkeypatch, tiny_folder):
     """A weight file changed (and SHA256SUMS updated) gives a new checksum, a new cache entry and
     new logits; the shared weights give back the old entry."""
     from neudep_utils import cache, models
@@ -346,7 +334,7 @@ def test_changed_weight_file_changes_the_cache_key(tmp_path, monkeypatch, tiny_f
     monkeypatch.setenv("NEUDEP_MODELS_DIR", str(mn.default_models_dir()))
     models.load_model_cached.cache_clear()
     a = cache.extract("mobilenet", tiny_folder, cache_dir=cdir, progress=False, num_workers=0)
-    root = copy_weights(tmp_path)
+    root = models_copy(mn.FOLDER_NAME)
     monkeypatch.setenv("NEUDEP_MODELS_DIR", str(root))
     assert weights_checksum("mobilenet") == a.key.weights_sha256  # same bytes, same key
     folder = root / mn.FOLDER_NAME

@@ -1,4 +1,4 @@
-"""Secondary readings (top-5, AUC, AP, scale gap) against scikit-learn and hand-made cases,
+"""Secondary readings (top-5, AUC, AP, separation d') against scikit-learn and hand-made cases,
 with ties (quantized logits) and degenerate columns."""
 
 from __future__ import annotations
@@ -30,16 +30,16 @@ def test_degenerate_columns_are_nan() -> None:
     pos = np.array([[False, True], [False, False], [False, True]])
     assert np.isnan(R.auc_scores(s, pos)[0]) and np.isnan(R.average_precision(s, pos)[0])
     assert R.auc_scores(s, pos)[1] == 0.5  # all tied
-    assert np.isnan(R.scale_gap(s, pos)[1])  # constant negatives
+    assert np.isnan(R.separation(s, pos)[1])  # constant negatives
 
 
-def test_scale_gap_in_negative_standard_deviations() -> None:
+def test_separation_in_negative_standard_deviations() -> None:
     neg = np.array([-1.0, 0.0, 1.0, 0.0])  # mean 0, sd sqrt(2/3)
     s = np.concatenate([neg, [4.0, 6.0]])[:, None]
     pos = np.array([False] * 4 + [True] * 2)[:, None]
-    assert R.scale_gap(s, pos)[0] == pytest.approx(5.0 / np.sqrt(2 / 3))
+    assert R.separation(s, pos)[0] == pytest.approx(5.0 / np.sqrt(2 / 3))
     # shifting and scaling the scores does not change it
-    assert R.scale_gap(3 * s + 7, pos)[0] == pytest.approx(R.scale_gap(s, pos)[0])
+    assert R.separation(3 * s + 7, pos)[0] == pytest.approx(R.separation(s, pos)[0])
 
 
 def test_top5_kept_counts_strictly_larger_others() -> None:
@@ -56,8 +56,8 @@ def test_top5_kept_counts_strictly_larger_others() -> None:
 
 def test_readings_summary_and_intervals() -> None:
     r = R.Readings(top5=np.array([1.0, 0.0, 1.0, 1.0]), auc=np.array([0.9, 1.0]),
-                   ap=np.array([0.5, np.nan, 1.0]), scale=np.array([1.0, 3.0, 10.0]))
+                   ap=np.array([0.5, np.nan, 1.0]), separation=np.array([1.0, 3.0, 10.0]))
     s = r.summary()
-    assert s == {"top5": 0.75, "auc": 0.95, "ap": 0.75, "scale": 3.0}
+    assert s == {"top5": 0.75, "auc": 0.95, "ap": 0.75, "separation": 3.0}
     lo, hi = r.ci("ap", n_boot=200)
     assert 0.5 <= lo <= 0.75 <= hi <= 1.0

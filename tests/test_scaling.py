@@ -46,6 +46,15 @@ def test_width_curve_records_and_exact_dependency() -> None:
     assert dense[20]["relres_median"] > 1e-3  # D = 24 > n = 20: full rank, no exact fit
 
 
+def test_width_curve_measures_the_untouched_head_once() -> None:
+    """Widths at or above the head's rank (a narrow model, e.g. the ViT's d = 192 against the
+    grid's 256..768) are the untouched head: one set of records, not one per width."""
+    H, labels, W, b = _features()
+    ids = tuple(f"i{j}" for j in range(len(labels)))
+    rows = scaling.width_curve("toy", H, labels, ids, W, b, widths=(4, 20, 30), ks=(2,))
+    assert sorted(r["d"] for r in rows) == [4, 4, 20, 20]  # CovLasso + dense LS per width
+
+
 def test_fit_saturating_recovers_a_power_law() -> None:
     n = np.array([100, 200, 400, 800, 1600, 3200.0])
     y = 0.5 + 3.0 * n ** -0.7

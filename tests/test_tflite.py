@@ -5,12 +5,12 @@ the engine's cache key (the file's sha256, LiteRT's label), damage named."""
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import rewrite_sums  # noqa: I001 - the shared test helper (tests/conftest.py)
 
 from neudep_utils.errors import EngineError, ModelError
 from neudep_utils.images import ViewDataset, scan_folder
@@ -130,21 +130,11 @@ def test_engine_requests(loaded, lite0):
         engines.make_runner(lite0, "litert", "cpu", Path("/x"))
 
 
-def _copy(tmp_path: Path) -> Path:
-    root = tmp_path / "models"
-    shutil.copytree(SHARED, root / tfl.FOLDER_NAME)
-    for f in (root / tfl.FOLDER_NAME).iterdir():
-        f.chmod(0o644)
-    return root
 
 
-def _rewrite_sums(folder: Path) -> None:
-    lines = [f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}"
-             for f in sorted(folder.iterdir()) if f.name != "SHA256SUMS"]
-    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
 
 
-def test_cache_key_has_the_files_sha256(tmp_path, monkeypatch, tiny_folder):
+def test_cache_key_has_the_files_sha256(tmp_path, models_copy, monkeypatch, tiny_folder):
     """Extraction through the cache: the key carries the .tflite's sha256 and LiteRT's label;
     the same bytes give the same entry, other bytes (same network) a new one."""
     from neudep_utils import cache, models
@@ -158,14 +148,14 @@ def test_cache_key_has_the_files_sha256(tmp_path, monkeypatch, tiny_folder):
     assert a.key.engine == engines.litert_label() and a.meta["engine"]["name"] == "litert"
     assert a.logits.shape == (10, 1, 1000) and a.features.shape == (10, 1, 256)
     assert cache.extract(name, tiny_folder, cache_dir=cdir, progress=False).path == a.path
-    root = _copy(tmp_path)
+    root = models_copy(tfl.FOLDER_NAME)
     folder = root / tfl.FOLDER_NAME
     p = folder / tfl.MODELS[name].file
     p.write_bytes(p.read_bytes() + b"\0" * 16)  # trailing bytes: the same flatbuffer
     monkeypatch.setenv("NEUDEP_MODELS_DIR", str(root))
     with pytest.raises(ModelError, match="does not match SHA256SUMS"):
         weights_checksum(name)
-    _rewrite_sums(folder)
+    rewrite_sums(folder)
     models.load_model_cached.cache_clear()
     try:
         b = cache.extract(name, tiny_folder, cache_dir=cdir, progress=False, num_workers=0)
@@ -180,7 +170,7 @@ def _swap_labels(folder: Path) -> None:
     lines = p.read_text().splitlines()
     lines[1], lines[2] = lines[2], lines[1]
     p.write_text("\n".join(lines) + "\n")
-    _rewrite_sums(folder)
+    rewrite_sums(folder)
 
 
 def _flip(folder: Path) -> None:
@@ -197,8 +187,8 @@ def _flip(folder: Path) -> None:
      r"mobilenet_v1_0\.5_160_quant\.tflite is missing"),
     (lambda f: (f / "SHA256SUMS").unlink(), r"SHA256SUMS is missing"),
 ], ids=["labels out of order", "changed file", "missing file", "no SHA256SUMS"])
-def test_damaged_folder_names_the_file(tmp_path, monkeypatch, damage, message):
-    root = _copy(tmp_path)
+def test_damaged_folder_names_the_file(tmp_path, models_copy, monkeypatch, damage, message):
+    root = models_copy(tfl.FOLDER_NAME)
     monkeypatch.setenv("NEUDEP_MODELS_DIR", str(root))
     damage(root / tfl.FOLDER_NAME)
     with pytest.raises(ModelError, match=message) as err:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from .._io import make_dirs, remove_stale_temporaries
+from .._io import file_lock, make_dirs, remove_stale_temporaries
 from ..errors import CacheError, DataError
 from ..images import Manifest, ViewSpec, resolve_folder, scan_folder
 from ..images.views import PilFn
@@ -134,11 +135,28 @@ def extract(
         if dist is None or dist.rank == 0:
             remove_stale_temporaries(edir)  # of a writer killed before its rename
         return cached if dist is None or dist.rank == 0 else None
-    return _compute(spec, manifest, loaded, runner, key, edir, device, dist,
-                    Extractor(loaded, runner, batch_size,
-                               default_workers() if num_workers is None else num_workers,
-                               progress, _describe(spec, dist)),
-                    chunk_images, on_chunk)
+    ex = Extractor(loaded, runner, batch_size,
+                   default_workers() if num_workers is None else num_workers, progress,
+                   _describe(spec, dist))
+    if dist is not None:  # the ranks of one launch share the work; rank 0 writes
+        return _compute(spec, manifest, loaded, runner, key, edir, device, dist, ex,
+                        chunk_images, on_chunk)
+    # one writer per entry: a second run of the same extraction waits, then serves its result
+    with file_lock(edir.with_name(edir.name + ".lock"), on_wait=_waiting(edir)):
+        cached = read_cached(key, edir, manifest)
+        if cached is not None:
+            return cached
+        return _compute(spec, manifest, loaded, runner, key, edir, device, None, ex,
+                        chunk_images, on_chunk)
+
+
+def _waiting(edir: Path) -> Callable[[str], None]:
+    """What a run says when another process holds the entry's lock."""
+    def say(holder: str) -> None:
+        warnings.warn(f"another extraction ({holder}) is writing the cache entry {edir}; "
+                      "waiting for it to finish, then its entry is used", UserWarning,
+                      stacklevel=4)
+    return say
 
 
 def _check_split(spec: ExtractSpec, manifest: Manifest, dist) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_save_npz, load_npz_checked
-from ..errors import DataError
+from ..errors import DataError, ModelError
 from ..images import Manifest, ViewDataset
-from ..images.folders import READ_ERROR_PREFIX
+from ..images.folders import TRANSIENT_PREFIXES
 from ..moments import Moments
 from .entry import check_layout, chunk_bounds, load_reasons, save_reasons
 from .key import CACHE_VERSION, ExtractSpec
@@ -29,9 +29,11 @@ __all__ = ["DEFAULT_CHUNK_IMAGES", "Extractor", "default_workers", "extract_full
 DEFAULT_CHUNK_IMAGES = 256
 
 #: Test hook: when set to a file path, the extraction writes the index of each chunk it has just
-#: saved to that file (atomically) and then waits up to ``NEUDEP_PAUSE_AFTER_CHUNK_S`` seconds
-#: (default 60) before continuing, so a test can signal the process at a known point (after a
-#: finished chunk, before the next) whatever the machine's speed.
+#: saved to that file (atomically) and then pauses until the file is removed (the test's "go
+#: on"), at most ``NEUDEP_PAUSE_AFTER_CHUNK_S`` seconds (default 60), so a test can act at a known
+#: point (after a finished chunk, before the next) whatever the machine's speed, and always end
+#: the pause itself: a signal the process ignores (SIGINT is ignored by a process started in the
+#: background of a non-interactive shell) never leaves it waiting for the bound.
 CHUNK_MARKER_ENV = "NEUDEP_CHUNK_MARKER"
 
 
@@ -47,22 +49,24 @@ def _chunk_done(ci: int, on_chunk) -> None:
 
         atomic_write_bytes(Path(marker), str(ci).encode())
         end = time.monotonic() + float(os.environ.get("NEUDEP_PAUSE_AFTER_CHUNK_S", "60"))
-        while time.monotonic() < end:
+        while Path(marker).exists() and time.monotonic() < end:
             time.sleep(0.05)
 
 
 def _is_read_error(reason: str) -> bool:
-    """Whether an image's failure reason is an OS read error (possibly transient: not cached)."""
-    return str(reason).startswith(READ_ERROR_PREFIX)
+    """Whether an image's failure reason is an OS read error or a file changed since the scan
+    (transient: not cached)."""
+    return str(reason).startswith(TRANSIENT_PREFIXES)
 
 
 def _read_errors_error(failed: dict[int, str], manifest: Manifest, kept: str) -> DataError:
     shown = "; ".join(f"{manifest.relpaths[i]} ({why.split(');')[0]})"
                       for i, why in sorted(failed.items())[:3])
     more = f" ... ({len(failed) - 3} more)" if len(failed) > 3 else ""
-    return DataError(f"{len(failed)} image(s) of {manifest.root} could not be read: {shown}{more}; "
-                     f"an OS error is not recorded as 'unreadable' ({kept}): check the file(s) "
-                     "and rerun the same command to retry them")
+    return DataError(f"{len(failed)} image(s) of {manifest.root} could not be read as scanned: "
+                     f"{shown}{more}; an OS error or a file changed during the run is not "
+                     f"recorded as 'unreadable' ({kept}): check the file(s) and rerun the same "
+                     "command to retry them")
 
 
 def default_workers() -> int:
@@ -123,11 +127,26 @@ class Extractor:
         try:
             for x, img_i, view_i, errs in loader:
                 logits, feats = self.runner(x)
+                errs = np.asarray(errs, dtype=object)
+                self._check_finite(logits, img_i.numpy(), errs, dataset)
                 bar.update(x.shape[0])
-                yield (logits, feats, img_i.numpy(), view_i.numpy(),
-                       np.asarray(errs, dtype=object))
+                yield logits, feats, img_i.numpy(), view_i.numpy(), errs
         finally:
             bar.close()
+
+    def _check_finite(self, logits: np.ndarray, img_i: np.ndarray, errs: np.ndarray,
+                      dataset: ViewDataset) -> None:
+        """Refuse NaN or inf logits of a readable image: a model fault, never cached (nor
+        counted in top-1: the argmax of a NaN row is 0)."""
+        bad = ~np.isfinite(logits).all(axis=1) & (errs == "")
+        if not bad.any():
+            return
+        names = sorted({dataset.manifest.relpaths[int(i)] for i in img_i[bad]})
+        model = self.loaded.file if self.loaded.file is not None else self.loaded.name
+        raise ModelError(f"{model} returned NaN or inf logits for {len(names)} image(s) "
+                         f"({', '.join(names[:3])}{' ...' if len(names) > 3 else ''}); nothing "
+                         "was cached for them: check the model (a log or division of 0, a "
+                         "float16 overflow) or its preprocessing (--preset, --mean/--std)")
 
 
 

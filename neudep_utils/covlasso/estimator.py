@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from numbers import Integral, Real
 
@@ -31,10 +32,13 @@ from .api import refit as _refit
 from .api import solve
 from .ksearch import solve_k
 
-__all__ = ["DEFAULT_K", "CovLasso"]
+__all__ = ["DEFAULT_K", "CovLasso", "check_logits"]
 
 #: Support size used when neither ``k`` nor ``lam_ratio`` is given.
 DEFAULT_K = 10
+#: A target whose variance (its diagonal entry of ``S``) is at most this fraction of the largest
+#: is constant on the fit data: there is nothing to explain, it gets no partners.
+CONSTANT_RTOL = 1e-12
 
 
 class CovLasso(BaseEstimator):
@@ -85,7 +89,11 @@ class CovLasso(BaseEstimator):
     targets_ : ndarray of int, shape (n_targets,)
         The fitted targets.
     k_ : ndarray of int, shape (n_targets,)
-        Support size reached per target.
+        Support size reached per target (0 for a target that is constant on the fit data).
+    k_requested_ : int or None
+        The support size the fit aimed at (``k``, or :data:`DEFAULT_K` capped at
+        ``n_classes - 1`` when neither ``k`` nor ``lam_ratio`` is given); ``None`` with
+        ``lam_ratio``. A target whose ``k_`` differs is reported by a warning.
     mean_ : ndarray, shape (n_classes,)
         Mean logits of the fit data (zeros when unknown).
     covariance_ : ndarray, shape (n_classes, n_classes)
@@ -165,6 +173,8 @@ class CovLasso(BaseEstimator):
         n = S.shape[0]
         if n < 2:
             raise ValueError(f"S is {n}x{n}; the CovLasso needs at least 2 classes")
+        if hasattr(self, "feature_names_in_"):  # of an earlier fit(DataFrame): S has no names
+            del self.feature_names_in_
         if mean is None:
             mu = np.zeros(n)
         else:
@@ -207,13 +217,23 @@ class CovLasso(BaseEstimator):
             raise ValueError("targets is empty; give at least one target index (or None: all)")
         if not psd_checked:
             V.check_psd(S)
-        if k is not None:
-            sol = solve_k(S, [k], t, tol=float(self.tol), psd_checked=True)[k]
-            coef = sol.dense(n)
-            lam, gap, lmax, kk = sol.lam, sol.gap, sol.lam_max, sol.k
-        else:
-            res = solve(S, lam_ratio=ratio, targets=t, tol=float(self.tol), psd_tol=None)
-            coef, lam, gap, lmax, kk = res.coef, res.lam, res.gap, res.lam_max, res.support_size
+        diag = np.diag(S)
+        live = diag[t] > CONSTANT_RTOL * max(float(diag.max()), 0.0)
+        _warn_constant(t[~live])
+        coef = np.zeros((t.size, n))
+        lam, gap, lmax = np.zeros(t.size), np.zeros(t.size), np.zeros(t.size)
+        kk = np.zeros(t.size, dtype=np.int64)
+        if live.any():
+            tl = t[live]
+            if k is not None:
+                sol = solve_k(S, [k], tl, tol=float(self.tol), psd_checked=True)[k]
+                coef[live], lam[live], gap[live], lmax[live], kk[live] = (
+                    sol.dense(n), sol.lam, sol.gap, sol.lam_max, sol.k)
+                _warn_k(k, tl, np.asarray(sol.k))
+            else:
+                res = solve(S, lam_ratio=ratio, targets=tl, tol=float(self.tol), psd_tol=None)
+                coef[live], lam[live], gap[live], lmax[live], kk[live] = (
+                    res.coef, res.lam, res.gap, res.lam_max, res.support_size)
         if self.refit:
             coef = _refit(S, coef, t, psd_tol=None)
         self.coef_ = coef
@@ -224,6 +244,7 @@ class CovLasso(BaseEstimator):
         self.duality_gap_ = np.asarray(gap, dtype=np.float64)
         self.targets_ = t
         self.k_ = np.asarray(kk, dtype=np.int64)
+        self.k_requested_ = k
         self.mean_ = mu
         self.covariance_ = S
         self.n_samples_ = count
@@ -337,11 +358,74 @@ class CovLasso(BaseEstimator):
         return tags
 
 
+def _warn_constant(dead: np.ndarray) -> None:
+    """Warn about targets that are constant on the fit data (they get no partners)."""
+    if dead.size:
+        warnings.warn(f"{dead.size} target(s) are constant on the fit data (zero variance: "
+                      f"{dead[:8].tolist()}{' ...' if dead.size > 8 else ''}): nothing to "
+                      "explain, so they get no partners (coefficients 0, k_ 0)", UserWarning,
+                      stacklevel=4)
+
+
+def _warn_k(k: int, targets: np.ndarray, reached: np.ndarray) -> None:
+    """Warn about targets whose support differs from the requested ``k``."""
+    off = np.flatnonzero(reached != k)
+    if off.size:
+        eg = ", ".join(f"target {int(targets[i])}: {int(reached[i])}" for i in off[:3])
+        warnings.warn(f"k={k} was not reached for {off.size} of {targets.size} target(s) ({eg}"
+                      f"{' ...' if off.size > 3 else ''} partners: the support closest to {k} "
+                      "along the penalty path; fewer means the logits do not allow more, e.g. "
+                      "their rank); k_ holds the support of each", UserWarning, stacklevel=4)
+
+
+def _nonfinite_rows(X: np.ndarray) -> str | None:
+    """'N row(s) hold NaN or inf (e.g. row i)' for a numeric 2-D array, else ``None``."""
+    bad = ~np.isfinite(X).all(axis=1)
+    if not bad.any():
+        return None
+    return (f"{int(bad.sum())} row(s) hold NaN or inf (e.g. row {int(np.flatnonzero(bad)[0])}); "
+            "drop or fix them")
+
+
+def check_logits(X, what: str = "X") -> np.ndarray:
+    """``X`` as a finite float64 ``(n_samples, n_classes)`` array with at least 2 rows and 2
+    columns, or a ``ValueError`` that starts with ``what`` (e.g. ``--logits X.npy``).
+
+    Parameters
+    ----------
+    X : array_like
+        Logits, one row per image (a NumPy array, a torch tensor, a DataFrame...).
+    what : str, default "X"
+        How the input is named in errors.
+
+    Returns
+    -------
+    ndarray
+        ``X`` in float64.
+    """
+    if hasattr(X, "detach"):  # a torch tensor
+        X = X.detach().cpu().numpy()
+    A = np.asarray(X)
+    if A.dtype == object or not (np.issubdtype(A.dtype, np.floating)
+                                 or np.issubdtype(A.dtype, np.integer)):
+        raise ValueError(f"{what}: dtype {A.dtype} is not numeric; give real-valued logits")
+    if A.ndim != 2:
+        raise ValueError(f"{what}: shape {A.shape}; need a 2-D (n_images, n_classes) array")
+    if A.shape[0] < 2 or A.shape[1] < 2:
+        raise ValueError(f"{what}: shape {A.shape}; need at least 2 images and 2 classes")
+    A = A.astype(np.float64)
+    bad = _nonfinite_rows(A)
+    if bad:
+        raise ValueError(f"{what}: {bad}")
+    return A
+
+
 def _check_logits(est: CovLasso, X, reset: bool) -> np.ndarray:
     """``X`` as a finite float64 (n_samples, n_classes) array (scikit-learn's ``validate_data``:
-    its messages for 1-D, sparse, complex, object, empty or non-finite input), or a
-    ``ValueError`` naming it. ``reset``: a fit (at least 2 rows and 2 columns; sets
-    ``n_features_in_``), else a check against the fitted number of classes."""
+    its messages for 1-D, sparse, complex, object, empty or non-finite input; a non-finite
+    NumPy array is named by its first bad row), or a ``ValueError`` naming it. ``reset``: a fit
+    (at least 2 rows and 2 columns; sets ``n_features_in_``), else a check against the fitted
+    number of classes."""
     from sklearn.utils.validation import validate_data
 
     if hasattr(X, "detach"):  # a torch tensor
@@ -351,6 +435,10 @@ def _check_logits(est: CovLasso, X, reset: bool) -> np.ndarray:
         raise ValueError(f"Expected 2D array, got {len(shape)}D array instead: X must be "
                          f"(n_samples, n_classes) logits, got shape {tuple(shape)}; Reshape your "
                          "data, e.g. X.reshape(1, -1) for one logit vector")
+    if isinstance(X, np.ndarray) and X.dtype.kind in "fiu" and X.size:
+        bad = _nonfinite_rows(X)
+        if bad:
+            raise ValueError(f"Input X contains NaN or inf: {bad}")
     return validate_data(est, X, reset=reset, dtype=np.float64,
                          ensure_min_samples=2 if reset else 1,
                          ensure_min_features=2 if reset else 1)

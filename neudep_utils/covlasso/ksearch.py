@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import allowed_mask, check_psd, check_targets
-from .api import CovLassoResult, lam_max, solve
+from ..timing import count
+from ._validate import allowed_mask, check_psd, check_S, check_targets
+from .api import CovLassoResult, _solve_valid, lam_max
 
 __all__ = ["KSolution", "pack", "solve_k"]
 
@@ -198,6 +199,7 @@ def solve_k(S: np.ndarray, ks: Sequence[int],
     else:  # the plain module: tqdm.auto warns in a kernel without ipywidgets, even disabled
         from tqdm import tqdm
 
+    S = check_S(S)  # once: every solve below gets the validated matrix
     n = S.shape[0]
     t = check_targets(targets, n)  # refuses float targets (1.7 is not 1)
     T = t.size
@@ -206,18 +208,32 @@ def solve_k(S: np.ndarray, ks: Sequence[int],
         raise ValueError(f"ks must be positive support sizes, got {ks}")
     allowed = allowed_mask(S, t, candidates)
     ratios = np.geomspace(0.995, 0.005, 48) if ratios is None else np.sort(np.asarray(ratios))[::-1]
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive number; got {tol!r}")
+    if int(max_iter) < 1:
+        raise ValueError(f"max_iter must be >= 1; got {max_iter!r}")
     if not psd_checked:
         check_psd(S)  # once; the many solves below skip it
     lmax = lam_max(S, t, candidates)
     n_allowed = allowed.sum(1)
-    K = len(ks)
     width = min(int(1.25 * ks[-1]) + 8, n)
     kmax_stop = int(1.25 * ks[-1]) + 5
     best = _Best(ks, T, width)
 
+    def run(rows: np.ndarray, lam: np.ndarray, warm: np.ndarray, what: str) -> CovLassoResult:
+        """The batched solve of the rows ``rows`` (targets ``t[rows]``, duplicates allowed) at
+        ``lam`` from ``warm``: :func:`~.api.solve` without its per-call input checks."""
+        al = allowed[rows]
+        th, obj, gap, it, ok = _solve_valid(S, t[rows], np.ascontiguousarray(lam, np.float64),
+                                            al, np.where(al, warm, 0.0), float(tol),
+                                            int(max_iter))
+        count(what, rows.size)
+        return CovLassoResult(th, obj, gap, lam, t[rows], it, ok, lmax[rows])
+
+    count("covlasso k-searches (targets)", T)
     warm = np.zeros((T, n))
     active = np.ones(T, dtype=bool)
-    bar = tqdm(total=len(ratios) + refine * K, desc=f"CovLasso path ({T} targets)",
+    bar = tqdm(total=len(ratios) + refine, desc=f"CovLasso path ({T} targets)",
                disable=not progress, leave=False)
     for r in ratios:
         bar.update()
@@ -225,29 +241,40 @@ def solve_k(S: np.ndarray, ks: Sequence[int],
         if rows.size == 0:
             break
         lam = r * lmax[rows]
-        res = solve(S, lam, t[rows], allowed[rows], tol=tol, warm_start=warm[rows],
-                    max_iter=max_iter, warn=False, psd_tol=None)
+        res = run(rows, lam, warm[rows], "covlasso path solves")
         warm[rows] = res.coef
         best.record(rows, lam, res)
         active[rows[res.support_size > kmax_stop]] = False
         active &= lmax > 0
     bar.n = len(ratios)
     for _ in range(refine):
+        # every k's bisection step in one batched solve: the rows of a k depend only on that
+        # k's bracket and closest solution, so batching them changes no number
+        bar.update()
+        parts = []
         for a, k in enumerate(ks):
-            bar.update()
             hi, lo = best.hi, best.lo
             need = (best.k[a] != k) & np.isfinite(hi[a]) & (lo[a] > 0) & (lo[a] < hi[a])
             need &= n_allowed >= k
             rows = np.flatnonzero(need)
-            if rows.size == 0:
-                continue
-            lam = np.sqrt(hi[a, rows] * lo[a, rows])
-            w = np.zeros((rows.size, n))
-            c = best.cols[a, rows]
-            np.put_along_axis(w, np.maximum(c, 0), np.where(c >= 0, best.vals[a, rows], 0.0), 1)
-            res = solve(S, lam, t[rows], allowed[rows], tol=tol, warm_start=w,
-                        max_iter=max_iter, warn=False, psd_tol=None)
-            best.record(rows, lam, res, kk=[a])
+            if rows.size:
+                parts.append((a, rows, np.sqrt(hi[a, rows] * lo[a, rows])))
+        if not parts:
+            continue
+        rows = np.concatenate([p[1] for p in parts])
+        lam = np.concatenate([p[2] for p in parts])
+        w = np.zeros((rows.size, n))
+        c = np.concatenate([best.cols[a, r] for a, r, _ in parts])
+        v = np.concatenate([best.vals[a, r] for a, r, _ in parts])
+        np.put_along_axis(w, np.maximum(c, 0), np.where(c >= 0, v, 0.0), 1)
+        res = run(rows, lam, w, "covlasso bisection solves")
+        o = 0
+        for a, r, la in parts:
+            sl = slice(o, o + r.size)
+            o += r.size
+            best.record(r, la, CovLassoResult(res.coef[sl], res.objective[sl], res.gap[sl],
+                                              la, res.targets[sl], res.n_iter[sl],
+                                              res.converged[sl], res.lam_max[sl]), kk=[a])
     bar.close()
     out = {}
     for a, k in enumerate(ks):

@@ -16,7 +16,18 @@ __all__ = ["baselines", "random_support", "topcorr_support"]
 def _topk_by_score(score: np.ndarray, ks: np.ndarray) -> np.ndarray:
     """Columns of the ``ks[t]`` largest scores per row (-1 padded to max(ks))."""
     m = max(int(ks.max(initial=0)), 1)
-    order = np.argsort(-score, axis=1, kind="stable")[:, :m]
+    T, n = score.shape
+    if m >= n or np.isnan(score).any():
+        order = np.argsort(-score, axis=1, kind="stable")[:, :m]
+    else:
+        # the first m of each row's stable descending order, without sorting the whole row:
+        # every one of them scores at least the row's m-th largest value, and among those the
+        # stable sort keeps the full sort's order (score, then column) - the same columns
+        kth = np.partition(score, n - m, axis=1)[:, n - m]
+        order = np.empty((T, m), dtype=np.int64)
+        for r in range(T):
+            c = np.flatnonzero(score[r] >= kth[r])
+            order[r] = c[np.argsort(-score[r, c], kind="stable")[:m]]
     keep = np.arange(m)[None] < ks[:, None]
     keep &= np.isfinite(np.take_along_axis(score, order, axis=1))
     return np.where(keep, order, -1)

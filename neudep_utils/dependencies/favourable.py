@@ -145,8 +145,10 @@ def relevel(dep: DepSet, rows: DecisionRows, method: str | None = None) -> DepSe
         if cap[j] >= n_neg:
             shift[j] = float(np.max(v[np.isfinite(v)], initial=0.0)) + 1.0
         else:
-            # wins iff level + shift > M - g, strictly: the cap[j] smallest needs stay below
-            shift[j] = float(np.partition(v, cap[j])[cap[j]])
+            # a row is won iff shift > its need (M - g): the cap[j] smallest needs may be won,
+            # the next one not (a margin of 1e-10 relative keeps it unwon after rounding)
+            need = float(np.partition(v, cap[j])[cap[j]])
+            shift[j] = need - 1e-10 * (1.0 + abs(need))
     out = replace(dep, intercept=dep.intercept + shift, method=method or f"{dep.method} re-levelled",
                   lam=None, lam_ratio=None, gap=None, objective=None,
                   extra={**dep.extra, "level_shift": shift})
@@ -262,8 +264,9 @@ def _disc_kernel(X, cols, w0, c0, C, targets, argmax, top1, top2, alpha, temp, g
                 f += 0.5 * (w[m] - w0[t, m]) * pen[m]
             for r in range(N):
                 v = -sg[r] * u[r]
-                f += om[r] * (max(v, 0.0) + np.log1p(np.exp(-abs(v))))
-                p = 1.0 / (1.0 + np.exp(-u[r]))
+                e = np.exp(-abs(u[r]))  # one exponential serves the loss and p
+                f += om[r] * (max(v, 0.0) + np.log1p(e))
+                p = 1.0 / (1.0 + e) if u[r] >= 0 else e / (1.0 + e)
                 gr = om[r] * (p - (sg[r] > 0)) / temp
                 for m in range(k):
                     g[m] += gr * Z[r, m]

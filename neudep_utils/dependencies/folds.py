@@ -5,7 +5,9 @@
 of the other folds' images, evaluation on the *centre view* of the fold's own images only.
 :func:`fold_from_moments` makes a fold from streamed moments (e.g. the 1.28M ImageNet train images)
 judged on a disjoint folder; :func:`make_fold` fits a fold on any chosen image set (learning
-curves, in-sample checks). No image is ever in the fit and the eval set of the same fold.
+curves, in-sample checks); :func:`holdout_split` holds out a fraction of the images the same
+way (seeded, spread over the classes), for ``python -m neudep_utils fit --holdout``. No image is
+ever in the fit and the eval set of the same fold.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import numpy as np
 from ..cache import LogitData
 from ..moments import second_moment, second_moment_from_sums
 
-__all__ = ["Fold", "crossfit", "fold_from_moments", "image_folds", "make_fold"]
+__all__ = ["Fold", "crossfit", "fold_from_moments", "holdout_split", "image_folds",
+           "make_fold"]
 
 
 def image_folds(labels: np.ndarray, n_folds: int = 2, seed: int = 0) -> np.ndarray:
@@ -40,6 +43,43 @@ def image_folds(labels: np.ndarray, n_folds: int = 2, seed: int = 0) -> np.ndarr
         start = (start + idx.size) % n_folds
     # a random permutation of fold names removes the dependence on class order
     return rng.permutation(n_folds)[fold]
+
+
+def holdout_split(n: int, frac: float, seed: int = 0, labels: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded ``(fit, held-out)`` image indices (sorted) with a fraction ``frac`` held out.
+
+    The images are shuffled (``seed``) and, with ``labels``, grouped by class (stratified, as
+    :func:`image_folds` deals each class over the folds); every ``1/frac``-th image of that order
+    is held out, so ``floor((i + 1) frac) - floor(i frac)`` decides image ``i`` and a class of
+    ``m`` images has ``floor(m frac)`` or ``ceil(m frac)`` of them held out, singleton classes
+    included.
+
+    Parameters
+    ----------
+    n : int
+        Number of images.
+    frac : float
+        Held-out fraction, ``0 < frac < 1``.
+    seed : int, default 0
+        Seed of the shuffle.
+    labels : ndarray, shape (n,), optional
+        Class of each image (stratifies the split).
+
+    Returns
+    -------
+    tuple of ndarray
+        The fit and the held-out image indices.
+    """
+    if not 0.0 < frac < 1.0:
+        raise ValueError(f"the held-out fraction must be in (0, 1), got {frac}")
+    order = np.random.default_rng(seed).permutation(n)
+    if labels is not None:  # stratified: shuffled, grouped by class
+        order = order[np.argsort(np.asarray(labels)[order], kind="stable")]
+    i = np.arange(n)
+    held = np.zeros(n, dtype=bool)
+    held[order] = np.floor((i + 1) * frac) > np.floor(i * frac)
+    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 

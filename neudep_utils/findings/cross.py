@@ -14,7 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import cache, dependencies, profiles
-from ..dependencies import DepSet
+from ..dependencies import DepSet, favourable
 from ..images import imagenet_classes
 from ..metrics import METRIC_DEFINITIONS, bootstrap, evaluate, metric_ci
 from ..record import Numbers
@@ -24,7 +24,9 @@ from .single import METHODS, Checks
 from .why import READ_METHODS, reading_rows
 
 __all__ = ["CONFIGS", "PARAMETERS", "VARIANTS", "WITH", "WITHOUT", "CrossSettings",
-           "c2_record", "c6b_record", "certificate_rows", "cnn_transformer", "curve_records",
+           "claim_keys", "favourable_ks", "favourable_pairs", "favourable_rows",
+           "HEADLINE_METHOD", "c2_record", "c6b_record", "certificate_rows", "cnn_transformer",
+           "curve_records", "kind_headlines",
            "evaluate_pairs", "fit_pairs", "headline_rows", "hidden_classes", "load",
            "macaw_rows", "numbers", "overlap_rows", "pair_readings", "pair_table", "parameters",
            "references_text", "settings", "split_seed_runs", "unseen_rows", "unseen_runs",
@@ -67,8 +69,13 @@ def load(s: CrossSettings) -> tuple[dict, dict, dict, dict]:
 
 
 def pair_table(s: CrossSettings, data: dict) -> list[dict]:
-    """Per ordered pair: both models' top-1 and how often they predict the same class."""
-    return [{"A": s.short[a], "B": s.short[b], "top-1 A": data[a].top1(),
+    """Per ordered pair: its kind (:func:`.crossmodel.pair_kind`), both models (with the note of
+    a model that has one, e.g. the ViT's recipe), their top-1 and how often they predict the
+    same class."""
+    from ..models import label
+
+    return [{"A": label(a), "B": label(b), "kind": crossmodel.pair_kind(a, b),
+             "top-1 A": data[a].top1(),
              "top-1 B": data[b].top1(), "top-1 agreement A vs B": float(
                  (data[a].centre_view().argmax(1) == data[b].centre_view().argmax(1)).mean())}
             for a, b in s.pairs]
@@ -95,18 +102,22 @@ def macaw_rows(s: CrossSettings, xdeps: dict) -> list[dict]:
 
 
 def cnn_transformer(s: CrossSettings) -> tuple[bool, str, str]:
-    """Whether the CNN-transformer pair is among the models, what that means here, and the
-    commands that run it with hub access."""
+    """Whether a CNN-transformer pair is among the ordered pairs (each model's declared
+    architecture, :func:`.crossmodel.pair_kind`), what that means here, and the commands that run
+    the full profile's hub pair (``s.cnn_transformer``) with hub access."""
+    from ..models import label
     from ..models.hub import hub_reachable
 
-    tested = all(m in s.models for m in s.cnn_transformer)
+    mixed = crossmodel.pair_kinds(s.pairs).get(crossmodel.CNN_TRANSFORMER, [])
+    tested = bool(mixed)
     cmd = ("export NEUDEP_IMAGENET=/path/to/imagenet  # train/, val/ in <wnid>/<image>\n"
            f"export NEUDEP_MODELS={','.join(s.cnn_transformer)}\n"
            "make logits PROFILE=full\n"
            "python scripts/run_notebooks.py --profile full --only 01 02 "
            "--output-dir outputs/full")
     if tested:
-        return True, "tested in this run", cmd
+        return True, (f"tested in this run: {len(mixed)} ordered pair(s), " + "; ".join(
+            f"{label(a)} from {label(b)}" for a, b in mixed)), cmd
     hub = "reachable" if hub_reachable() else "unreachable (offline)"
     return False, f"the hub is {hub} and this profile has no transformer", cmd
 
@@ -156,6 +167,62 @@ def evaluate_pairs(s: CrossSettings, stack: dict, stack_folds: dict, xdeps: dict
         dense[(a, b)] = [dependencies.dense_least_squares(
             f, s.targets, np.arange(n, 2 * n), drop=s.targets + n) for f in fl]
     return xm, xd, dense
+
+
+def favourable_ks(s: CrossSettings) -> tuple[int, ...]:
+    """The support sizes of C2's most favourable reading: the headline k and the largest fitted
+    k up to the C2 rule's ``k_sparse``."""
+    up = [k for k in s.ks if k <= s.c2_rule.k_sparse]
+    return tuple(sorted({s.k_headline, *(up[-1:] if up else [])}))
+
+
+def favourable_pairs(s: CrossSettings, stack: dict, stack_folds: dict, xd: dict,
+                     progress: bool = True) -> tuple[dict, dict]:
+    """C2's most favourable linear reading (:mod:`neudep_utils.dependencies.favourable`) of every
+    pair without B's own category at :func:`favourable_ks`: A's logit replaced by B's logits
+    weighted and levelled for A's own decisions. Returns ``(metrics, depsets)`` keyed
+    ``(A, B, WITHOUT, reading, k)``."""
+    fm, fd = {}, {}
+    cand = candidates(s, True)
+    for a, b in tqdm(s.pairs, desc="most favourable reading (pair)", disable=not progress):
+        fl, dstack = stack_folds[(a, b)], stack[(a, b)]
+        for k in favourable_ks(s):
+            per: dict[str, list] = {}
+            for i, f in enumerate(fl):
+                got = favourable.favourable_set(
+                    dstack, f, xd[(a, b, WITHOUT, METHODS[1], k)][i],
+                    xd[(a, b, WITHOUT, "random + LS", k)][i], cand)
+                for meth, dep in got.items():
+                    per.setdefault(meth, []).append(dep)
+            for meth, deps in per.items():
+                fd[(a, b, WITHOUT, meth, k)] = deps
+                fm[(a, b, WITHOUT, meth, k)] = evaluate(dstack, fl, deps)
+    return fm, fd
+
+
+def favourable_rows(s: CrossSettings, checks: Checks, fav_checks: Checks) -> list[dict]:
+    """Per pair and k of the most favourable reading: the refit beside the three readings
+    (top-1 kept, false positives per target, the gain over random partners fitted the same
+    way, the rule's outcome)."""
+    rows = []
+    for a, b in s.pairs:
+        for k in favourable_ks(s):
+            for meth, ch in ((METHODS[1], checks), *((r, fav_checks)
+                                                     for r in favourable.READINGS)):
+                key = (a, b, WITHOUT, meth, k)
+                if key not in ch.mets:
+                    continue
+                sm, _, vs, sim = ch(*key)
+                rows.append({"A from B": f"{s.short[a]} from {s.short[b]}", "k": k,
+                             "weights": meth,
+                             "top-1 kept (%)": round(100 * sm["acc_replaced"], 1),
+                             "unmodified (%)": round(100 * sm["acc_base"], 1),
+                             "FP / target": round(sm["fp_created_per_target"], 2),
+                             "FP unmodified": round(sm["fp_base_per_target"], 2),
+                             "vs random (points)": "" if vs is None else
+                             f"{100 * vs[0]:.1f} [{100 * vs[1]:.1f}, {100 * vs[2]:.1f}]",
+                             "similar?": "yes" if sim.holds else "no"})
+    return rows
 
 
 def pair_readings(s: CrossSettings, stack: dict, stack_folds: dict, xd: dict, dense: dict,
@@ -282,10 +349,12 @@ def references_text(s: CrossSettings, u: dict) -> str:
 
 
 def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dict],
-              cnn_tf_tested: bool, cnn_tf_status: str, reads: dict) -> tuple:
+              cnn_tf_tested: bool, cnn_tf_status: str, reads: dict,
+              fav_checks: Checks | None = None) -> tuple:
     """C2's verdict, its summary (per family group, with B's own category, partner overlap,
-    the readings of the first pair) and its scope note."""
-    from ..models import same_family
+    the most favourable reading, the readings of the first pair), its scope note and its
+    deviations."""
+    from ..models import get_spec, label
     from .why import failure_sentence
 
     dep_methods = METHODS[:2]
@@ -293,7 +362,19 @@ def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dic
             for p in s.pairs}
     sparse = {p: checks.any_holds([p + (WITHOUT, m, k) for m in dep_methods for k in s.ks
                                    if k <= s.c2_rule.k_sparse]) for p in s.pairs}
-    v, state = rules.c2_cross_model(head, sparse, cnn_tf_tested, rule=s.c2_rule)
+    fav_head = fav_sparse = None
+    if fav_checks is not None:
+        fk = favourable_ks(s)
+        fav_head = {p: fav_checks.any_holds([p + (WITHOUT, r, s.k_headline)
+                                             for r in favourable.READINGS]) for p in s.pairs}
+        fav_sparse = {p: fav_checks.any_holds([p + (WITHOUT, r, k) for r in favourable.READINGS
+                                               for k in fk if k <= s.c2_rule.k_sparse])
+                      for p in s.pairs}
+    v, state = rules.c2_cross_model(head, sparse, cnn_tf_tested, rule=s.c2_rule,
+                                    favourable_headline=fav_head,
+                                    favourable_sparse=fav_sparse)
+    old = deviations.old_c2_without_favourable(head, sparse, cnn_tf_tested, rule=s.c2_rule)
+    devs = [deviations.record("C2", "most favourable linear reading", old.level, v.level)]
 
     def acc(p, cfg):
         return max(xm[p + (cfg, m, s.k_headline)].summary()["acc_replaced"] for m in dep_methods)
@@ -302,8 +383,7 @@ def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dic
         vals = [acc(p, cfg) for p in ps]
         return f"{100 * min(vals):.1f}-{100 * max(vals):.1f}%"
 
-    groups = {"same family": [p for p in s.pairs if same_family(*p)],
-              "across families": [p for p in s.pairs if not same_family(*p)]}
+    groups = crossmodel.pair_kinds(s.pairs)
     base = np.mean([xm[p + (WITHOUT, "CovLasso", s.k_headline)].summary()["acc_base"]
                     for p in s.pairs])
     by_group = "; ".join(f"{g} ({len(ps)} pairs) {span(ps, WITHOUT)}"
@@ -324,9 +404,66 @@ def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dic
             f"{s.short[p0[0]]} from {s.short[p0[1]]}", s.k_headline,
             pick[("CovLasso support + LS", s.k_headline)], pick[("random + LS", s.k_headline)],
             pick[("original", "all")], sm["acc_replaced"], sm["acc_base"])
+    if fav_checks is not None:
+        best = {}
+        for p in s.pairs:
+            got = [fav_checks(*p, WITHOUT, r, s.k_headline)[0] for r in favourable.READINGS
+                   if p + (WITHOUT, r, s.k_headline) in fav_checks.mets]
+            if got:
+                best[p] = max(got, key=lambda sm: sm["acc_replaced"])
+        if best:
+            kept = [sm["acc_replaced"] for sm in best.values()]
+            fps = [sm["fp_created_per_target"] for sm in best.values()]
+            fp0 = [sm["fp_base_per_target"] for sm in best.values()]
+            held = [p for p in s.pairs if fav_head and fav_head.get(p)]
+            summary += (f" Most favourable linear reading (B's logits weighted and levelled for "
+                        f"A's own decisions, k = {s.k_headline}): the best reading keeps "
+                        f"{100 * min(kept):.1f}-{100 * max(kept):.1f}% of target-class images at "
+                        f"{min(fps):.2f}-{max(fps):.2f} false positives per target (A's own "
+                        f"{min(fp0):.2f}-{max(fp0):.2f}); similar performance for "
+                        f"{len(held)} of {len(s.pairs)} pairs.")
+    kinds = kind_headlines(s, xm)
+    summary += " The headline number (" + HEADLINE_METHOD + f", k = {s.k_headline}) by kind " \
+        "of pair: " + "; ".join(
+            f"{r['kind']} ({len(r['pairs'])} pairs): {r['first']} {_pc(r['value'], r['ci'])}"
+            + (f", range over its pairs {100 * r['range'][0]:.1f}-{100 * r['range'][1]:.1f}%"
+               if len(r["pairs"]) > 1 else "") for r in kinds) + "."
+    notes = sorted({label(m) for p in s.pairs for m in p
+                    if get_spec(m) is not None and get_spec(m).note})
+    if notes:
+        summary += " Models with a recipe unlike the paper's: " + ", ".join(notes) + "."
     scope = ("The CNN-transformer clause of C2 is untested here: " + cnn_tf_status
-             if not cnn_tf_tested else "A CNN-transformer pair was among the pairs tested.")
-    return v, summary, scope
+             if not cnn_tf_tested else "CNN-transformer pairs were among the pairs tested ("
+             + cnn_tf_status + ").")
+    return v, summary, scope, devs
+
+
+#: The method of C2's headline number (the notebook's claim record points at its key).
+HEADLINE_METHOD = "CovLasso support + LS"
+
+
+def _pc(x: float, ci) -> str:
+    return f"{100 * x:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def kind_headlines(s: CrossSettings, xm: dict) -> list[dict]:
+    """C2's headline number for every kind of pair tested (:func:`.crossmodel.pair_kinds`):
+    target-class accuracy kept by A's logit rebuilt from ``k_headline`` of B's logits without B's
+    own category, CovLasso support refitted by least squares (the number C2's headline reads for
+    the first pair). Per kind: its pairs, the first pair's value with its 95% bootstrap interval
+    over eval images and its key in the results' numbers, and the range over the kind's pairs."""
+    out = []
+    for kind, ps in crossmodel.pair_kinds(s.pairs).items():
+        vals = [xm[p + (WITHOUT, HEADLINE_METHOD, s.k_headline)].summary()["acc_replaced"]
+                for p in ps]
+        mm = xm[ps[0] + (WITHOUT, HEADLINE_METHOD, s.k_headline)]
+        out.append({"kind": kind, "pairs": [s.label(*p) for p in ps],
+                    "first": f"{s.short[ps[0][0]]} from {s.short[ps[0][1]]}",
+                    "number": f"{s.label(*ps[0])}_without_same_refit_acc_replaced_"
+                              f"k{s.k_headline}",
+                    "value": vals[0], "ci": metric_ci(mm, "acc_replaced", s.n_boot, 0),
+                    "range": (min(vals), max(vals))})
+    return out
 
 
 def c6b_record(s: CrossSettings, u: dict) -> tuple:
@@ -355,9 +492,10 @@ def c6b_record(s: CrossSettings, u: dict) -> tuple:
 
 
 def numbers(s: CrossSettings, xm: dict, overlap_rows: list[dict], u: dict, seeds_tab,
-            reads: dict) -> Numbers:
-    """Notebook 02's headline numbers (pair keys ``<a>_from_<b>_...``)."""
-    from .single_summary import reading_numbers
+            reads: dict, fav_mets: dict | None = None) -> Numbers:
+    """Notebook 02's headline numbers (pair keys ``<a>_from_<b>_...``; the most favourable
+    reading's ``<a>_from_<b>_<stem>_{top1,fp,overall}_k<k>``, stems as in notebook 01)."""
+    from .single_summary import FAVOURABLE_KEYS, reading_numbers
 
     nums, frac, K = Numbers(), {"unit": "fraction"}, f"k{s.k_headline}"
     p0 = s.pairs[0]
@@ -380,12 +518,32 @@ def numbers(s: CrossSettings, xm: dict, overlap_rows: list[dict], u: dict, seeds
         mm = xm[(a, b, WITHOUT, "CovLasso", s.k_headline)]
         nums.add(f"{p}_acc_base", mm.summary()["acc_base"],
                  f"unmodified {a}: top-1 on the same eval images", **frac, short="unmodified")
+        nums.add(f"{p}_fp_base", mm.summary()["fp_base_per_target"],
+                 f"unmodified {a}: false positives per target on the same eval images",
+                 unit="images")
+        for meth, mt in (("CovLasso", "covlasso"), ("CovLasso support + LS", "refit")):
+            nums.add(f"{p}_without_same_{mt}_fp_{K}",
+                     xm[(a, b, WITHOUT, meth, s.k_headline)].summary()["fp_created_per_target"],
+                     f"A={a} from B={b} without B's same category, {meth}, k={s.k_headline}: "
+                     "false positives created per target", unit="images")
         nums.add(f"{p}_relres_{K}", mm.summary()["relres_median"],
                  f"A={a} from B={b} without B's same category, CovLasso k={s.k_headline}: "
                  + METRIC_DEFINITIONS["relres_median"],
                  ci=metric_ci(mm, "relres_median", s.n_boot, 0))
         reading_numbers(nums, p, reads.get((a, b), []), f"A={a} from B={b} without B's same "
                         "category")
+        for (a2, b2, _, meth, k), met in (fav_mets or {}).items():
+            if (a2, b2) != (a, b):
+                continue
+            sm = met.summary()
+            for suffix, key, unit in (("top1", "acc_replaced", "fraction"),
+                                      ("fp", "fp_created_per_target", "images"),
+                                      ("overall", "weak_top1", "fraction")):
+                name = f"{p}_{FAVOURABLE_KEYS[meth]}_{suffix}_k{k}"
+                if name not in nums:
+                    nums.add(name, sm[key], f"A={a} from B={b} without B's same category, "
+                             f"most favourable reading, {meth} at k = {k}: {key} (held out)",
+                             unit=unit)
     for r in overlap_rows:
         if r["k"] == s.k_headline:
             nums.add(f"overlap_{r['models'].replace(' & ', '_')}_{K}", r["Jaccard"],
@@ -471,9 +629,36 @@ def split_seed_runs(s: CrossSettings, stack: dict, stack_folds: dict, unseen_hea
 
 def parameters(s: CrossSettings, cnn_tf_status: str) -> dict:
     """The settings used (every parameter), as written into the results file, with the number
-    of targets, the readings' ks and the CNN-transformer status."""
+    of targets, the readings' ks, the CNN-transformer status and the pairs by kind."""
     return {**s.record(), "n_targets_used": int(s.targets.size),
-            "cnn_transformer_status": cnn_tf_status, "reading_ks": list(s.reading_ks)}
+            "cnn_transformer_status": cnn_tf_status, "reading_ks": list(s.reading_ks),
+            "pair_kinds": {k: [s.label(*p) for p in ps]
+                           for k, ps in crossmodel.pair_kinds(s.pairs).items()}}
+
+
+def claim_keys(s: CrossSettings, nums: Numbers) -> dict[str, dict]:
+    """For C2 and C6b: the headline, its reference, the second half's number and every number
+    the rule reads (keys of ``nums``), as :func:`~neudep_utils.record.claim` takes
+    them."""
+    from .single_summary import FAVOURABLE_KEYS
+
+    K = f"k{s.k_headline}"
+    p0 = s.label(*s.pairs[0])
+    c2 = [k for a, b in s.pairs for k in (
+        f"{s.label(a, b)}_without_same_{mt}_{x}_{K}" for mt in ("covlasso", "refit")
+        for x in ("acc_replaced", "fp")) if k in nums]
+    c2 += [k for a, b in s.pairs for stem in FAVOURABLE_KEYS.values() for x in ("top1", "fp")
+           for k in [f"{s.label(a, b)}_{stem}_{x}_{K}"] if k in nums]
+    c2 += [k for a, b in s.pairs for k in (f"{s.label(a, b)}_acc_base", f"{s.label(a, b)}_fp_base")]
+    c6b = ["unseen_top1_1000", "unseen_top1_hidden", "unseen_top1_hidden_random",
+           "unseen_hidden_vs_random", "unseen_upper_bound_A_1000", "unseen_chance_1000",
+           "unseen_chance_hidden"]
+    second2 = f"{p0}_disc_top1_{K}"
+    return {"C2": {"headline": f"{p0}_without_same_refit_acc_replaced_{K}",
+                   "reference": f"{p0}_acc_base",
+                   "second": second2 if second2 in nums else None, "reads": c2},
+            "C6b": {"headline": "unseen_top1_hidden", "reference": "unseen_top1_hidden_random",
+                    "second": "unseen_top1_1000", "reads": [k for k in c6b if k in nums]}}
 
 
 def curve_records(s: CrossSettings, xm: dict, reads: dict) -> list[dict]:
@@ -488,6 +673,6 @@ def curve_records(s: CrossSettings, xm: dict, reads: dict) -> list[dict]:
                     else "with same", "method": meth, "k_requested": k, "k": sm["k"],
                     "acc_replaced": sm["acc_replaced"], "acc_base": sm["acc_base"],
                     "relres_median": sm["relres_median"],
-                    **{key: rd.get(key) for key in ("top5", "auc", "ap", "scale")}})
+                    **{key: rd.get(key) for key in ("top5", "auc", "ap", "separation")}})
     return out
 

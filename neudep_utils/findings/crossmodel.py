@@ -27,7 +27,46 @@ from ..dependencies import (
 )
 from ..metrics import bootstrap_ci
 
-__all__ = ["scale_calibration", "support_overlap", "unseen_categories"]
+__all__ = ["CNN_TRANSFORMER", "PAIR_KINDS", "pair_kind", "pair_kinds", "scale_calibration",
+           "support_overlap", "unseen_categories"]
+
+#: The kind of a pair with a CNN and a transformer (C2's "regardless of their architectures").
+CNN_TRANSFORMER = "CNN-transformer"
+#: The kinds of ordered pairs, in the order C2's record lists them (:func:`pair_kind`).
+PAIR_KINDS = ("CNN-CNN within a family", "CNN-CNN across families", "CNN-CNN two recipes",
+              CNN_TRANSFORMER)
+
+
+def pair_kind(a: str, b: str) -> str:
+    """The kind of the model pair ``(a, b)``, from what each model declares
+    (:func:`neudep_utils.models.architecture`, its family and its recipe; never from its name).
+
+    ``CNN-transformer`` when one is a CNN and the other a transformer; otherwise, for two models
+    of one architecture kind (``CNN-CNN``, ``transformer-transformer``): ``... two recipes`` for
+    one family trained by two recipes (e.g. MobileNet v2 int8 QAT and PTQ), ``... within a
+    family`` for one family and one recipe, ``... across families`` otherwise. A model whose kind
+    is not declared counts as ``unknown``.
+    """
+    from ..models import architecture, recipe, same_family
+
+    kinds = {"cnn": "CNN", "transformer": "transformer"}
+    ka, kb = (kinds.get(architecture(m), "unknown") for m in (a, b))
+    if {ka, kb} == {"CNN", "transformer"}:
+        return CNN_TRANSFORMER
+    arch = f"{ka}-{kb}"
+    if same_family(a, b):
+        return f"{arch} two recipes" if recipe(a) != recipe(b) else f"{arch} within a family"
+    return f"{arch} across families"
+
+
+def pair_kinds(pairs) -> dict[str, list[tuple[str, str]]]:
+    """The ordered ``pairs`` grouped by :func:`pair_kind`, kinds in :data:`PAIR_KINDS` order
+    (others after them), pairs in their given order; kinds without a pair are left out."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for a, b in pairs:
+        out.setdefault(pair_kind(a, b), []).append((a, b))
+    order = {k: i for i, k in enumerate(PAIR_KINDS)}
+    return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
 def support_overlap(a: DepSet, b: DepSet, n_candidates: int | None = None, seed: int = 0,

@@ -154,7 +154,8 @@ def width_curve(model: str, features: np.ndarray, labels: np.ndarray, image_ids:
     untouched head.
 
     ``features``: (images, views, D) penultimate features; ``W`` (n, D), ``b`` (n,) the head.
-    For each width the logits ``H W_d^T + b`` are cross-fitted like notebook 01's (``n_folds``
+    Widths at or above the head's rank (e.g. 256 for the ViT's d = 192) are the untouched head
+    and are not repeated. For each width the logits ``H W_d^T + b`` are cross-fitted like notebook 01's (``n_folds``
     image-level folds, ``seed``) and judged out of sample: the CovLasso dependency at each k and
     dense least squares. Returns records ``{model, d, d_over_n, feature_width, k, method,
     acc_replaced, relres_median, acc_base, top1}`` (``d``: the rank of the truncated layer, at
@@ -166,7 +167,9 @@ def width_curve(model: str, features: np.ndarray, labels: np.ndarray, image_ids:
     H = np.asarray(features, np.float32)
     full = int(np.linalg.matrix_rank(W))
     rows = []
-    for d in tqdm(sorted({*widths, full}), disable=not progress, desc=f"{model} widths"):
+    # widths at or above the head's rank give the untouched head again: measured once, as it
+    for d in tqdm(sorted({d for d in widths if d < full} | {full}), disable=not progress,
+                  desc=f"{model} widths"):
         Wd, bd = low_rank_head(W, b, d)
         L = (H.reshape(-1, H.shape[-1]).astype(np.float64) @ Wd.T + bd)
         L = L.reshape(H.shape[0], H.shape[1], n).astype(np.float32)

@@ -1,5 +1,7 @@
 """What the dependencies say about the classes (notebook 01, C6a): semantic nearness of partners,
-the well-fitted targets whose top partner is semantically far, and a family's dependency graph.
+the well-fitted targets whose top partner is semantically far, the counter-intuitive ones among
+them (far, not a visual confusion of the model, chosen again on the other half of the images,
+against a chance baseline), and a family's dependency graph.
 
 WordNet distances come from the committed hierarchy (:mod:`neudep_utils.images.taxonomy`); a
 partner is *near* its target within ``near_distance`` hypernym steps. A dependency is
@@ -13,13 +15,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..cache import LogitData
 from ..dependencies import DepSet
 from ..images import imagenet_classes
 from ..images.taxonomy import Taxonomy
 from ..metrics import Metrics, bootstrap_ci, nearness_vs_chance
 
-__all__ = ["distance_frame", "family_graph", "far_share", "far_table", "nearness_rows", "strongest_rows",
-           "top_partner"]
+__all__ = ["confusion_top5", "counter_intuitive", "distance_frame", "family_graph", "far_share",
+           "far_table", "nearness_rows", "strongest_rows", "top_partner"]
 
 
 def top_partner(dep: DepSet) -> np.ndarray:
@@ -67,16 +70,98 @@ def far_share(deps: Sequence[DepSet], relres: np.ndarray, distance: np.ndarray,
             "share": float(per_target.mean()), "share_ci": ci, "examples": examples}
 
 
-def far_table(far: dict[str, dict], short: dict[str, str]) -> list[dict]:
+def confusion_top5(data: LogitData) -> np.ndarray:
+    """(n, n) bool: ``[a, b]`` when class ``b`` is among the model's five largest logits on
+    some image (centre view) of class ``a`` (``b != a``): the model's visual confusions."""
+    n = data.n_classes
+    F = data.logits[:, 0, :n]
+    top5 = np.argpartition(-F, 5, axis=1)[:, :5]
+    conf = np.zeros((n, n), dtype=bool)
+    conf[np.repeat(data.labels, 5), top5.ravel()] = True
+    conf[np.arange(n), np.arange(n)] = False
+    return conf
+
+
+def counter_intuitive(deps: Sequence[DepSet], relres: np.ndarray, distance: np.ndarray,
+                      near_distance: int, well_fitted: float, confusion: np.ndarray,
+                      n_boot: int = 1000, seed: int = 0) -> dict:
+    """Among the well-fitted targets, the share whose top partner (in a fold's dependency) is
+    **counter-intuitive**: semantically far (WordNet distance > ``near_distance``), not a
+    visual confusion of the model (``confusion`` from :func:`confusion_top5`, either
+    direction) and chosen again by the dependency of another fold (fitted on other images).
+    Pooled over folds, with a 95% bootstrap interval over targets, and the **chance** share:
+    what it would be if such far, unconfused top partners were noise, each chosen again with
+    the probability ``k / (n - 1)`` of a random partner set of the other fold's size.
+
+    Returns
+    -------
+    dict
+        ``n_well_fitted``, ``share``, ``share_ci``, ``chance``, ``far_unconfused`` (the share
+        before the replication test) and ``examples`` (target, partner) pairs, best fitted
+        first.
+    """
+    well = np.flatnonzero(np.isfinite(relres) & (relres <= well_fitted))
+    nan = float("nan")
+    if well.size == 0 or len(deps) < 2:
+        return {"n_well_fitted": int(well.size), "share": nan, "share_ci": (nan, nan),
+                "chance": nan, "far_unconfused": nan, "examples": []}
+    n_other = deps[0].n_total - 1
+    hits = np.zeros((len(deps), well.size))
+    cand = np.zeros((len(deps), well.size))
+    chance = np.zeros((len(deps), well.size))
+    for f, d in enumerate(deps):
+        tp = top_partner(d)[well]
+        tgt = d.targets[well]
+        ok = tp >= 0
+        tpc = np.maximum(tp, 0)
+        far = ok & (distance[tgt, tpc] > near_distance)
+        unconf = ~(confusion[tgt, tpc] | confusion[tpc, tgt])
+        others = [g for g in range(len(deps)) if g != f]
+        again = np.zeros(well.size)
+        k_other = np.zeros(well.size)
+        for g in others:
+            cols = deps[g].cols[well]
+            again += ((cols == tp[:, None]) & (deps[g].coef[well] != 0)).any(1)
+            k_other += deps[g].k[well]
+        again /= len(others)
+        k_other /= len(others)
+        cand[f] = far & unconf
+        hits[f] = cand[f] * again
+        chance[f] = cand[f] * k_other / n_other
+    per_target = hits.mean(0)
+    ci = bootstrap_ci(lambda W: (W @ per_target) / W.sum(1), per_target.size, n_boot, seed)
+    order = np.argsort(relres[well], kind="stable")
+    t0, tp0 = deps[0].targets[well], top_partner(deps[0])[well]
+    examples = [(int(t0[i]), int(tp0[i])) for i in order if hits[0, i] > 0][:8]
+    return {"n_well_fitted": int(well.size), "share": float(per_target.mean()),
+            "share_ci": ci, "chance": float(chance.mean()),
+            "far_unconfused": float(cand.mean()), "examples": examples}
+
+
+def far_table(far: dict[str, dict], short: dict[str, str],
+              counter: dict[str, dict] | None = None) -> list[dict]:
     """One row per model of :func:`far_share` results: well-fitted targets, the share with a
-    far top partner and its interval, three examples (target <- top partner)."""
+    far top partner and its interval, three examples (target <- top partner); with
+    ``counter`` (:func:`counter_intuitive` per model) the counter-intuitive share, its
+    interval, its chance level and three examples."""
     name = imagenet_classes().short_name
-    return [{"model": short[m], "well-fitted targets": f["n_well_fitted"],
-             "share with a far top partner": f["share"],
-             "95% CI": f"{f['share_ci'][0]:.2f}-{f['share_ci'][1]:.2f}",
-             "examples (target <- top partner)": ", ".join(
-                 f"{name(t)} <- {name(p)}" for t, p in f["examples"][:3])}
-            for m, f in far.items()]
+    rows = []
+    for m, f in far.items():
+        row = {"model": short[m], "well-fitted targets": f["n_well_fitted"],
+               "far top partner": round(f["share"], 3),
+               "95% CI": f"[{f['share_ci'][0]:.2f}, {f['share_ci'][1]:.2f}]"}
+        if counter is not None:
+            c = counter[m]
+            row.update({"counter-intuitive": round(c["share"], 3),
+                        "CI ": f"[{c['share_ci'][0]:.3f}, {c['share_ci'][1]:.3f}]",
+                        "chance": round(c["chance"], 4),
+                        "examples (target <- partner)": ", ".join(
+                            f"{name(t)} <- {name(p)}" for t, p in c["examples"][:3])})
+        else:
+            row["examples (target <- top partner)"] = ", ".join(
+                f"{name(t)} <- {name(p)}" for t, p in f["examples"][:3])
+        rows.append(row)
+    return rows
 
 
 def strongest_rows(dep: DepSet, met: Metrics, distance: np.ndarray, near_distance: int,

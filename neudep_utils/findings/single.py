@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import cache, dependencies, profiles
 from ..cache import LogitData
-from ..dependencies import DepSet, Fold
+from ..dependencies import DepSet, Fold, favourable
 from ..images import imagenet_classes
 from ..metrics import (
     Metrics,
@@ -35,6 +35,8 @@ from ..metrics import (
 from ..verdicts.rules import SimilarCheck, similar_performance
 
 __all__ = ["DEP_METHODS", "METHODS", "PARAMETERS", "Checks", "Fits", "Settings",
+           "evaluate_favourable", "favourable_fits", "favourable_ks", "favourable_outcomes",
+           "favourable_rows",
            "cache_folder", "certificate_table", "data_table", "evaluate_methods",
            "learning", "macaw_panels", "metric_tables", "moment_variant_rows", "parameters",
            "reading_tables", "split_seed_table", "width_rows", "trained_width_rows", "TRAINED_WIDTHS",
@@ -145,18 +147,22 @@ class Checks:
 
     Keys are tuples with the method at position ``method_pos`` (notebook 01: ``(model, method,
     k)``; notebook 02: ``(A, B, candidates, method, k)``); the random baseline of a key is the
-    same key with the method ``"random + LS"``.
+    same key with the method ``random_of[method]`` (default ``"random + LS"``; ``None``: the
+    method is itself a random baseline).
     """
 
-    def __init__(self, mets: dict[tuple, Metrics], n_boot: int, method_pos: int = 1):
+    def __init__(self, mets: dict[tuple, Metrics], n_boot: int, method_pos: int = 1,
+                 random_of: dict[str, str | None] | None = None):
         self.mets, self.n_boot, self.pos = mets, n_boot, method_pos
+        self.random_of = random_of or {"random + LS": None}
         self._memo: dict[tuple, tuple] = {}
 
     def __call__(self, *key) -> tuple[dict, tuple, tuple | None, SimilarCheck]:
         if key not in self._memo:
             meth = key[self.pos]
-            rkey = key[:self.pos] + ("random + LS",) + key[self.pos + 1:]
-            rand = None if meth == "random + LS" else self.mets[rkey]
+            rmeth = self.random_of.get(meth, "random + LS")
+            rkey = key[:self.pos] + (rmeth,) + key[self.pos + 1:]
+            rand = None if rmeth is None else self.mets[rkey]
             x = similarity_inputs(self.mets[key], rand, self.n_boot, 0)
             vs = x["vs_random"]
             sim = similar_performance(x["drop_ci"], x["fp_created"], x["fp_base"],
@@ -172,6 +178,79 @@ class Checks:
     def any_holds(self, keys: Iterable[tuple]) -> bool:
         """Whether the rule holds for any of ``keys`` (that exist in ``mets``)."""
         return any(self(*k)[3].holds for k in keys if k in self.mets)
+
+
+def favourable_ks(s: Settings) -> tuple[int, ...]:
+    """The support sizes of the most favourable reading: the headline k and
+    :data:`~neudep_utils.dependencies.favourable.KS` where fitted."""
+    return tuple(sorted({s.k_headline} | {k for k in favourable.KS if k in s.ks}))
+
+
+def favourable_fits(s: Settings, data: dict[str, LogitData], folds: dict[str, list[Fold]],
+                    fits: Fits, progress: bool = True) -> dict[tuple[str, str, int], list[DepSet]]:
+    """The most favourable linear reading (:mod:`neudep_utils.dependencies.favourable`) of every
+    model at :func:`favourable_ks`: ``{(model, reading, k): [DepSet per fold]}``, the readings
+    and their random baselines fitted on each fold's fit rows (none for streamed moments)."""
+    out: dict[tuple[str, str, int], list[DepSet]] = {}
+    jobs = [(m, k) for m in s.models for k in favourable_ks(s)
+            if folds[m][0].fit_idx is not None]
+    for m, k in tqdm(jobs, desc="most favourable reading (model, k)", disable=not progress):
+        for i, f in enumerate(folds[m]):
+            got = favourable.favourable_set(data[m], f, fits.by_method[(m, DEP_METHODS[1], k)][i],
+                                            fits.by_method[(m, "random + LS", k)][i])
+            for meth, dep in got.items():
+                out.setdefault((m, meth, k), []).append(dep)
+    return out
+
+
+def evaluate_favourable(data: dict[str, LogitData], folds: dict[str, list[Fold]],
+                        fav: dict[tuple[str, str, int], list[DepSet]]
+                        ) -> dict[tuple[str, str, int], Metrics]:
+    """Out-of-sample :class:`~neudep_utils.metrics.Metrics` of every most favourable reading of
+    :func:`favourable_fits` (keys ``(model, reading, k)``)."""
+    return {key: evaluate(data[key[0]], folds[key[0]], deps) for key, deps in fav.items()}
+
+
+def favourable_rows(s: Settings, checks: Checks, fav_checks: Checks) -> list[dict]:
+    """One row per model, k and reading of the most favourable reading, beside the least-squares
+    refit and the unmodified model: target-class top-1 kept, false positives created per target,
+    overall top-1 after one replacement, the gain over random partners fitted the same way and
+    the rule's outcome."""
+    rows = []
+    for m in s.models:
+        for k in favourable_ks(s):
+            if (m, favourable.RELEVEL, k) not in fav_checks.mets:
+                continue
+            for meth, ch in ((DEP_METHODS[1], checks), *((r, fav_checks)
+                                                         for r in favourable.READINGS)):
+                sm, _, vs, sim = ch(m, meth, k)
+                rows.append({
+                    "model": s.short[m], "k": k, "weights": meth,
+                    "top-1 kept (%)": round(100 * sm["acc_replaced"], 1),
+                    "unmodified (%)": round(100 * sm["acc_base"], 1),
+                    "FP / target": round(sm["fp_created_per_target"], 2),
+                    "FP unmodified": round(sm["fp_base_per_target"], 2),
+                    "overall top-1 (%)": round(100 * sm["weak_top1"], 2),
+                    "vs random (points)": "" if vs is None else _fmt_ci(vs[0], vs[1:]),
+                    "similar?": "yes" if sim.holds else "no"})
+    return rows
+
+
+def favourable_outcomes(s: Settings, fav_checks: Checks) -> tuple[dict[str, bool],
+                                                                  dict[str, bool]]:
+    """Per model (short name): whether some reading of the most favourable reading achieves
+    similar performance at the headline k, and at some measured ``k <= k_sparse``."""
+    ks = favourable_ks(s)
+    head, sparse = {}, {}
+    for m in s.models:
+        keys = [(m, r, k) for r in favourable.READINGS for k in ks]
+        if not any(key in fav_checks.mets for key in keys):
+            continue
+        head[s.short[m]] = fav_checks.any_holds([(m, r, s.k_headline)
+                                                 for r in favourable.READINGS])
+        sparse[s.short[m]] = fav_checks.any_holds([(m, r, k) for r in favourable.READINGS
+                                                   for k in ks if k <= s.c1_rule.k_sparse])
+    return head, sparse
 
 
 def _fmt_ci(value: float, ci: Sequence[float] | None, scale: float = 100,
@@ -357,13 +436,15 @@ def certificate_table(s: Settings, fits: Fits):
 
 
 def data_table(s: Settings, data: dict, folds: dict):
-    """Per model: its penultimate width d, images, views, classes present, centre-view top-1
-    and fit rows per fold."""
+    """Per model: its penultimate width d, architecture and training recipe, images, views,
+    classes present, centre-view top-1 and fit rows per fold."""
     import pandas as pd
 
-    from ..models import get_spec
+    from ..models import architecture, get_spec, recipe
 
     return pd.DataFrame([{"model": s.short[m], "d": getattr(get_spec(m), "width", None),
+                          "architecture": architecture(m) or "n/a",
+                          "recipe": recipe(m) or "n/a",
                           "images": d.n_images, "views per image": d.n_views,
                           "classes present": len(np.unique(d.labels)),
                           "centre-view top-1": d.top1(),

@@ -1,10 +1,13 @@
-"""Why the dependencies fail as replacement logits (notebooks 01 and 02): ranking against scale,
+"""Why the dependencies fail as replacement logits (notebooks 01 and 02): level and separation,
 and the small-data objection.
 
 - :func:`reading_rows`: the secondary readings (:mod:`neudep_utils.metrics.readings`: top-5
-  retention, AUC, AP, scale gap) of the refitted CovLasso dependency at each k of the readings,
-  of random partners at the same k, of dense least squares on all partners ("all") and of the
-  unmodified model, on the same pooled eval images.
+  retention, AUC, AP, separation d') of the refitted CovLasso dependency at each k of the
+  readings, of random partners at the same k, of dense least squares on all partners ("all") and
+  of the unmodified model, on the same pooled eval images; beside them the **level**: each
+  rebuilt logit re-levelled on the fit side alone (fit-side false positives capped at the
+  original's, :func:`neudep_utils.dependencies.favourable.relevel`) and judged held out
+  (target-class top-1 kept, false positives created per target).
 - :func:`without_positives`: the target-class accuracy of dependencies fitted on moments with and
   without the target's own class images, to test whether the few positives in a fit set (about
   0.1% of the rows) are what the dependency lacks.
@@ -21,6 +24,7 @@ from tqdm.auto import tqdm
 from .. import dependencies
 from ..cache import LogitData
 from ..dependencies import DepSet, Fold
+from ..dependencies.favourable import decision_rows, relevel
 from ..metrics import evaluate
 from ..metrics.readings import original_readings, readings
 from ..moments import second_moment_from_sums
@@ -55,45 +59,73 @@ def reading_rows(label: str, data: LogitData, folds: Sequence[Fold],
     Returns
     -------
     (list of dict, dict)
-        One record per (method, k) with ``top5``, ``auc``, ``ap``, ``scale`` and the intervals of
-        ``ap`` and ``scale`` (``k`` is ``"all"`` for dense least squares and the original), and
-        the per-target :class:`~neudep_utils.metrics.readings.Readings` by ``(method, k)``.
+        One record per (method, k) with ``top5``, ``auc``, ``ap``, ``separation`` and the
+        intervals of ``ap`` and ``separation`` (``k`` is ``"all"`` for dense least squares and
+        the original); ``top1`` and ``fp`` (target-class top-1 kept and false positives created
+        per target, held out) as fitted and ``level_top1``, ``level_fp`` once re-levelled on
+        the fit side (the original: its own top-1 and false positives); and the per-target
+        :class:`~neudep_utils.metrics.readings.Readings` by ``(method, k)``.
     """
     rows, objs = [], {}
+    fit_rows = ([decision_rows(data, f) for f in folds]
+                if all(f.fit_idx is not None for f in folds) else None)
 
-    def add(method: str, k, r) -> None:
+    def level(deps: Sequence[DepSet]) -> dict:
+        sm = evaluate(data, folds, deps).summary()
+        out = {"top1": sm["acc_replaced"], "fp": sm["fp_created_per_target"],
+               "level_top1": np.nan, "level_fp": np.nan}
+        if fit_rows is not None:
+            lv = evaluate(data, folds, [relevel(d, r) for d, r in zip(deps, fit_rows,
+                                                                      strict=True)]).summary()
+            out.update(level_top1=lv["acc_replaced"], level_fp=lv["fp_created_per_target"])
+        return out
+
+    def add(method: str, k, r, lv: dict) -> None:
         sm = r.summary()
         objs[(method, k)] = r
-        rows.append({"model": label, "method": method, "k": k, **sm,
-                     "ap_ci": r.ci("ap", n_boot), "scale_ci": r.ci("scale", n_boot)})
+        rows.append({"model": label, "method": method, "k": k, **sm, **lv,
+                     "ap_ci": r.ci("ap", n_boot), "separation_ci": r.ci("separation", n_boot)})
 
     for k, per in sorted(by_k.items()):
         for method in READ_METHODS[:2]:
-            add(method, k, readings(data, folds, per[method]))
-    add("dense LS", "all", readings(data, folds, dense))
-    add("original", "all", original_readings(data, folds, targets))
+            add(method, k, readings(data, folds, per[method]), level(per[method]))
+    add("dense LS", "all", readings(data, folds, dense), level(dense))
+    base = evaluate(data, folds, by_k[min(by_k)][READ_METHODS[0]]).summary() if by_k else None
+    orig = ({"top1": base["acc_base"], "fp": base["fp_base_per_target"],
+             "level_top1": base["acc_base"], "level_fp": base["fp_base_per_target"]}
+            if base else {})
+    add("original", "all", original_readings(data, folds, targets), orig)
     return rows, objs
 
 
 def reading_table(rows: Sequence[dict]):
     """The readings of :func:`reading_rows` (of any number of models or pairs) as the book's
-    table: one row per model and k, for AP, the scale gap and top-5 the refitted dependency
-    (dense least squares at k = "all"), random partners at the same k and the unmodified model
-    side by side (an empty cell: no random partners for "all")."""
+    table: one row per model and k; for AP, the separation d', the target-class top-1 kept once
+    re-levelled on the fit side (%) and the false positives per target that costs, the refitted
+    dependency (dense least squares at k = "all"), random partners at the same k and the
+    unmodified model side by side; an empty cell: not measured (no random partners for "all",
+    no fit side to re-level on)."""
     import pandas as pd
 
-    orig = {(r["model"]): r for r in rows if r["method"] == "original"}
+    orig = {r["model"]: r for r in rows if r["method"] == "original"}
     rnd = {(r["model"], str(r["k"])): r for r in rows if r["method"] == "random + LS"}
+
+    def cell(r: dict | None, col: str, scale: float, digits: int) -> str:
+        v = None if r is None else r.get(col)
+        return "" if v is None or not np.isfinite(v) else f"{scale * v:.{digits}f}"
+
     out = []
     for r in rows:
         if r["method"] not in ("CovLasso support + LS", "dense LS"):
             continue
-        key, o = (r["model"], str(r["k"])), orig.get(r["model"], {})
+        o, rr = orig.get(r["model"]), rnd.get((r["model"], str(r["k"])))
         row = {("", "model"): r["model"].replace("_from_", " from "), ("", "k"): str(r["k"])}
-        for col, name in (("ap", "AP"), ("scale", "scale gap"), ("top5", "top-5")):
-            row[(name, "dependency")] = f"{r[col]:.3f}"
-            row[(name, "random")] = f"{rnd[key][col]:.3f}" if key in rnd else ""
-            row[(name, "unmod.")] = f"{o[col]:.3f}" if col in o else ""
+        for col, name, scale, digits in (("ap", "AP", 1, 2), ("separation", "d'", 1, 2),
+                                         ("level_top1", "top-1 re-levelled %", 100, 1),
+                                         ("level_fp", "its FP / target", 1, 2)):
+            row[(name, "dep.")] = cell(r, col, scale, digits)
+            row[(name, "random")] = cell(rr, col, scale, digits)
+            row[(name, "unmod.")] = cell(o, col, scale, digits)
         out.append(row)
     frame = pd.DataFrame(out)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
@@ -132,13 +164,20 @@ def without_positives(data: LogitData, folds: Sequence[Fold], with_deps: Sequenc
         count, sum_f, sum_ff = rows.shape[0], rows.sum(0), rows.T @ rows
         parts = []
         shares.append(np.isin(lab, t).sum() / t.size / lab.size)
-        for i, ti in enumerate(tqdm(t, desc="fits without the target's images",
-                                    disable=not progress, leave=False)):
+
+        def downdated(ti, rows=rows, lab=lab, count=count, sum_f=sum_f, sum_ff=sum_ff,
+                      center=fold.center):
             own = rows[lab == ti]
             sf = sum_f - own.sum(0)
             S = second_moment_from_sums(count - own.shape[0], sf, sum_ff - own.T @ own,
-                                        center=fold.center)
-            f_t = replace_fold(fold, S, sf / (count - own.shape[0]), count - own.shape[0])
+                                        center=center)
+            return S, sf, own.shape[0]
+
+        # the moments without each target's rows (a few O(n^2) numpy passes per target, the
+        # bulk of the time) are built two targets ahead in threads (numpy releases the GIL);
+        # the solves stay in this thread, in target order: the same numbers as one at a time
+        for i, ti, (S, sf, n_own) in _ahead(downdated, t, progress):
+            f_t = replace_fold(fold, S, sf / (count - n_own), count - n_own)
             warm = np.zeros((1, S.shape[0]))
             c = dep.cols[i]
             warm[0, c[c >= 0]] = dep.coef[i][c >= 0]
@@ -152,6 +191,27 @@ def without_positives(data: LogitData, folds: Sequence[Fold], with_deps: Sequenc
     return {"acc_with": a["acc_replaced"], "acc_without": b["acc_replaced"],
             "acc_base": a["acc_base"], "k_with": a["k"], "k_without": b["k"], "n_images": n,
             "positive_share": float(np.mean(shares))}
+
+
+def _ahead(fn, items: np.ndarray, progress: bool, workers: int = 2):
+    """``(i, item, fn(item))`` in order, ``fn`` computed up to ``workers`` items ahead in a
+    thread pool (each result is held until its turn; at most ``2 workers`` in flight)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    bar = tqdm(total=len(items), desc="fits without the target's images", disable=not progress,
+               leave=False)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        window: deque = deque()
+        nxt = 0
+        for i in range(len(items)):
+            while nxt < len(items) and len(window) < 2 * workers:
+                window.append(pool.submit(fn, items[nxt]))
+                nxt += 1
+            res = window.popleft().result()
+            bar.update()
+            yield i, items[i], res
+    bar.close()
 
 
 def _support_at_k(S: np.ndarray, t: int, k: int, lam0: float, warm: np.ndarray,
@@ -206,24 +266,36 @@ def _stack(parts: Sequence[DepSet]) -> DepSet:
 
 def failure_sentence(label: str, k: int, dep: dict, rnd: dict, orig: dict,
                      acc_kept: float, acc_base: float) -> str:
-    """The sentence that says which part of "similar performance" fails, from the readings at
-    ``k`` of the refitted dependency (``dep``), random partners (``rnd``) and the unmodified
-    model (``orig``), each a :meth:`~neudep_utils.metrics.readings.Readings.summary`."""
+    """The sentence that says which part of "similar performance" fails: the **separation**
+    (average precision against random partners, d' against the original) and the **level**
+    (what re-levelling on the fit side alone recovers, and at how many false positives), from
+    the reading records at ``k`` of the refitted dependency (``dep``), random partners (``rnd``)
+    and the unmodified model (``orig``) of :func:`reading_rows`."""
     ranks = dep["ap"] > 2 * rnd["ap"]
-    scale_short = dep["scale"] < 0.75 * orig["scale"]
-    parts = [f"{label} at k = {k}: the rebuilt logit "
-             + ("ranks class-i images far above random partners" if ranks else
-                "ranks class-i images little better than random partners")
-             + f" (average precision {dep['ap']:.2f} vs {rnd['ap']:.2f} for random partners; "
-             f"the original logit {orig['ap']:.2f})"]
-    if scale_short:
-        parts.append(f"but sits only {dep['scale']:.1f} negative-class standard deviations above "
-                     f"the other images, against {orig['scale']:.1f} for the original, so it "
-                     f"rarely wins the 1000-way argmax (top-1 kept {100 * acc_kept:.1f}% vs "
-                     f"{100 * acc_base:.1f}%, top-5 {100 * dep['top5']:.0f}% vs "
-                     f"{100 * orig['top5']:.0f}%)")
-    else:
-        parts.append(f"at a scale gap of {dep['scale']:.1f} against the original's "
-                     f"{orig['scale']:.1f} (top-1 kept {100 * acc_kept:.1f}% vs "
-                     f"{100 * acc_base:.1f}%)")
-    return ", ".join(parts) + "."
+    sep_short = dep["separation"] < 0.75 * orig["separation"]
+    head = (f"{label} at k = {k}: the rebuilt logit "
+            + ("separates class-i images far better than random partners" if ranks else
+               "separates class-i images little better than random partners")
+            + f" (average precision {dep['ap']:.2f} vs {rnd['ap']:.2f}; the original "
+            f"{orig['ap']:.2f}) " + ("but less than the original" if sep_short else
+                                     "about as well as the original")
+            + f" (separation d' {dep['separation']:.1f} vs {orig['separation']:.1f})")
+    lv_top1, lv_fp = dep.get("level_top1", np.nan), dep.get("level_fp", np.nan)
+    if not np.isfinite(lv_top1):
+        return head + (f"; top-1 kept {100 * acc_kept:.1f}% vs {100 * acc_base:.1f}% "
+                       "unmodified.")
+    level_off = lv_top1 - acc_kept > 0.1
+    fp_excess = lv_fp > orig.get("level_fp", np.inf)
+    lead = ("; it also sits at the wrong level: re-levelled on the fit side alone it keeps "
+            if level_off else "; re-levelled on the fit side alone it keeps ")
+    text = (head + lead + f"{100 * lv_top1:.1f}% of target-class images (as fitted "
+            f"{100 * acc_kept:.1f}%, unmodified {100 * acc_base:.1f}%) at "
+            f"{lv_fp:.2f} false positives per target against the original's "
+            f"{orig.get('level_fp', np.nan):.2f}")
+    if level_off and fp_excess and sep_short:
+        return text + (". Both fail: the level alone moves most of the accuracy, and the "
+                       "weaker separation makes the re-levelled logit pay for it in false "
+                       "positives.")
+    if fp_excess:
+        return text + ": the separation is what the level cannot buy back."
+    return text + "."

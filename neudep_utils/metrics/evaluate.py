@@ -18,6 +18,7 @@ import numpy as np
 
 from ..cache import LogitData
 from ..dependencies import DepSet, Fold
+from ..timing import count
 from .bootstrap import bootstrap_ci
 
 __all__ = ["METRIC_DEFINITIONS", "Metrics", "TargetOutcomes", "evaluate", "metric_ci",
@@ -124,6 +125,7 @@ def evaluate(data: LogitData, folds: Sequence[Fold], deps: Sequence[DepSet], *,
     parts: dict[str, list[np.ndarray]] = {k: [] for k in (
         "image", "base", "repl", "fp", "weak", "allr", "sse", "fval")}
     fp_base = 0
+    count("evaluations (target x eval image)", T * sum(f.eval_idx.size for f in folds))
     for fold, dep in zip(folds, deps, strict=True):
         for s in range(0, fold.eval_idx.size, chunk):
             idx = fold.eval_idx[s:s + chunk]

@@ -1,9 +1,9 @@
-"""Secondary readings of a rebuilt logit: does it still *rank* its class's images, and at what scale?
+"""Secondary readings of a rebuilt logit: does it still *separate* its class's images, and at what level?
 
 The primary reading of "similar performance" (:mod:`.evaluate`) asks whether an image of class i
 is still classified i when logit i is replaced by its dependency, in the 1000-way argmax. That
-needs the rebuilt logit both to rank class-i images above other images *and* to reach the scale of
-the competing logits. The readings here separate the two (STUDY.md section 7, declared before use):
+needs the rebuilt logit both to separate class-i images from other images *and* to sit at the level
+of the competing logits. The readings here separate the two (STUDY.md section 7, declared before use):
 
 - **top-5 retention**: the share of class-i eval images that keep class i among their 5 largest
   logits after the replacement;
@@ -13,12 +13,15 @@ the competing logits. The readings here separate the two (STUDY.md section 7, de
 - **average precision** (AP): the area under the precision-recall step curve of the rebuilt
   logit as a detector of class i over all eval images (tied scores form one threshold, as in
   scikit-learn's ``average_precision_score``);
-- **scale gap**: the rebuilt logit's mean on class-i images minus its mean on the other images,
-  in standard deviations of the other images; beside the original logit's own gap.
+- **separation** (d'): the rebuilt logit's mean on class-i images minus its mean on the other
+  images, in standard deviations of the other images; beside the original logit's own. It is
+  invariant to an affine rescaling of the logit, so it measures separation, not level; the level
+  is read by re-levelling the rebuilt logit on the fit side
+  (:func:`neudep_utils.dependencies.favourable.relevel`).
 
 Each is computed per target on the pooled out-of-fold scores (every eval image scored by the
 dependency of the fold that did not fit on it) and summarised over targets (mean for top-5, AUC
-and AP; median for the scale gap), with 95% bootstrap intervals over targets.
+and AP; median for the separation), with 95% bootstrap intervals over targets.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from ..dependencies import DepSet, Fold
 from .bootstrap import bootstrap_ci, weighted_median
 
 __all__ = ["READING_DEFINITIONS", "Readings", "auc_scores", "average_precision",
-           "original_readings", "out_of_fold_scores", "readings", "scale_gap", "top5_kept"]
+           "original_readings", "out_of_fold_scores", "readings", "separation", "top5_kept"]
 
 #: What each summary key measures (written next to the numbers).
 READING_DEFINITIONS = {
@@ -44,7 +47,7 @@ READING_DEFINITIONS = {
            "over all eval images, mean over targets (saturates near 1: not read)",
     "ap": "average precision of the (rebuilt) logit i as a detector of class i over all eval "
           "images, mean over targets",
-    "scale": "scale gap: (mean of the (rebuilt) logit i on class-i eval images - its mean on the "
+    "separation": "separation d': (mean of the (rebuilt) logit i on class-i eval images - its mean on the "
              "others) / its standard deviation on the others, median over targets",
 }
 
@@ -121,8 +124,8 @@ def average_precision(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
     return out
 
 
-def scale_gap(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """Per column: (mean on positives - mean on negatives) / std on negatives; NaN without
+def separation(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """Per column, d': (mean on positives - mean on negatives) / std on negatives; NaN without
     positives or with constant negatives."""
     neg = ~positive
     n_pos, n_neg = positive.sum(0), neg.sum(0)
@@ -139,18 +142,19 @@ class Readings:
     """Per-target secondary readings of one set of logits (rebuilt or original).
 
     ``top5`` (N_target_images,) 1/0 per eval image of a target class; ``auc``, ``ap``,
-    ``scale`` (T,) per target.
+    ``separation`` (T,) per target.
     """
 
     top5: np.ndarray
     auc: np.ndarray
     ap: np.ndarray
-    scale: np.ndarray
+    separation: np.ndarray
 
     def summary(self) -> dict[str, float]:
-        """Point estimates: mean top-5 retention, mean AUC, mean AP, median scale gap."""
+        """Point estimates: mean top-5 retention, mean AUC, mean AP, median separation."""
         return {"top5": float(np.nanmean(self.top5)), "auc": float(np.nanmean(self.auc)),
-                "ap": float(np.nanmean(self.ap)), "scale": float(np.nanmedian(self.scale))}
+                "ap": float(np.nanmean(self.ap)),
+                "separation": float(np.nanmedian(self.separation))}
 
     def ci(self, key: str, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
         """95% bootstrap interval of one summary key (eval images for ``top5``, targets for the
@@ -159,7 +163,7 @@ class Readings:
         x = x[np.isfinite(x)]
         if x.size == 0:
             return (float("nan"), float("nan"))
-        if key == "scale":
+        if key == "separation":
             return bootstrap_ci(lambda W: weighted_median(x, W), x.size, n_boot, seed)
         return bootstrap_ci(lambda W: (W @ x) / W.sum(1), x.size, n_boot, seed)
 
@@ -188,7 +192,8 @@ def readings(data: LogitData, folds: Sequence[Fold], deps: Sequence[DepSet] | No
     F, S, y, _ = out_of_fold_scores(data, folds, deps)
     positive = y[:, None] == t[None, :]
     return Readings(top5=_target_rows(top5_kept(F, S, y, t), y, t), auc=auc_scores(S, positive),
-                    ap=average_precision(S, positive), scale=scale_gap(S, positive))
+                    ap=average_precision(S, positive),
+                    separation=separation(S, positive))
 
 
 def original_readings(data: LogitData, folds: Sequence[Fold], targets: np.ndarray) -> Readings:
@@ -199,7 +204,8 @@ def original_readings(data: LogitData, folds: Sequence[Fold], targets: np.ndarra
     S = F[:, t]
     positive = y[:, None] == t[None, :]
     return Readings(top5=_target_rows(top5_kept(F, S, y, t), y, t), auc=auc_scores(S, positive),
-                    ap=average_precision(S, positive), scale=scale_gap(S, positive))
+                    ap=average_precision(S, positive),
+                    separation=separation(S, positive))
 
 
 def _target_rows(x: np.ndarray, y: np.ndarray, t: np.ndarray) -> np.ndarray:

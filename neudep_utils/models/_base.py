@@ -9,9 +9,10 @@ Runtime; ``kind="tflite"``: an int8 TensorFlow Lite model in LiteRT). The engine
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from .._io import sha256_file  # the package's one checksum of a file (re-exported)
 
 __all__ = ["KINDS", "LoadedModel", "Preprocess", "sha256_file"]
 
@@ -112,6 +113,9 @@ class LoadedModel:
     #: architecture family (e.g. ``efficientnet``, ``mobilenet_v1``): cross-model pairs of one
     #: family share a design, not weights
     family: str = ""
+    #: leading outputs of a model file dropped by its runner (1: the background class of a
+    #: 1001-way ONNX model); ``num_classes`` counts the outputs kept
+    dropped_outputs: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -144,13 +148,3 @@ class LoadedModel:
             drop = W.shape[0] - self.num_classes
             return np.ascontiguousarray(W[drop:]), b[drop:].copy()
         raise NotImplementedError(f"classifier_weights of a {self.kind!r} model")
-
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

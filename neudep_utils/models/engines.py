@@ -150,7 +150,7 @@ def model_key_label(loaded, engine: str | None = None, device: str | None = None
     if getattr(loaded, "kind", "torch") == "onnx":
         from .onnxfile import onnx_key_label
 
-        return onnx_key_label()
+        return onnx_key_label(loaded)
     return default_key_label(engine, device, loaded=loaded)
 
 

@@ -311,4 +311,4 @@ register(ModelSpec(
     description="MobileNet v1 0.75 x 224, float32 (ImageNet-1k; TensorFlow.js weights in "
                 "$NEUDEP_MODELS_DIR/" + FOLDER_NAME + ")",
     family="mobilenet_v1", width=768, aliases=("mobilenet", "mobilenet_v1_0.75"),
-    short="mobilenet_v1_075"))
+    short="mobilenet_v1_075", architecture="cnn", recipe="ImageNet-1k (Keras Applications)"))

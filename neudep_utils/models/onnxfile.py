@@ -1,9 +1,16 @@
 """Any ImageNet-style classifier saved as an ONNX file: a :class:`LoadedModel` of kind ``onnx``.
 
 :func:`load_onnx` checks the file once (it opens in ONNX Runtime, has one image input, NCHW or
-NHWC with 3 channels, float32/float16, and returns one finite logit row per image on a probe
-batch) and records its sha256 as the weights checksum, so the cache key of every extraction
-(:func:`neudep_utils.cache.extract`) covers the file's bytes and the preprocessing.
+NHWC with 3 channels, float32/float16, one float output, and returns one finite logit row per
+image on a probe batch) and records its sha256 as the weights checksum (with the sha256 of every
+external-data file it names, e.g. ``model.onnx.data``), so the cache key of every extraction
+(:func:`neudep_utils.cache.extract`) covers the weights' bytes and the preprocessing.
+
+Outputs that are not one logit row per image are refused with the fix: several outputs (say
+features and logits), integer outputs (argmax or top-k indices), probabilities (a graph ending in
+Softmax or LogSoftmax: dependencies of probabilities are not those of logits). A 1001-way output
+is taken as the TF-Slim order (background, then the 1000 ImageNet-1k classes, as the study's
+int8 MobileNets): the first output is dropped, with a warning, and the cache key says so.
 :func:`onnx_preprocess` builds the preprocessing from a preset (:data:`PRESETS`) and overrides.
 The runner (:func:`onnx_runner`) runs the file in ONNX Runtime on the CPU, batch by batch.
 
@@ -26,8 +33,10 @@ paper means; probabilities run too, but their dependencies are those of the prob
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -161,7 +170,29 @@ def _layout(session, path: Path) -> tuple[str, str, int | None, int | None, str]
     if (h is None) != (w is None) or (h is not None and h != w):
         raise ModelError(f"{path}: the input is {h}x{w}; only square inputs (or a dynamic size) "
                          "are supported")
+    _check_outputs(session, path)
     return inp.name, layout, h, static(shape[0]), inp.type
+
+
+#: Output element types taken as logits.
+_FLOAT_OUTPUTS = ("tensor(float)", "tensor(float16)", "tensor(double)")
+
+
+def _check_outputs(session, path: Path) -> None:
+    """Refuse a model with several outputs (which one holds the logits is a guess) or a
+    non-float output (argmax / top-k indices are not logits)."""
+    outs = session.get_outputs()
+    if len(outs) != 1:
+        shown = ", ".join(f"{o.name!r} {o.shape}" for o in outs[:6])
+        raise ModelError(f"--onnx {path}: the model has {len(outs)} outputs ({shown}); which one "
+                         "holds the logits is not guessed: export only the logits (e.g. "
+                         "output_names=['logits'] with a forward returning them alone), or cut "
+                         "the graph: onnx.utils.extract_model(FILE, OUT, [input], ['<logits "
+                         "output>'])")
+    if outs[0].type not in _FLOAT_OUTPUTS:
+        raise ModelError(f"--onnx {path}: the output {outs[0].name!r} is {outs[0].type}, not "
+                         "float logits (integer outputs are class indices, e.g. of an ArgMax or "
+                         "TopK); export the logits, before any argmax or top-k")
 
 
 class OnnxFileRunner(Runner):
@@ -189,11 +220,12 @@ class OnnxFileRunner(Runner):
         self.name, self.layout, _, self.batch, dtype = _layout(self.session, loaded.file)
         self.dtype = np.float16 if dtype == "tensor(float16)" else np.float32
         self.output = self.session.get_outputs()[0].name
-        super().__init__("onnxruntime", onnx_key_label(), "cpu",
+        self.drop = int(loaded.dropped_outputs)
+        super().__init__("onnxruntime", onnx_key_label(loaded), "cpu",
                          {"name": "onnxruntime", "onnxruntime": onnxruntime_version(),
                           "onnx_file": str(loaded.file), "onnx_sha256": loaded.weights_sha256,
                           "layout": self.layout, "input": self.name, "output": self.output,
-                          "input_dtype": dtype})
+                          "input_dtype": dtype, "dropped_outputs": self.drop})
 
     def _run(self, arr: np.ndarray) -> np.ndarray:
         out = self.session.run([self.output], {self.name: arr})[0]
@@ -204,7 +236,7 @@ class OnnxFileRunner(Runner):
             raise ModelError(f"the ONNX model's output {self.output!r} has shape {out.shape} for "
                              f"a batch of {arr.shape[0]}; a (batch, n_classes) logit matrix is "
                              "needed")
-        return out.astype(np.float32, copy=False)
+        return out[:, self.drop:].astype(np.float32, copy=False)
 
     def __call__(self, x):
         arr = np.asarray(x.numpy() if hasattr(x, "numpy") else x, dtype=np.float32)
@@ -221,10 +253,80 @@ class OnnxFileRunner(Runner):
         return logits, np.zeros((logits.shape[0], 0), np.float32)
 
 
-def onnx_key_label() -> str:
+def onnx_key_label(loaded: LoadedModel | None = None) -> str:
     """The cache-key engine label of a user's ONNX file run by ONNX Runtime (the file itself is
-    keyed by its sha256 as the weights checksum)."""
-    return f"onnxruntime {onnxruntime_version()}; onnx file"
+    keyed by its sha256 as the weights checksum).
+
+    Parameters
+    ----------
+    loaded : LoadedModel, optional
+        The model; a 1001-way model whose background output is dropped says so in its label.
+
+    Returns
+    -------
+    str
+        The label.
+    """
+    label = f"onnxruntime {onnxruntime_version()}; onnx file"
+    if loaded is not None and loaded.dropped_outputs:
+        label += f"; first {loaded.dropped_outputs} output(s) (background) dropped"
+    return label
+
+
+def onnx_weights_sha256(path: Path) -> str:
+    """The weights checksum of an ONNX file: its sha256, or, when its tensors live in external
+    data files (``model.onnx.data``, what ``torch.onnx.export`` writes for large models), the
+    sha256 of the file's sha256 and of each external file's name and sha256.
+
+    Parameters
+    ----------
+    path : path
+        The ``.onnx`` file.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
+    sha = sha256_file(path)
+    files = _external_files(path)
+    if not files:
+        return sha  # the checksum of a self-contained file is unchanged
+    h = hashlib.sha256(f"onnx+external-data\n{sha}\n".encode())
+    for name in files:
+        f = path.parent / name
+        if not f.is_file():
+            raise ModelError(f"--onnx {path}: its weights are in the external-data file {f}, "
+                             "which does not exist; keep the .data file beside the .onnx file "
+                             "(as torch.onnx.export wrote them)")
+        h.update(f"{name}\t{sha256_file(f)}\n".encode())
+    return h.hexdigest()
+
+
+def _external_files(path: Path) -> list[str]:
+    """The external-data files (relative names) the tensors of an ONNX file point to."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not parseable here: ONNX Runtime's check will say why
+        return []
+    names: set[str] = set()
+    graphs = [model.graph]
+    while graphs:
+        g = graphs.pop()
+        tensors = list(g.initializer) + list(g.sparse_initializer)
+        for node in g.node:
+            for a in node.attribute:
+                tensors += ([a.t] if a.HasField("t") else []) + list(a.tensors)
+                graphs += ([a.g] if a.HasField("g") else []) + list(a.graphs)
+        for t in tensors:
+            if isinstance(t, onnx.SparseTensorProto):
+                t = t.values
+            if uses_external_data(t):
+                names.update(e.value for e in t.external_data if e.key == "location")
+    return sorted(names)
 
 
 def _model_name(path: Path) -> str:
@@ -254,14 +356,16 @@ def load_onnx(path, preprocess: Preprocess | None = None, *, preset: str = "imag
     Returns
     -------
     LoadedModel
-        ``kind="onnx"``, ``file`` the resolved path, ``weights_sha256`` the file's sha256,
-        ``num_classes`` from a probe batch, ``num_features`` 0.
+        ``kind="onnx"``, ``file`` the resolved path, ``weights_sha256`` the file's sha256 (and
+        its external data's, :func:`onnx_weights_sha256`), ``num_classes`` from a probe batch
+        (1000 for a 1001-way model, whose background output is dropped), ``num_features`` 0.
 
     Raises
     ------
     ModelError
-        Missing or unreadable file, not an ONNX model, unsupported input, an input size that
-        disagrees with the model's, or an output that is not one finite logit row per image.
+        Missing or unreadable file (or external-data file), not an ONNX model, unsupported
+        input, an input size that disagrees with the model's, several or integer outputs, or an
+        output that is not one finite logit row per image (probabilities included).
     """
     p = Path(path).expanduser()
     if not p.exists():
@@ -270,7 +374,7 @@ def load_onnx(path, preprocess: Preprocess | None = None, *, preset: str = "imag
         raise ModelError(f"--onnx {path}: is a folder; give the .onnx file")
     p = p.resolve()
     try:
-        sha = sha256_file(p)
+        sha = onnx_weights_sha256(p)
     except OSError as exc:
         raise ModelError(f"--onnx {path}: cannot be read ({exc.strerror}); check its "
                          "permissions") from exc
@@ -308,10 +412,39 @@ def load_onnx(path, preprocess: Preprocess | None = None, *, preset: str = "imag
                          f"{n}; a (batch, n_classes) logit matrix is needed")
     if not np.all(np.isfinite(out)):
         raise ModelError(f"--onnx {path}: the model returns NaN or inf on a probe batch")
+    _refuse_probabilities(out, path)
+    drop = _background_outputs(out.shape[1], path)
     return LoadedModel(name=name or _model_name(p), timm_name="", model=None,
                        preprocess=preprocess, weights_sha256=sha,
-                       weights_source=f"ONNX file {p}", num_classes=int(out.shape[1]),
-                       num_features=0, kind="onnx", file=p, family="onnx")
+                       weights_source=f"ONNX file {p}", num_classes=int(out.shape[1]) - drop,
+                       num_features=0, kind="onnx", file=p, family="onnx",
+                       dropped_outputs=drop)
+
+
+def _refuse_probabilities(out: np.ndarray, path) -> None:
+    """Refuse outputs that are (log-)probabilities: every row in [0, 1] summing to 1 (a final
+    Softmax), or every row <= 0 with log-sum-exp 0 (a final LogSoftmax)."""
+    out = out.astype(np.float64)
+    if np.all(out >= 0) and np.all(out <= 1) and np.allclose(out.sum(1), 1.0, atol=1e-3):
+        what = "probabilities (every row is in [0, 1] and sums to 1: the graph ends in a Softmax)"
+    elif np.all(out <= 0) and np.allclose(np.log(np.exp(out).sum(1)), 0.0, atol=1e-3):
+        what = "log-probabilities (every row's log-sum-exp is 0: the graph ends in a LogSoftmax)"
+    else:
+        return
+    raise ModelError(f"--onnx {path}: the model outputs {what}, not logits; the dependencies of "
+                     "probabilities are not those of logits: export the model without its final "
+                     "softmax (the logits it takes), or cut the graph before it with "
+                     "onnx.utils.extract_model(FILE, OUT, [input], ['<softmax input>'])")
+
+
+def _background_outputs(n_out: int, path) -> int:
+    """Leading outputs to drop: 1 for a 1001-way model (background, then ImageNet-1k)."""
+    if n_out != 1001:
+        return 0
+    warnings.warn(f"--onnx {path}: 1001 outputs, taken as background + the 1000 ImageNet-1k "
+                  "classes (the TF-Slim order of the study's int8 MobileNets): the first output "
+                  "is dropped, so that logit j is ImageNet class j", UserWarning, stacklevel=3)
+    return 1
 
 
 def onnx_runner(loaded: LoadedModel, engine: str | None, device: str) -> OnnxFileRunner:

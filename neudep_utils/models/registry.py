@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from ..errors import ModelError
 from ._base import LoadedModel
 
-__all__ = ["ModelSpec", "canonical_name", "get_spec", "load_model", "load_model_cached",
-           "register",
-           "register_fallback", "registered", "same_family", "short_name", "weights_checksum"]
+__all__ = ["ARCHITECTURES", "ModelSpec", "architecture", "canonical_name", "get_spec", "label",
+           "load_model", "load_model_cached", "recipe", "register", "register_fallback",
+           "registered", "same_family", "short_name", "weights_checksum"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,15 @@ class ModelSpec:
         Other accepted names (``lite0``).
     short : str
         Label in tables and result keys (``lite0``).
+    architecture : str
+        The kind of network, ``"cnn"`` or ``"transformer"`` (:data:`ARCHITECTURES`; ``""``:
+        not declared). Cross-model pairs of two kinds are CNN-transformer pairs (C2).
+    recipe : str
+        Training data and recipe in a few words (``ImageNet-1k``, ``ImageNet-21k pretrained,
+        1k fine-tuned``); pairs of one family and two recipes isolate the recipe.
+    note : str
+        What a table or caption must show beside the model's name (:func:`label`), e.g. a
+        recipe unlike the paper's; ``""`` for none.
     """
 
     name: str
@@ -59,6 +68,19 @@ class ModelSpec:
     width: int
     aliases: tuple[str, ...] = ()
     short: str = ""
+    architecture: str = ""
+    recipe: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ("", *ARCHITECTURES):
+            raise ValueError(f"model {self.name!r}: architecture must be one of "
+                             f"{ARCHITECTURES} (or '' when not declared), got "
+                             f"{self.architecture!r}")
+
+
+#: The architecture kinds a model may declare (:attr:`ModelSpec.architecture`).
+ARCHITECTURES = ("cnn", "transformer")
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -168,3 +190,54 @@ def same_family(a: str, b: str) -> bool:
     """Whether two models share an architecture family (registered: their ``family``; hub
     models: the name up to the first underscore, digits stripped, e.g. ``resnet``)."""
     return _family(a) == _family(b)
+
+
+#: timm modules whose models are transformers: how a hub model (not registered, so without a
+#: declared :attr:`ModelSpec.architecture`) is classified, from the module timm registered it in.
+TIMM_TRANSFORMER_MODULES = frozenset({
+    "vision_transformer", "vision_transformer_hybrid", "vision_transformer_relpos",
+    "vision_transformer_sam", "swin_transformer", "swin_transformer_v2",
+    "swin_transformer_v2_cr", "deit", "beit", "eva", "cait", "xcit", "pvt_v2", "twins",
+    "crossvit", "tnt", "levit", "mvitv2", "hiera", "vitamin", "volo"})
+#: timm modules whose models are CNNs (hub models of the full profile and the paper's families).
+TIMM_CNN_MODULES = frozenset({
+    "resnet", "resnetv2", "efficientnet", "mobilenetv3", "mobilenetv4", "regnet", "convnext",
+    "densenet", "vgg", "inception_v3", "inception_v4", "dla", "ghostnet", "rexnet", "dpn",
+    "senet", "xception", "darknet", "cspnet", "res2net", "resnest", "mnasnet", "hrnet"})
+
+
+def architecture(model: str) -> str:
+    """A model's architecture kind, ``"cnn"`` or ``"transformer"`` (``""`` when unknown).
+
+    Registered models: their declared :attr:`ModelSpec.architecture`. Hub models: the timm
+    module that registers the name (:data:`TIMM_TRANSFORMER_MODULES`, :data:`TIMM_CNN_MODULES`),
+    without loading any weights.
+    """
+    spec = get_spec(model)
+    if spec is not None:
+        return spec.architecture
+    try:
+        from timm.models import get_arch_name, model_entrypoint
+
+        module = model_entrypoint(get_arch_name(canonical_name(model))).__module__
+    except Exception:  # noqa: BLE001 - timm missing, or not a timm name: unknown
+        return ""
+    module = module.rsplit(".", 1)[-1]
+    if module in TIMM_TRANSFORMER_MODULES:
+        return "transformer"
+    return "cnn" if module in TIMM_CNN_MODULES else ""
+
+
+def recipe(model: str) -> str:
+    """A registered model's training recipe (:attr:`ModelSpec.recipe`; ``""`` for hub models)."""
+    spec = get_spec(model)
+    return spec.recipe if spec is not None else ""
+
+
+def label(model: str) -> str:
+    """A model's name for tables and captions: :func:`short_name`, followed by its
+    :attr:`ModelSpec.note` in parentheses where it has one (``vit_ti16 (ImageNet-21k
+    pretrained, 1k fine-tuned)``)."""
+    spec = get_spec(model)
+    note = spec.note if spec is not None else ""
+    return f"{short_name(model)} ({note})" if note else short_name(model)

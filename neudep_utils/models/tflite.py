@@ -211,4 +211,5 @@ for _m in MODELS.values():
         checksum=partial(weights_checksum, _m.name),
         description=f"{_m.title}, int8 TensorFlow Lite ({_m.recipe}; Coral test data, "
                     f"$NEUDEP_MODELS_DIR/{FOLDER_NAME}/{_m.file}; run by LiteRT)",
-        family=_m.family, width=_m.width, short=_m.name))
+        family=_m.family, width=_m.width, short=_m.name, architecture="cnn",
+        recipe=f"ImageNet-1k, int8 {_m.recipe}"))

@@ -126,18 +126,19 @@ def models_page(profile: str) -> str:
              "| model | kind | family | $d$ | weights |", "| --- | --- | --- | --- | --- |"]
     kinds = {n: readme.model_kind(n, registry) for n in names}
     tf = [readme.short(n) for n, k in kinds.items() if k == "transformer"]
-    lines[1] += (f" The transformer{'s' if len(tf) > 1 else ''} ({', '.join(tf)}) make the "
-                 "paper's CNN-versus-transformer comparison (C2) testable offline." if tf else
+    lines[1] += (f" The transformer{'s' if len(tf) > 1 else ''} ({', '.join(tf)}) "
+                 f"make{'' if len(tf) > 1 else 's'} the paper's CNN-versus-transformer "
+                 "comparison (C2) testable offline." if tf else
                  " All are convolutional networks: the paper's CNN-versus-transformer "
                  "comparison (C2) needs hub weights (the full profile).")
     for name in names:
-        try:
-            spec = registry.get_spec(name)
-        except Exception:  # noqa: BLE001 - an unregistered name goes to the hub
-            lines.append(f"| `{md_cell(name)}` | model | hub | | timm hub weights (needs the "
-                         "Hugging Face hub once) |")
+        spec = registry.get_spec(name)
+        if spec is None:  # an unregistered name goes to the hub
+            lines.append(f"| `{md_cell(name)}` | {kinds[name]} | hub | | timm hub weights "
+                         "(needs the Hugging Face hub once) |")
             continue
-        lines.append(f"| `{readme.short(name)}` | {readme.model_kind(name, registry)} | "
+        note = f" ({md_cell(spec.note)})" if getattr(spec, "note", "") else ""
+        lines.append(f"| `{readme.short(name)}`{note} | {kinds[name]} | "
                      f"{md_cell(spec.family)} | {spec.width} | "
                      f"{breakable(md_cell(spec.description)).replace('$', chr(92) + '$')} |")
     return "\n".join(lines) + "\n"
@@ -179,10 +180,10 @@ def claims_page(results: dict[str, dict[str, Any]], summary: dict[str, Any], pro
     lines += [
         f"Generated at build time from the notebooks' results files (profile **{profile}**). "
         "Each row gives a claim's verdict, the number its rule reads beside the number it is "
-        "read against (95% intervals in brackets; for a partly reproduced claim, both "
-        "halves), how many models it was tested on and the notebook section with the "
-        "evidence. Below the table, each claim's summary, what decided its verdict and the "
-        "rule. The claims are numbered as in the [introduction](../intro.md), whose summary "
+        "read against (95% intervals in brackets; for a rule with two parts, the second "
+        "part's number below them), how many models it was tested on and the notebook "
+        "section with the evidence. Below the table, each claim's summary, what decided its "
+        "verdict and the rule. The claims are numbered as in the [introduction](../intro.md), whose summary "
         "figure ({numref}`fig-answer`) draws the C1 and C2 curves.", ""]
     if profiles and profiles != [profile]:
         lines += [f"```{{warning}}\nThe results files come from profile(s) {', '.join(profiles)}, "
@@ -207,10 +208,8 @@ def claims_page(results: dict[str, dict[str, Any]], summary: dict[str, Any], pro
             lines += [f"**{c.get('verdict')}** ({ev}). {c.get('summary', '')}", ""]
             if c.get("why"):
                 lines += [f"*What decided it:* {c['why']}.", ""]
-            keys = [("Headline number", c.get("headline")), ("Read against", c.get("reference"))]
-            keys += [(f"Half {i + 1} ({h.get('text', '')})", h.get(k))
-                     for i, h in enumerate(c.get("halves") or [])
-                     for k in ("headline", "reference")]
+            keys = [("Headline number", c.get("headline")), ("Read against", c.get("reference")),
+                    ("Second part", c.get("second"))]
             for what, key in keys:
                 num = r.get("numbers", {}).get(key) if key else None
                 if num:

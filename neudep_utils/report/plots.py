@@ -257,7 +257,7 @@ def width_curve(width: pd.DataFrame, title: str) -> plt.Figure:
 READING_PANELS = (
     ("top5", "top-5 retention of class-i images"),
     ("ap", "average precision (mean over targets)"),
-    ("scale", "scale gap (negative-class SDs, median)"),
+    ("separation", "separation d' (negative-class SDs, median)"),
     ("auc", "ROC AUC (mean over targets; saturated)"),
 )
 

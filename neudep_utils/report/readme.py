@@ -1,7 +1,8 @@
 """The study's findings at a glance, written by the build from the notebooks' results files.
 
 :func:`summarize` condenses ``<output_dir>/NN_*.json`` into one small, JSON-safe summary (each
-claim's verdict, headline number and its reference or halves with units and intervals, models;
+claim's verdict, headline number, its reference and a two-part rule's second number, with units
+and intervals, models;
 the scope; the accuracy-kept curves of C1 and C2). :func:`answer` is the paragraph the landing
 page and the README open with, :func:`verdict_table` the claims table; :func:`readme_block`
 (both, the figure and the models) is what :mod:`.pages` commits to
@@ -149,24 +150,19 @@ def scope(results: dict[str, dict[str, Any]], profile: str) -> dict[str, Any]:
 
 
 def model_kind(name: str, registry: Any = None) -> str:
-    """``"transformer"`` or ``"CNN"`` for a registered model (its spec's ``kind`` when it has
-    one, else by its family), ``"model"`` when the name is not registered."""
+    """``"transformer"`` or ``"CNN"``: the model registry's architecture kind of ``name``
+    (:func:`neudep_utils.models.registry.architecture`; hub names from timm's module), ``"model"``
+    when it is not known."""
     if registry is None:
         from ..models import registry
-    try:
-        spec = registry.get_spec(name)
-    except Exception:  # noqa: BLE001 - an unregistered (hub) name
-        return "model"
-    kind = getattr(spec, "kind", None)
-    if kind:
-        return str(kind)
-    fam = spec.family.lower()
-    return "transformer" if fam.startswith(("vit", "deit", "swin", "beit")) else "CNN"
+    kind = registry.architecture(name)
+    return {"cnn": "CNN", "transformer": "transformer"}.get(kind, "model")
 
 
 def summarize(results: dict[str, dict[str, Any]], profile: str) -> dict[str, Any]:
     """The summary of one profile's results: per claim (in :data:`CLAIMS` order) its verdict,
-    headline number, its reference and, for "partly", its halves, models and notebook; the
+    headline number, its reference and, for a two-part rule, its second number, models and
+    notebook; the
     scope (models, images); the C1 and C2 accuracy-kept curves; the sha256 of each results file
     it was derived from.
 
@@ -191,15 +187,12 @@ def summarize(results: dict[str, dict[str, Any]], profile: str) -> dict[str, Any
             claims.append({"cid": cid, "name": cdef.name, "verdict": None, "headline": None,
                            "tested_on": [], "notebook": None})
         for stem, r, c in found:
-            halves = [{"text": h.get("text", ""), "headline": _num(r, h.get("headline")),
-                       "reference": _num(r, h.get("reference"))}
-                      for h in c.get("halves") or []]
             claims.append({
                 "cid": cid, "name": cdef.name, "verdict": c.get("verdict"),
                 "notebook": stem, "label": c.get("label"),
                 "tested_on": [short(m) for m in c.get("tested_on", [])],
                 "headline": _num(r, c.get("headline")),
-                "reference": _num(r, c.get("reference")), "halves": halves})
+                "reference": _num(r, c.get("reference")), "second": _num(r, c.get("second"))})
     curves: dict[str, list[dict[str, Any]]] = {"C1": [], "C2": []}
     for r in results.values():
         rows = r.get("curves") or []
@@ -283,16 +276,12 @@ def pair_text(head: dict[str, Any] | None, ref: dict[str, Any] | None) -> str:
 
 
 def deciding_text(c: dict[str, Any]) -> str:
-    """The claims-table cell of one claim: its headline beside its reference, and for a claim
-    with halves each half (its text, then its pair), separated by a line break."""
-    halves = [h for h in c.get("halves") or [] if h.get("headline")]
-    if halves:
-        cells = []
-        for h in halves:
-            pair = pair_text(h["headline"], h.get("reference"))
-            cells.append(f"*{_cell(h['text'])}*: {pair}" if h.get("text") else pair)
-        return " <br> ".join(cells)
-    return pair_text(c.get("headline"), c.get("reference"))
+    """The claims-table cell of one claim: its headline beside its reference, then, for a rule
+    with two parts, the second part's number after a line break."""
+    out = pair_text(c.get("headline"), c.get("reference"))
+    if c.get("second"):
+        out += f" <br> {label_of(c['second'])}: {value_text(c['second'], bold=True)}"
+    return out
 
 
 def _md_link(target: str) -> Any:
@@ -338,7 +327,7 @@ def answer(summary: dict[str, Any], models_link: Any = None) -> str:
 def verdict_table(summary: dict[str, Any], evidence: Any = None,
                   models_link: Any = None) -> str:
     """The Markdown claims table of a :func:`summarize` summary: claim, verdict, the deciding
-    number beside its reference (both halves for a claim with halves), the number of models
+    number beside its reference (and a two-part rule's second number), the number of models
     and the evidence.
 
     ``evidence``: ``evidence(claim) -> Markdown link`` (default: the notebook in the
