@@ -536,14 +536,15 @@ def numbers(s: CrossSettings, xm: dict, overlap_rows: list[dict], u: dict, seeds
             if (a2, b2) != (a, b):
                 continue
             sm = met.summary()
-            for suffix, key, unit in (("top1", "acc_replaced", "fraction"),
-                                      ("fp", "fp_created_per_target", "images"),
-                                      ("overall", "weak_top1", "fraction")):
+            for suffix, key, unit, word in (
+                    ("top1", "acc_replaced", "fraction", "target-class top-1 kept"),
+                    ("fp", "fp_created_per_target", "images", "false positives created"),
+                    ("overall", "weak_top1", "fraction", "overall top-1")):
                 name = f"{p}_{FAVOURABLE_KEYS[meth]}_{suffix}_k{k}"
                 if name not in nums:
                     nums.add(name, sm[key], f"A={a} from B={b} without B's same category, "
                              f"most favourable reading, {meth} at k = {k}: {key} (held out)",
-                             unit=unit)
+                             unit=unit, short=f"{word} at k = {k}, {meth}")
     for r in overlap_rows:
         if r["k"] == s.k_headline:
             nums.add(f"overlap_{r['models'].replace(' & ', '_')}_{K}", r["Jaccard"],

@@ -121,11 +121,11 @@ def reading_table(rows: Sequence[dict]):
         o, rr = orig.get(r["model"]), rnd.get((r["model"], str(r["k"])))
         row = {("", "model"): r["model"].replace("_from_", " from "), ("", "k"): str(r["k"])}
         for col, name, scale, digits in (("ap", "AP", 1, 2), ("separation", "d'", 1, 2),
-                                         ("level_top1", "top-1 re-levelled %", 100, 1),
+                                         ("level_top1", "re-levelled top-1 %", 100, 1),
                                          ("level_fp", "its FP / target", 1, 2)):
             row[(name, "dep.")] = cell(r, col, scale, digits)
-            row[(name, "random")] = cell(rr, col, scale, digits)
-            row[(name, "unmod.")] = cell(o, col, scale, digits)
+            row[(name, "rand.")] = cell(rr, col, scale, digits)
+            row[(name, "orig.")] = cell(o, col, scale, digits)
         out.append(row)
     frame = pd.DataFrame(out)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)

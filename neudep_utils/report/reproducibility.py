@@ -193,7 +193,7 @@ def _times_section(output_dir: Path, stages_file: Path | None,
             lines.append(f"| {stem} | {r.get('status')} | "
                          f"{fmt(round(rt)) if rt is not None else 'n/a'} | "
                          f"{r.get('finished', '')} | `{_cell(json.dumps(params))}` |")
-        lines += [f"| total | | {fmt(round(total))} | | |", ""]
+        lines += [f"| sum (notebooks may run side by side) | | {fmt(round(total))} | | |", ""]
     else:
         lines += ["No `runtimes.json` in the output folder.", ""]
     try:
