@@ -30,12 +30,13 @@ help:
 	@echo "make bench-scaling   CovLasso for n = 1000 ... 21841 categories (about 30 min)"
 
 # Debian packages (root): WordNet 3.0 for the tests that check the committed hierarchy
-# (neudep_utils/resources/imagenet_wordnet.json) against it, and chromium for the browser test.
+# (neudep_utils/resources/imagenet_wordnet.json) against it, chromium for the browser test and
+# `make pdf`, poppler-utils (pdftotext, pdfimages) for the PDF's checks.
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends wordnet-base chromium >/dev/null; \
-	else echo "system-deps: run as root (or: sudo apt-get install wordnet-base chromium)"; fi
+	    --no-install-recommends wordnet-base chromium poppler-utils >/dev/null; \
+	else echo "system-deps: run as root (or: sudo apt-get install wordnet-base chromium poppler-utils)"; fi
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: python3.11 not found"; exit 1; }
@@ -96,7 +97,7 @@ notebooks: logits
 # warnings as errors (BOOK_ARGS="" relaxes that); HTML in book/_build/html.
 BOOK_ARGS ?= -W -n --keep-going
 book: notebooks
-	@$(call timed,pages,$(PY) scripts/book_pages.py --profile $(PROFILE) --output-dir $(OUTPUT_DIR))
+	@$(call timed,pages,$(PY) -m neudep_utils.report.pages --profile $(PROFILE) --output-dir $(OUTPUT_DIR))
 	@$(call timed,html,$(VENV)/bin/jupyter-book build book --builder html $(BOOK_ARGS) >$(dir $(STAGES))html.log 2>&1 \
 	  || { cat $(dir $(STAGES))html.log; false; })
 	@echo "== make book PROFILE=$(PROFILE) done; time per stage, extraction entry and notebook section:"
@@ -115,28 +116,34 @@ build-table:
 	  --floors benchmarks/results/floors.json $(if $(LOAD_LOG),--load $(LOAD_LOG))
 
 # The book as one PDF, offline: Sphinx's single-page HTML build printed by Debian's chromium
-# (headless; installed here when missing and running as root, else `make system-deps`). The
-# print style sheet (book/_static/neudep.css) wraps wide tables and adds the title page.
+# (headless). Chromium is looked for first, before the book is built (installed here when missing
+# and running as root, else `make system-deps`; CHROMIUM=/path names a binary). The print style
+# sheet (book/_static/neudep.css) keeps tables and figures whole and adds the title page.
 PDF := book/_build/pdf/neudep.pdf
 CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser)
-pdf: book
-	@test -n "$(CHROMIUM)" || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
-	  else echo "error: make pdf needs chromium; run: sudo make system-deps"; exit 1; fi; }
+pdf:
+	@if [ -n "$(CHROMIUM)" ]; then \
+	  command -v "$(CHROMIUM)" >/dev/null || { echo "error: CHROMIUM=$(CHROMIUM) is not an executable; install chromium (sudo make system-deps) or set CHROMIUM to its path" >&2; exit 2; }; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "make pdf: installing chromium (apt-get)"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+	  || { echo "error: make pdf needs chromium and apt-get could not install it; run: sudo make system-deps" >&2; exit 2; }; \
+	else echo "error: make pdf needs chromium (none on PATH); run: sudo make system-deps, or set CHROMIUM=/path/to/chromium" >&2; exit 2; fi
+	@$(MAKE) --no-print-directory book
 	$(VENV)/bin/jupyter-book build book --builder singlehtml $(BOOK_ARGS) >book/_build/singlehtml.log 2>&1 \
 	  || { cat book/_build/singlehtml.log; false; }
 	@mkdir -p $(dir $(PDF))
 	$(PY) -m neudep_utils.report.pdf --html book/_build/singlehtml/intro.html --out $(PDF) \
-	  $(if $(CHROMIUM),--chromium $(CHROMIUM))
+	  --chromium "$$(command -v $(or $(CHROMIUM),chromium))"
 
 # Opens every page of the built book in headless chromium (Debian's package, installed here when
-# missing and running as root); saves book/_build/html/claims-screenshot.png.
+# missing and running as root); saves book/_build/html/claims-screenshot.png; checks the PDF when
+# `make pdf` made one (pdftotext and pdfimages of poppler-utils).
 book-test: book
-	@command -v chromium >/dev/null || { \
+	@{ command -v chromium && command -v pdftotext; } >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
-	  else echo "book-test: chromium missing; run: sudo apt-get install -y chromium"; fi; }
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium poppler-utils; \
+	  else echo "book-test: chromium or poppler-utils missing; run: sudo make system-deps"; fi; }
 	$(PY) -m pytest -m browser tests/test_book_browser.py $(PYTEST_ARGS)
 
 # the CovLasso benchmarks need the optional peers (celer, skglm) and Lite0's logit second moment;

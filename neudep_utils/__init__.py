@@ -1,14 +1,23 @@
 """neudep_utils: the tested core of the neudep reproducibility study.
 
-The subpackages follow the data flow, each importing only from the stages before it::
+The modules and subpackages are stages of one data flow. Each imports only stages to its left
+(at module level and inside functions alike; imports only for type checkers do not count);
+``a / b`` share a rank and import neither each other. ``tests/test_layout.py`` checks the
+import graph against this order, which ARCHITECTURE.md states too::
 
-    images -> models -> cache -> moments -> covlasso / dependencies -> metrics -> findings
-           -> verdicts -> report
+    errors -> _io / _dist / _params / locations / timing -> images -> models -> moments -> cache
+      -> covlasso -> dependencies -> metrics -> verdicts -> profiles -> origins / record
+      -> findings -> report -> cli -> __main__
 
-``errors`` (every exception), ``_io`` (atomic, checksummed files), ``_dist`` (torchrun) and
-``profiles`` (the study's settings) sit beside them; ``cli`` is the command line.
-:class:`CovLasso` (``neudep_utils.CovLasso``) is the scikit-learn estimator for any logits. The map with
-one line per module is ``ARCHITECTURE.md`` at the repository root.
+``errors`` (every exception), ``_io`` (atomic, checksummed files), ``_dist`` (torchrun),
+``_params`` (the notebook-parameter declarations), ``locations`` (where the data and models
+are) and ``timing`` (where a run's time goes) are shared; ``profiles`` holds the study's
+settings (with the rules' defaults); ``origins`` fetches and verifies the data (``make data``);
+``record`` is the results file each notebook writes (``findings`` fill it, ``report`` reads
+it); ``cli`` is the command line. This root module only names :class:`CovLasso`
+(``neudep_utils.CovLasso``, loaded on first use), the scikit-learn estimator for any logits,
+and the version. The map with one line per module is ``ARCHITECTURE.md`` at the repository
+root.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Each names the bad input and the fix in its message; the command line prints tha
 from __future__ import annotations
 
 __all__ = ["CacheError", "DataError", "EngineError", "FetchError", "HubUnavailableError",
-           "ModelError", "WordNetError", "WriteError"]
+           "ModelError", "ResultsError", "WordNetError", "WriteError"]
 
 
 class DataError(ValueError):
@@ -43,3 +43,8 @@ class WriteError(CacheError):
 
 class WordNetError(RuntimeError):
     """WordNet's database is missing or malformed."""
+
+
+class ResultsError(ValueError):
+    """A notebook's results file is truncated, not JSON or not a results record; the message
+    names the file and how to rebuild it."""

@@ -400,6 +400,23 @@ def collapse_progress(path: Path) -> None:
         nbformat.write(nb, str(path))
 
 
+def book_copy(keep: Path, dest: Path, output_dir: Path) -> None:
+    """Copy an executed notebook into the book with the output folder of its injected
+    parameters cell shown relative to the notebooks (``../outputs/<profile>``), or by its name
+    when it lies outside the checkout: the book prints no absolute path of the build machine
+    (the copy under ``<output_dir>/executed/`` keeps the real one)."""
+    import nbformat
+
+    nb = nbformat.read(str(keep), as_version=4)
+    shown = (os.path.relpath(output_dir, NOTEBOOKS) if output_dir.is_relative_to(REPO)
+             else f"<outside the checkout>/{output_dir.name}")
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.source = cell.source.replace(str(output_dir), shown)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(dest))
+
+
 #: A notebook that reads another's cached work waits for it when notebooks run side by side
 #: (``--jobs``): 02 reuses notebook 01's within-model CovLasso fits (the dependency-fit cache of
 #: the shared output folder) instead of fitting them again.
@@ -525,8 +542,7 @@ def run_all(args: argparse.Namespace) -> int:
         unchanged = (prev.get("fingerprint") == fp and prev.get("status") == "ok"
                      and keep.is_file() and (output_dir / f"{stem}.json").is_file())
         if unchanged and not args.force:
-            executed_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(keep, executed_dir / nb.name)
+            book_copy(keep, executed_dir / nb.name, output_dir)
             print(f"== {stem}: unchanged since its run of {prev.get('finished', '?')} "
                   f"({prev.get('runtime_s', 0):.0f} s); skipped (--force to rerun)", flush=True)
             continue
@@ -546,10 +562,9 @@ def run_all(args: argparse.Namespace) -> int:
         stem = nb.stem
         if status == "ok" and not (output_dir / f"{stem}.json").is_file():
             status, message = "failed", (f"it ran but wrote no {output_dir / (stem + '.json')} "
-                                         "(call neudep_utils.report.write_results at its end)")
+                                         "(call neudep_utils.record.write_results at its end)")
         if keep.is_file():
-            executed_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(keep, executed_dir / nb.name)
+            book_copy(keep, executed_dir / nb.name, output_dir)
         runtimes[stem] = {"runtime_s": round(seconds, 2), "status": status, "fingerprint": fp,
                           "profile": args.profile, "parameters": parameters,
                           "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}

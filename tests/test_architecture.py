@@ -15,7 +15,7 @@ from neudep_utils.findings import crossmodel
 from neudep_utils.findings.why import reading_rows
 from neudep_utils.metrics import evaluate
 from neudep_utils.metrics.readings import Readings
-from neudep_utils.report.results import Numbers
+from neudep_utils.record import Numbers
 
 VIT, LITE0, LITE1, MOBILE = ("vit_tiny_patch16_224", "efficientnet_lite0", "efficientnet_lite1",
                              "mobilenet_v1_075")

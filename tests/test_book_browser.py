@@ -467,17 +467,132 @@ def test_atlas_finds_macaw_for_every_model(site: Path, server: str, browser: Chr
     assert r2 == sorted(r2, reverse=True), "sorting by R^2 did not order the rows"
 
 
+TABLE_PROBE = r"""
+(() => Array.from(document.querySelectorAll('article.bd-article table')).filter(t => {
+  const box = t.closest('.cell_output, .output') || t;
+  return t.scrollWidth > t.clientWidth + 1 || box.scrollWidth > box.clientWidth + 1;
+}).map(t => ({width: t.scrollWidth, column: t.clientWidth,
+             head: (t.tHead ? t.tHead.innerText : t.innerText).replace(/\s+/g, ' ').slice(0, 120)}))
+)()
+"""
+
+
+def test_tables_show_every_column_at_1400px(site: Path, server: str, browser: Chromium,
+                                            visited: dict[str, dict[str, Any]]) -> None:
+    """At 1400 px, every table of the landing, claims and reproducibility pages and of the
+    notebooks shows all its columns without scrolling sideways (the columns the prose names)."""
+    pages = [rel for rel in visited if rel.startswith("executed/") or rel in (
+        "intro.html", "generated/claims.html", "generated/reproducibility.html")]
+    browser.send("Emulation.setDeviceMetricsOverride",
+                 {"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+    wide = {}
+    try:
+        for rel in pages:
+            browser.load(visited[rel]["url"])
+            browser.send("Emulation.setDeviceMetricsOverride",
+                         {"width": 1400, "height": 900, "deviceScaleFactor": 1,
+                          "mobile": False})
+            found = browser.evaluate(TABLE_PROBE)
+            if found:
+                wide[rel] = found
+    finally:
+        browser.send("Emulation.setDeviceMetricsOverride",
+                     {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+    assert not wide, "tables wider than the column at 1400 px:\n" + json.dumps(wide, indent=1)
+
+
 PDF = REPO / "book" / "_build" / "pdf" / "neudep.pdf"
+
+
+def _pdf_or_skip() -> Path:
+    if not PDF.is_file():
+        _skip(f"no {PDF}: run `make book PROFILE=smoke && make pdf PROFILE=smoke`")
+    return PDF
 
 
 def test_pdf_has_the_book() -> None:
     """`make pdf` (after `make book`) gives a PDF of at least 20 pages."""
-    if not PDF.is_file():
-        _skip(f"no {PDF}: run `make book PROFILE=smoke && make pdf PROFILE=smoke`")
     from neudep_utils.report.pdf import count_pages
 
-    pages = count_pages(PDF)
-    assert pages >= 20, f"{PDF} has {pages} pages"
+    pdf = _pdf_or_skip()
+    pages = count_pages(pdf)
+    assert pages >= 20, f"{pdf} has {pages} pages"
+
+
+def pdf_pages_text(pdf: Path) -> list[str]:
+    """The text of each page (poppler's ``pdftotext``, reading order)."""
+    out = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
+                         text=True, check=True, timeout=300).stdout
+    return out.split("\f")[:-1] if out.endswith("\f") else out.split("\f")
+
+
+def pdf_image_pages(pdf: Path) -> set[int]:
+    """1-based numbers of the pages that draw an image (poppler's ``pdfimages -list``)."""
+    out = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True,
+                         check=True, timeout=300).stdout
+    return {int(line.split()[0]) for line in out.splitlines()[2:] if line.split()}
+
+
+def blank_pages(texts: list[str], image_pages: set[int]) -> list[int]:
+    """1-based numbers of the pages with neither text nor an image."""
+    return [i + 1 for i, t in enumerate(texts) if not t.strip() and i + 1 not in image_pages]
+
+
+def broken_words(text: str, words: set[str]) -> list[str]:
+    """Words of ``words`` split across lines in ``text`` (not at a hyphen of their own): a line
+    ending in a piece that is no word, the next line starting with the rest (``repr`` /
+    ``oduced``), or with a middle piece on a line of its own (``repr`` / ``oduc`` / ``ed``)."""
+    lines = [ln.split() for ln in text.splitlines() if ln.split()]
+    lower = {w.lower() for w in words}
+    out = []
+    for a, b in zip(lines, lines[1:], strict=False):
+        head, tail = a[-1].lower(), b[0].lower()
+        if head.endswith("-") or head in lower or tail in lower:
+            continue
+        joined = head + tail
+        if joined in lower:
+            out.append(f"{a[-1]} / {b[0]}")
+        elif len(b) == 1 and any(w.startswith(joined) for w in lower):
+            out.append(f"{a[-1]} / {b[0]} / ...")
+    return out
+
+
+def claims_table_text(texts: list[str]) -> str:
+    """The text of the pages that hold the claims tables (the landing page's and the claims
+    page's), from the table's first row to its last claim's row."""
+    return "\n".join(t for t in texts if "the deciding number" in t)
+
+
+def test_broken_words_and_blank_pages_are_detected() -> None:
+    """The PDF checks can fail: a word cut over lines and a page without text or image."""
+    words = {"reproduced", "partly", "single-model", "dependency"}
+    assert broken_words("C1 single-\nmodel\nnot repr\noduced\n", words) == ["repr / oduced"]
+    assert broken_words("not\nreproduced\npartly reproduced\nsingle-\nmodel", words) == []
+    assert broken_words("not repr\noduc\ned\n", words) == ["repr / oduc / ..."]
+    assert broken_words("par\ntly reproduced\n", words) == ["par / tly"]
+    assert blank_pages(["text", " \n", "", "x"], image_pages={3}) == [2]
+
+
+def test_pdf_has_no_blank_page_and_no_broken_word_in_the_claims_table() -> None:
+    """The PDF of the book (``make pdf``): no page is blank (no text and no image), and no word
+    of the claims tables (claim names, verdicts) is split across lines."""
+    from neudep_utils.verdicts import CLAIMS, LEVELS
+
+    pdf = _pdf_or_skip()
+    if not (shutil.which("pdftotext") and shutil.which("pdfimages")):
+        _skip("pdftotext / pdfimages not found: `apt-get install -y poppler-utils` "
+              "(done by `make system-deps`)")
+    texts = pdf_pages_text(pdf)
+    blank = blank_pages(texts, pdf_image_pages(pdf))
+    assert not blank, f"{len(blank)} blank page(s) of {len(texts)}: {blank}"
+    table = claims_table_text(texts)
+    assert table, "no page of the PDF holds the claims table"
+    words = {w for c in CLAIMS.values() for w in c.name.split()}
+    words |= {w for lv in LEVELS for w in lv.split()} | {"reproduced", "verdict", "claim"}
+    broken = broken_words(table, words)
+    assert not broken, f"words broken across lines in the claims table: {broken}"
+    for c in CLAIMS.values():  # every claim's row, its name whole
+        assert all(w in table for w in c.name.split()), f"{c.cid} {c.name} not in the table"
 
 
 def test_notebook_figures_carry_captions(visited: dict[str, dict[str, Any]], site: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from neudep_utils.report import results as R
+from neudep_utils import record as R
 from neudep_utils.verdicts import Verdict
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from neudep_utils import verdicts
+from neudep_utils.record import claim, number, write_results
 from neudep_utils.report import readme
 from neudep_utils.report.claims_figure import claims_figure, describe
-from neudep_utils.report.results import claim, number, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 STATIC = REPO / "book" / "_static"
@@ -21,28 +21,42 @@ README = REPO / "README.md"
 
 
 def test_readme_is_short_and_results_first() -> None:
+    """The README opens with the answer (a paragraph with the numbers, before the table), then
+    the table and the figure; then the commands, each with its time, smoke first."""
     text = README.read_text()
     data = text.encode()
-    assert len(data) <= 8000, f"README.md is {len(data)} bytes; keep it <= 8000"
+    assert len(data) <= 9000, f"README.md is {len(data)} bytes; keep it <= 9000"
     start, end = data.find(readme.START.encode()), data.find(readme.END.encode())
-    assert 0 <= start < end <= 4000, "the verdict table must sit in the README's first 4000 bytes"
-    assert "make test" in text and "make book" in text
-    assert "](book/_static/summary.png)" in text
+    assert 0 <= start < end, "the README has no build-written block"
+    block = text[text.index(readme.START):text.index(readme.END)]
+    first_row = block.index("| claim |")
+    assert 0 < block.index("Of the paper's") < first_row, "the answer must precede the table"
+    assert data.find(b"| claim |") <= 3000, "the claims table must sit in the first 3000 bytes"
+    assert block.index("](book/_static/summary.png)") > first_row
+    run = text[text.index("## Run it"):]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(make [^`]+)` \|.*\| ([^|]+) \|$",
+                                                          run, re.M)}
+    assert {"make book PROFILE=smoke", "make test", "make book", "make pdf"} <= set(rows)
+    assert run.index("`make book PROFILE=smoke`") < run.index("`make test`") < \
+        run.index("| `make book` |"), "propose the smoke build first"
+    for cmd in ("make book PROFILE=smoke", "make test", "make book"):
+        assert re.search(r"\d+ min", rows[cmd]), f"state the time of {cmd}"
 
 
 def test_committed_table_is_the_committed_summary() -> None:
     summary = json.loads((STATIC / "default_summary.json").read_text())
     assert summary["profile"] == "default"
     assert {c["cid"] for c in summary["claims"]} == set(verdicts.CLAIMS)
-    table = readme.verdict_table(summary)
+    table = readme.readme_block(summary)
     assert (STATIC / "readme_verdicts.md").read_text() == table, (
-        "book/_static/readme_verdicts.md is not the table of default_summary.json; rebuild with "
-        "`make book` (scripts/book_pages.py writes both)")
+        "book/_static/readme_verdicts.md is not the block of default_summary.json; rebuild with "
+        "`make book` (python -m neudep_utils.report.pages writes both)")
     text = README.read_text()
     block = text.split(readme.START, 1)[1].split(readme.END, 1)[0]
     assert block == "\n" + table, "README's verdict block differs from readme_verdicts.md"
     for c in summary["claims"]:
         assert f"| {c['cid']} " in table
+    assert "…" not in table  # nothing truncated
 
 
 def test_committed_figure_is_a_png() -> None:
@@ -109,8 +123,9 @@ def test_summary_table_and_splice(tmp_path: Path) -> None:
     table = readme.verdict_table(s)
     row = next(line for line in table.splitlines() if line.startswith("| C1 "))
     assert "**partly reproduced**" in row
-    assert "**70% [60%, 80%]** · target-class accuracy kept |" in row  # unit, interval, what
-    assert "| lite0 |" in row
+    # what it measures (the definition's first clause, whole), value, unit and interval
+    assert "| target-class accuracy kept: **70%** [60%, 80%] |" in row
+    assert "| [1](#models) | [notebook 01](notebooks/01_single_model.ipynb) |" in row
     assert "*no result*" in next(x for x in table.splitlines() if x.startswith("| C5 "))
     text = f"intro\n{readme.START}\nold\n{readme.END}\nrest\n"
     assert readme.splice(text, table) == f"intro\n{readme.START}\n{table}{readme.END}\nrest\n"
@@ -145,3 +160,22 @@ def test_claims_figure_pools_many_pairs() -> None:
     dep = next(ln for ln in fig.axes[1].get_lines() if ln.get_label().startswith("CovLasso"))
     assert list(dep.get_ydata()) == pytest.approx([30.0, 30.0])  # mean of 0, 10, ..., 60 %
     assert "7 ordered model pairs" in describe(s)
+
+
+def test_licence_and_citation() -> None:
+    """The code's licence is the one pyproject declares; CITATION.cff cites the study with the
+    paper as its reference, linked; the book links the paper too."""
+    import yaml
+
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    assert 'license = { text = "MIT" }' in (REPO / "pyproject.toml").read_text()
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT"
+    assert cff["title"].startswith("neudep") and cff["authors"]
+    (paper,) = cff["references"]
+    assert paper["url"] == "https://arxiv.org/abs/2211.12339" and paper["year"] == 2023
+    assert paper["authors"][0]["family-names"] == "Feng"
+    for page in (README, REPO / "book" / "intro.md"):
+        assert "](https://arxiv.org/abs/2211.12339)" in page.read_text(), page
+    assert "url       = {https://arxiv.org/abs/2211.12339}" in (
+        REPO / "book" / "references.bib").read_text()

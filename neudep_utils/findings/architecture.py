@@ -31,12 +31,12 @@ from ..dependencies import DepSet
 from ..metrics import bootstrap_ci
 from ..metrics.readings import Readings
 from ..models import architecture, get_spec, label, recipe, short_name
-from ..report.results import Numbers
+from ..record import Numbers
 from ..verdicts import rules
 from . import crossmodel
 
-__all__ = ["REFIT", "Comparison", "architecture_rows", "compare", "numbers", "overlap_pairs",
-           "reading_contrast", "summary_text", "support_needed"]
+__all__ = ["REFIT", "Comparison", "architecture_rows", "compare", "display_rows", "numbers",
+           "overlap_pairs", "reading_contrast", "summary_text", "support_needed"]
 
 #: The dependency whose quantities are compared: the CovLasso support refitted by least squares.
 REFIT = "CovLasso support + LS"
@@ -150,6 +150,34 @@ def architecture_rows(models: Sequence[str], needed: Mapping[str, dict],
             "chance": float(np.mean([o["chance"] for o in mine])) if mine else float("nan"),
             "CNNs compared": len(mine)})
     return rows
+
+
+def display_rows(rows: Sequence[dict]) -> list[dict]:
+    """:func:`architecture_rows` as the book shows them: the same numbers in nine columns that
+    fit the page (dependency / random / original side by side in one cell, intervals as
+    ``[a, b]``; a quantity that could not be measured reads ``n/a``)."""
+    def f(x: float, digits: int = 2) -> str:
+        return f"{x:.{digits}f}" if x is not None and np.isfinite(x) else "n/a"
+
+    out = []
+    for r in rows:
+        k = r["median k needed"]
+        out.append({
+            "model": r["model"], "kind": r["architecture"], "d": r["d"], "recipe": r["recipe"],
+            "reaching 1-R² <= 0.3 (median k)": f"{100 * r['share reaching 1-R^2 <= 0.3']:.0f}% "
+                                               f"({_g(k) if np.isfinite(k) else 'none'})",
+            "AP: dependency / random / original": f"{f(r['AP (dependency)'])} / "
+                                                  f"{f(r['AP (random)'])} / "
+                                                  f"{f(r['AP (original)'])}",
+            "AP gain over random [95% CI]": f"{r['AP gain over random']:+.3f} "
+                                            f"{r['AP gain 95% CI']}",
+            "d': dependency / random / original": f"{f(r[SEP + ' (dependency)'])} / "
+                                                  f"{f(r[SEP + ' (random)'])} / "
+                                                  f"{f(r[SEP + ' (original)'])}",
+            "Jaccard with CNNs (chance)": (f"{f(r['Jaccard with CNNs'], 3)} "
+                                           f"({f(r['chance'], 3)}), {r['CNNs compared']} CNNs"
+                                           if r["CNNs compared"] else "n/a")})
+    return out
 
 
 def summary_text(rows: Sequence[dict], overlaps: Sequence[dict], k: int) -> str:

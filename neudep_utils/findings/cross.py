@@ -17,7 +17,7 @@ from .. import cache, dependencies, profiles
 from ..dependencies import DepSet, favourable
 from ..images import imagenet_classes
 from ..metrics import METRIC_DEFINITIONS, bootstrap, evaluate, metric_ci
-from ..report.results import Numbers
+from ..record import Numbers
 from ..verdicts import deviations, rules
 from . import crossmodel
 from .single import METHODS, Checks
@@ -242,8 +242,11 @@ def pair_readings(s: CrossSettings, stack: dict, stack_folds: dict, xd: dict, de
 
 
 def headline_rows(s: CrossSettings, checks: Checks) -> list[dict]:
-    """Per pair, candidates and method at the headline k: 1 - R^2, accuracy unmodified and
-    after replacement, the drop and the gain over random partners with intervals, the rule."""
+    """Per pair, candidates and method at the headline k: 1 - R^2, target-class accuracy after
+    replacement beside unmodified A's, the drop and the gain over random partners with
+    intervals, the rule (columns short enough for the book's column)."""
+    from .single import SHORT_METHOD
+
     def fmt(v, ci):
         return f"{100 * v:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
@@ -253,12 +256,12 @@ def headline_rows(s: CrossSettings, checks: Checks) -> list[dict]:
             for meth in METHODS:
                 sm, drop, vs, sim = checks(a, b, cfg, meth, s.k_headline)
                 rows.append({"A from B": f"{s.short[a]} from {s.short[b]}", "candidates": cfg,
-                             "method": meth, "k": sm["k"],
-                             "1 - R^2": f"{sm['relres_median']:.3f}",
-                             "acc. unmodified A (%)": f"{100 * sm['acc_base']:.1f}",
-                             "acc. after replacement (%)": f"{100 * sm['acc_replaced']:.1f}",
-                             "drop (points)": fmt(sm["acc_drop"], drop),
-                             "vs random (points)": "" if vs is None else fmt(vs[0], vs[1:]),
+                             "method": SHORT_METHOD[meth], "k": f"{sm['k']:.1f}",
+                             "1 - R²": f"{sm['relres_median']:.3f}",
+                             "kept % (A unmod.)": f"{100 * sm['acc_replaced']:.1f} "
+                                                  f"({100 * sm['acc_base']:.1f})",
+                             "drop, points": fmt(sm["acc_drop"], drop),
+                             "vs random, points": "" if vs is None else fmt(vs[0], vs[1:]),
                              "similar?": "yes" if sim.holds else "no"})
     return rows
 
@@ -502,8 +505,9 @@ def numbers(s: CrossSettings, xm: dict, overlap_rows: list[dict], u: dict, seeds
     for a, b in s.pairs:
         p = s.label(a, b)
         for cfg, tag in ((WITHOUT, "without_same"), (WITH, "with_same")):
-            for meth, mt in (("CovLasso", "covlasso"), ("CovLasso support + LS", "refit"),
-                             ("random + LS", "random")):
+            for meth, mt, word in (("CovLasso", "covlasso", ""),
+                                   ("CovLasso support + LS", "refit", ", refitted"),
+                                   ("random + LS", "random", ", random partners")):
                 mm = xm[(a, b, cfg, meth, s.k_headline)]
                 seeds = (seeds_tab[meth].tolist() if (a, b) == p0 and cfg == WITHOUT
                          and meth in seeds_tab else None)
@@ -511,10 +515,12 @@ def numbers(s: CrossSettings, xm: dict, overlap_rows: list[dict], u: dict, seeds
                          f"A={a}, partners from B={b} ({cfg}), {meth}, k={s.k_headline}: "
                          "target-class accuracy after replacing A's logit i, pooled over "
                          "targets, out of sample; 95% bootstrap CI over eval images",
-                         ci=metric_ci(mm, "acc_replaced", s.n_boot, 0), seeds=seeds, **frac)
+                         ci=metric_ci(mm, "acc_replaced", s.n_boot, 0), seeds=seeds, **frac,
+                         short=f"accuracy kept at k = {s.k_headline}{word}"
+                         + (", B's category allowed" if tag == "with_same" else ""))
         mm = xm[(a, b, WITHOUT, "CovLasso", s.k_headline)]
         nums.add(f"{p}_acc_base", mm.summary()["acc_base"],
-                 f"unmodified {a}: top-1 on the same eval images", **frac)
+                 f"unmodified {a}: top-1 on the same eval images", **frac, short="unmodified")
         nums.add(f"{p}_fp_base", mm.summary()["fp_base_per_target"],
                  f"unmodified {a}: false positives per target on the same eval images",
                  unit="images")
@@ -533,14 +539,15 @@ def numbers(s: CrossSettings, xm: dict, overlap_rows: list[dict], u: dict, seeds
             if (a2, b2) != (a, b):
                 continue
             sm = met.summary()
-            for suffix, key, unit in (("top1", "acc_replaced", "fraction"),
-                                      ("fp", "fp_created_per_target", "images"),
-                                      ("overall", "weak_top1", "fraction")):
+            for suffix, key, unit, word in (
+                    ("top1", "acc_replaced", "fraction", "target-class top-1 kept"),
+                    ("fp", "fp_created_per_target", "images", "false positives created"),
+                    ("overall", "weak_top1", "fraction", "overall top-1")):
                 name = f"{p}_{FAVOURABLE_KEYS[meth]}_{suffix}_k{k}"
                 if name not in nums:
                     nums.add(name, sm[key], f"A={a} from B={b} without B's same category, "
                              f"most favourable reading, {meth} at k = {k}: {key} (held out)",
-                             unit=unit)
+                             unit=unit, short=f"{word} at k = {k}, {meth}")
     for r in overlap_rows:
         if r["k"] == s.k_headline:
             nums.add(f"overlap_{r['models'].replace(' & ', '_')}_{K}", r["Jaccard"],
@@ -553,16 +560,19 @@ def numbers(s: CrossSettings, xm: dict, overlap_rows: list[dict], u: dict, seeds
     nums.add("unseen_top1_1000", r1, "hidden-class eval images: top-1 among 1000 classes with "
              f"A's {s.n_hidden} hidden logits rebuilt from its seen logits "
              f"({VARIANTS[u['best_1000'][:2]]}), pooled over pairs", ci=ci1,
-             seeds=seeds_tab["unseen_top1_1000"].tolist() if len(seeds_tab) else None, **frac)
+             seeds=seeds_tab["unseen_top1_1000"].tolist() if len(seeds_tab) else None, **frac,
+             short="hidden classes rebuilt, top-1 of 1000")
     nums.add("unseen_top1_hidden", rh, f"same, top-1 among the {s.n_hidden} hidden classes "
-             f"only ({VARIANTS[u['best_hidden'][:2]]})", ci=cih, **frac)
+             f"only ({VARIANTS[u['best_hidden'][:2]]})", ci=cih, **frac,
+             short=f"top-1 among the {s.n_hidden} hidden classes")
     nums.add("unseen_top1_hidden_random", u["random_hidden"][0], "same with random seen "
-             "partners at the same k, least squares", ci=u["random_hidden"][1], **frac)
+             "partners at the same k, least squares", ci=u["random_hidden"][1], **frac,
+             short="random partners")
     nums.add("unseen_hidden_vs_random", u["vs_random_hidden"][0], "paired difference of the "
              "hidden-class top-1 with random partners; 95% CI over images",
              ci=u["vs_random_hidden"][1], **frac)
     nums.add("unseen_upper_bound_A_1000", u["upper_1000"], "A's own logits on the same images "
-             "(upper bound), top-1 among 1000", **frac)
+             "(upper bound), top-1 among 1000", **frac, short="A's own head")
     nums.add("unseen_B_1000", u["B_1000"], "model B on the same images, top-1 among 1000",
              **frac)
     rd, cid = res[("cross", "dense", "dense")]["rebuilt_1000"]
@@ -632,7 +642,7 @@ def parameters(s: CrossSettings, cnn_tf_status: str) -> dict:
 
 def claim_keys(s: CrossSettings, nums: Numbers) -> dict[str, dict]:
     """For C2 and C6b: the headline, its reference, the second half's number and every number
-    the rule reads (keys of ``nums``), as :func:`~neudep_utils.report.results.claim` takes
+    the rule reads (keys of ``nums``), as :func:`~neudep_utils.record.claim` takes
     them."""
     from .single_summary import FAVOURABLE_KEYS
 

@@ -24,11 +24,13 @@ from .. import cache, profiles
 from ..images import corruptions
 from ..metrics import bootstrap
 from ..models import load_model, short_name
+from ..record import Numbers, fmt_ci
 from ..verdicts import Verdict, deviations, rules
 from . import robustness as rob
 
 __all__ = ["BASELINES", "LABEL", "METHODS", "PARAMETERS", "SCOPE", "Inputs", "Settings", "c6c_record", "claim_keys",
            "dependency_context", "evaluate_all", "evaluate_head", "gains", "gains_table", "load",
+           "summary_table",
            "long_frames", "numbers", "summary", "trainer",
            "paired_gain", "select_strengths", "settings", "split_fit", "strongest_baseline",
            "train_all", "val_score"]
@@ -327,14 +329,22 @@ def gains_table(g: Mapping[str, dict], strongest: str):
     against cross-entropy, L2-SP and the strongest baseline, and the clean difference."""
     import pandas as pd
 
-    from ..report.results import fmt_ci
-
     cols = (("vs_strongest", f"vs strongest ({LABEL[strongest]})"),
             ("clean_vs_strongest", "clean vs strongest"), ("vs_ce", "vs cross-entropy"),
             ("vs_generic", "vs L2-SP"))
     return pd.DataFrame([{"regularizer": LABEL[k], **{lab: fmt_ci(*v[key], 1, 4)
                                                       for key, lab in cols}}
                          for k, v in g.items()])
+
+
+def summary_table(summ, cols: Sequence[str]):
+    """Per head (rows) and measure (columns): the mean over seeds and its standard deviation as
+    ``mean ± sd`` (4 decimals; the mean alone for a head with one run)."""
+    g = summ.groupby("method")[list(cols)]
+    mean, sd = g.mean(), g.std()
+    return mean.apply(lambda col: [f"{x:.4f} ± {y:.4f}" if np.isfinite(y) else f"{x:.4f}"
+                                   for x, y in zip(col, sd[col.name], strict=True)]
+                      ).set_axis(mean.index)
 
 
 def summary(s: Settings, summ, g: Mapping[str, dict], best: str, strongest: str) -> str:
@@ -352,8 +362,6 @@ def summary(s: Settings, summ, g: Mapping[str, dict], best: str, strongest: str)
 def numbers(s: Settings, inp: Inputs, summ, g: Mapping[str, dict], strongest: str):
     """The results file's numbers: per head the corruption and clean top-1 and the shape bias
     (mean over seeds, with the per-seed values), and per regularizer its paired gains."""
-    from ..report.results import Numbers
-
     nums, by = Numbers(), summ.groupby("method")
     what = {"corruption mean": ("corruption_top1", f"top-1 averaged over "
                                 f"{len(inp.corr_names)} corruptions x severities, "
@@ -371,18 +379,21 @@ def numbers(s: Settings, inp: Inputs, summ, g: Mapping[str, dict], strongest: st
                           ("vs_strongest", f"the strongest baseline ({LABEL[strongest]})")):
             nums.add(f"corruption_gain_{kind}_{key}", gk[key][0], f"{LABEL[kind]} minus "
                      f"{text}: corruption top-1 (paired, 95% bootstrap CI over eval images)",
-                     ci=gk[key][1], unit="fraction")
+                     ci=gk[key][1], unit="fraction",
+                     short=f"corruption top-1, {LABEL[kind]} minus "
+                     + ("cross-entropy" if key == "vs_ce" else LABEL[strongest]))
         nums.add(f"clean_gain_{kind}_vs_strongest", gk["clean_vs_strongest"][0],
                  f"{LABEL[kind]} minus the strongest baseline ({LABEL[strongest]}): clean "
                  "top-1 (paired, 95% bootstrap CI over eval images)",
-                 ci=gk["clean_vs_strongest"][1], unit="fraction")
+                 ci=gk["clean_vs_strongest"][1], unit="fraction",
+                 short=f"clean top-1, {LABEL[kind]} minus {LABEL[strongest]}")
     return nums
 
 
 def claim_keys(best_kind: str, g: Mapping[str, dict]) -> dict:
     """C6c's headline (the deciding regularizer's corruption gain over the strongest
     baseline), the second half (its clean cost against that baseline) and every number the rule
-    reads, as :func:`~neudep_utils.report.results.claim` takes them."""
+    reads, as :func:`~neudep_utils.record.claim` takes them."""
     reads = [f"{stem}_{kind}_vs_strongest" for kind in g if kind in DEPENDENCY
              for stem in ("corruption_gain", "clean_gain")]
     best = best_kind or next(k for k in g if k in DEPENDENCY)

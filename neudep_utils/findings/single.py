@@ -40,7 +40,7 @@ __all__ = ["DEP_METHODS", "METHODS", "PARAMETERS", "Checks", "Fits", "Settings",
            "cache_folder", "certificate_table", "data_table", "evaluate_methods",
            "learning", "macaw_panels", "metric_tables", "moment_variant_rows", "parameters",
            "reading_tables", "split_seed_table", "width_rows", "trained_width_rows", "TRAINED_WIDTHS",
-           "existential", "fit_methods", "headline_rows", "load", "macaw_rows", "seed_values",
+           "existential", "existential_table", "fit_methods", "headline_rows", "load", "macaw_rows", "seed_values",
            "settings",
            "train_fold", "weak_rows"]
 
@@ -261,11 +261,19 @@ def _fmt_ci(value: float, ci: Sequence[float] | None, scale: float = 100,
     return f"{f.format(value * scale)} [{f.format(ci[0] * scale)}, {f.format(ci[1] * scale)}]"
 
 
+#: Short method names for the tables (the figures and results keep :data:`METHODS`).
+SHORT_METHOD = {"CovLasso": "CovLasso", "CovLasso support + LS": "CovLasso + LS refit",
+                "top-|corr| + LS": "top-|corr| + LS", "random + LS": "random + LS",
+                "dense LS (all partners)": "dense LS (all)"}
+
+
 def headline_rows(s: Settings, mets: dict, dense: dict[str, Metrics], checks: Checks
                   ) -> list[dict]:
     """The headline table at ``k_headline``: per model and method, 1 - R^2 with its interval,
-    accuracy unmodified and after replacement, the drop and the gain over random partners with
-    intervals, false positives, the rule's outcome and the weak metric."""
+    target-class accuracy after replacement beside the unmodified model's, the drop and the
+    gain over random partners with intervals, false positives created beside the unmodified
+    model's, the rule's outcome and the weak metric (columns short enough for the book's
+    column; an empty cell: the column does not apply)."""
     rows = []
     for m in s.models:
         for meth in (*METHODS, "dense LS (all partners)"):
@@ -275,17 +283,29 @@ def headline_rows(s: Settings, mets: dict, dense: dict[str, Metrics], checks: Ch
             rr = None if is_dense else metric_ci(mets[(m, meth, s.k_headline)],
                                                  "relres_median", s.n_boot, 0)
             rows.append({
-                "model": s.short[m], "method": meth, "k": sm["k"],
-                "1 - R^2 (median)": _fmt_ci(sm["relres_median"], rr, 1, 3),
-                "acc. unmodified (%)": f"{100 * sm['acc_base']:.1f}",
-                "acc. after replacement (%)": f"{100 * sm['acc_replaced']:.1f}",
-                "drop (points)": _fmt_ci(sm["acc_drop"], drop),
-                "FP created / target": f"{sm['fp_created_per_target']:.3f}",
-                "FP unmodified / target": f"{sm['fp_base_per_target']:.3f}",
-                "vs random (points)": "" if vs is None else _fmt_ci(vs[0], vs[1:]),
+                "model": s.short[m], "method": SHORT_METHOD[meth], "k": f"{sm['k']:.1f}",
+                "1 - R²": _fmt_ci(sm["relres_median"], rr, 1, 3),
+                "kept % (unmod.)": f"{100 * sm['acc_replaced']:.1f} "
+                                   f"({100 * sm['acc_base']:.1f})",
+                "drop, points": _fmt_ci(sm["acc_drop"], drop),
+                "vs random, points": "" if vs is None else _fmt_ci(vs[0], vs[1:]),
+                "FP / target (unmod.)": f"{sm['fp_created_per_target']:.3f} "
+                                        f"({sm['fp_base_per_target']:.3f})",
                 "similar?": "" if sim is None else ("yes" if sim.holds else "no"),
-                "WEAK top-1 (%)": f"{100 * sm['weak_top1']:.2f}"})
+                "WEAK top-1 %": f"{100 * sm['weak_top1']:.2f}"})
     return rows
+
+
+def existential_table(rows: list[dict]) -> list[dict]:
+    """:func:`existential`'s rows for the book: counts beside the unmodified model's, and the
+    top categories' pooled accuracy and drop with its interval."""
+    return [{"model": r["model"], "method": SHORT_METHOD[r["method"]], "k <=": r["k <="],
+             "keeping >= 50% (unmod.)": f"{r['categories keeping >= 50%']} "
+                                        f"({r['unmodified >= 50%']})",
+             ">= 80% (unmod.)": f"{r['>= 80%']} ({r['unmodified >= 80%']})",
+             f"top {r['n_top']}: kept % (unmod.)": f"{r['top: acc. after (%)']:.1f} "
+                                                   f"({r['top: unmodified (%)']:.1f})",
+             "top: drop, points": _fmt_ci(r["drop"], r["drop_ci"])} for r in rows]
 
 
 def macaw_rows(s: Settings, data: dict, folds: dict, fits: Fits) -> list[dict]:
@@ -373,11 +393,11 @@ def moment_variant_rows(s: Settings, data: dict, folds: dict, fits: Fits,
                  for f, d in zip(fl, ds, strict=True)]
         for meth, dd in (("CovLasso", ds), ("CovLasso support + LS", refit)):
             sm = evaluate(data[m0], fl, dd).summary()
-            rows.append({"moments": lab, "method": meth, "k": sm["k"],
-                         "1 - R^2 (median)": sm["relres_median"],
-                         "acc. after replacement (%)": 100 * sm["acc_replaced"],
-                         "unmodified (%)": 100 * sm["acc_base"],
-                         "FP created / target": sm["fp_created_per_target"]})
+            rows.append({"moments": lab, "method": SHORT_METHOD[meth], "k": f"{sm['k']:.1f}",
+                         "1 - R² (median)": f"{sm['relres_median']:.3f}",
+                         "kept % (unmod.)": f"{100 * sm['acc_replaced']:.1f} "
+                                            f"({100 * sm['acc_base']:.1f})",
+                         "FP / target": f"{sm['fp_created_per_target']:.3f}"})
     return rows
 
 
@@ -395,19 +415,24 @@ def seed_values(seeds_tab, short: dict[str, str]):
 
 
 def certificate_table(s: Settings, fits: Fits):
-    """Per model and requested k: the mean achieved support size, the share of targets with
-    exactly k partners and the largest relative duality gap (wide DataFrame)."""
+    """Per model (rows): the mean achieved support size at each requested k (columns), the
+    smallest share of targets with exactly k partners over the ks, and the largest relative
+    duality gap over the ks."""
     import pandas as pd
 
-    cert = pd.DataFrame([
-        {"model": s.short[m], "k requested": k,
-         "mean k achieved": np.mean([fd[k].k.mean() for fd in fits.covlasso[m]]),
-         "share with k exact": np.mean([(fd[k].k == k).mean() for fd in fits.covlasso[m]]),
-         "max relative duality gap": np.nanmax(np.concatenate(
-             [fd[k].gap / fd[k].objective for fd in fits.covlasso[m]]))}
-        for m in s.models for k in s.ks])
-    return cert.pivot(index="k requested", columns="model",
-                      values=["mean k achieved", "share with k exact", "max relative duality gap"])
+    rows = []
+    for m in s.models:
+        row: dict = {"model": s.short[m]}
+        shares, gaps = [], []
+        for k in s.ks:
+            row[f"k = {k}"] = np.mean([fd[k].k.mean() for fd in fits.covlasso[m]])
+            shares.append(np.mean([(fd[k].k == k).mean() for fd in fits.covlasso[m]]))
+            gaps.append(np.nanmax(np.concatenate(
+                [fd[k].gap / fd[k].objective for fd in fits.covlasso[m]])))
+        row["k exact (lowest share)"] = f"{100 * min(shares):.0f}%"
+        row["max relative gap"] = f"{max(gaps):.1e}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
 
 
 def data_table(s: Settings, data: dict, folds: dict):

@@ -14,7 +14,7 @@ from ..dependencies import favourable
 from ..images import imagenet_classes
 from ..metrics import METRIC_DEFINITIONS, metric_ci
 from ..metrics.readings import READING_DEFINITIONS
-from ..report.results import Numbers
+from ..record import Numbers
 from ..verdicts import deviations, rules
 from .single import DEP_METHODS, METHODS, Checks, Settings, favourable_outcomes
 from .why import failure_sentence
@@ -41,9 +41,10 @@ def learning_note(lc, fits_lc: dict, model: str, k: int) -> tuple[str, dict]:
             "oracle_acc_large": float(oracle[oracle.n_fit == n_hi].acc_replaced.mean()),
             "limit": float(fits_lc.get(("CovLasso support + LS", "relres_median"),
                                        {"a": np.nan})["a"])}
+    limit = (f"fitted limit {vals['limit']:.2f}" if np.isfinite(vals["limit"])
+             else "no limit fitted: too few fit-set sizes")
     text = (f"Learning curve ({model}, refit at k = {k}): held-out 1 - R^2 "
-            f"{vals['heldout_relres_large']:.2f} at {n_hi} fit images (fitted limit "
-            f"{vals['limit']:.2f}); judged on its own fit images the dependency keeps "
+            f"{vals['heldout_relres_large']:.2f} at {n_hi} fit images ({limit}); judged on its own fit images the dependency keeps "
             f"{100 * vals['oracle_acc_small']:.0f}% of target-class images at {n_lo} fit images "
             f"and {100 * vals['oracle_acc_large']:.1f}% at {n_hi} (held out: "
             f"{100 * vals['heldout_acc_large']:.1f}%): the fewer the rows, the more the fit can "
@@ -259,7 +260,8 @@ def favourable_numbers(nums: Numbers, s: Settings, fav_checks: Checks) -> None:
                 ("overall", "weak_top1", "fraction", "overall top-1 after one replacement")):
             name = f"{s.short[m]}_{stem}_{suffix}_k{k}"
             if name not in nums:
-                nums.add(name, sm[key], what + text, unit=unit)
+                nums.add(name, sm[key], what + text, unit=unit,
+                         short=f"{text.split(' (')[0]} at k = {k}, {meth}")
 
 
 def counter_numbers(nums: Numbers, s: Settings, counter: dict) -> None:
@@ -272,7 +274,8 @@ def counter_numbers(nums: Numbers, s: Settings, counter: dict) -> None:
                  f"{m}: share of the {c['n_well_fitted']} well-fitted targets whose top partner "
                  f"is counter-intuitive (WordNet distance > {s.near_distance}, not among the "
                  "model's top-5 confusions either way, chosen again on the other half of the "
-                 "images); 95% CI over targets", ci=c["share_ci"], unit="fraction")
+                 "images); 95% CI over targets", ci=c["share_ci"], unit="fraction",
+                 short="well-fitted targets with a counter-intuitive top partner")
         nums.add(f"{s.short[m]}_counter_chance_{K}", c["chance"],
                  f"{m}: the same share if far, unconfused top partners were noise (chosen "
                  "again with probability k / (n - 1))", unit="fraction")
@@ -291,16 +294,19 @@ def numbers(s: Settings, checks: Checks, mets: dict, dense: dict, nears: dict,
         summ, drop = checks(m, "CovLasso", s.k_headline)[:2]
         what = f"{m}, CovLasso dependency at k = {s.k_headline}, out of sample: "
         nums.add(f"{sm}_acc_replaced_{K}", summ["acc_replaced"], what + METRIC_DEFINITIONS[
-            "acc_replaced"], **frac, seeds=seed_values(m, "CovLasso", "acc_replaced"))
+            "acc_replaced"], **frac, seeds=seed_values(m, "CovLasso", "acc_replaced"),
+                 short=f"accuracy kept at k = {s.k_headline}")
         nums.add(f"{sm}_acc_base", summ["acc_base"], f"{m}: {METRIC_DEFINITIONS['acc_base']}",
-                 **frac)
+                 **frac, short="unmodified")
         nums.add(f"{sm}_acc_drop_{K}", summ["acc_drop"], what + METRIC_DEFINITIONS["acc_drop"]
                  + "; 95% bootstrap CI over eval images", ci=drop, **frac)
-        for meth, tag in (("CovLasso support + LS", "refit"), ("random + LS", "random")):
+        for meth, tag, word in (("CovLasso support + LS", "refit", "refitted"),
+                                ("random + LS", "random", "random partners")):
             nums.add(f"{sm}_acc_replaced_{tag}_{K}",
                      mets[(m, meth, s.k_headline)].summary()["acc_replaced"],
                      f"{m}: as acc_replaced, with {meth} at equal k", **frac,
-                     seeds=seed_values(m, meth, "acc_replaced"))
+                     seeds=seed_values(m, meth, "acc_replaced"),
+                     short=f"accuracy kept at k = {s.k_headline}, {word}")
         rr_ci = metric_ci(mets[(m, "CovLasso", s.k_headline)], "relres_median", s.n_boot, 0)
         nums.add(f"{sm}_relres_median_{K}", summ["relres_median"],
                  what + METRIC_DEFINITIONS["relres_median"], ci=rr_ci,
@@ -326,7 +332,7 @@ def numbers(s: Settings, checks: Checks, mets: dict, dense: dict, nears: dict,
         nums.add(f"{sm}_near_chance_{K}", r["chance"],
                  f"{m}: the same share expected for random partners at equal k", **frac)
         nums.add(f"{sm}_near_ratio_{K}", r["ratio"], f"{m}: observed / chance near share",
-                 ci=r["ratio_ci"])
+                 ci=r["ratio_ci"], short="near partners, observed / chance")
         f = far[m]
         if f["n_well_fitted"]:
             nums.add(f"{sm}_far_top_share_{K}", f["share"],
@@ -364,7 +370,7 @@ def numbers(s: Settings, checks: Checks, mets: dict, dense: dict, nears: dict,
 def claim_keys(s: Settings, nums: Numbers) -> dict[str, dict]:
     """For C1 and C6a: the headline (the number the verdict rests on), the reference it is read
     against, the second half's number and every number the rule reads (keys of ``nums``), as
-    :func:`~neudep_utils.report.results.claim` takes them."""
+    :func:`~neudep_utils.record.claim` takes them."""
     K, sm0 = f"k{s.k_headline}", s.short[s.models[0]]
 
     def have(keys):

@@ -34,7 +34,7 @@ from ..cache import LogitData
 from ..dependencies import Fold
 from ..metrics import bootstrap
 from ..metrics.bootstrap import bootstrap_counts
-from ..report.results import Numbers, claim
+from ..record import Numbers, claim
 from ..verdicts import Verdict, across_models, deviations, rules
 from . import redundancy as red
 
@@ -106,14 +106,18 @@ def path_table(s: Settings, ps: Mapping[str, red.PathStudy]):
     import pandas as pd
 
     th = s.fidelity_threshold
+    reached = {m: np.isfinite(p.k_needed) for m, p in ps.items()}
     return pd.DataFrame([{
-        "model": s.short[m], "max relative gap": np.nanmax(p.gap),
-        f"share reaching 1-R^2 <= {th}": np.isfinite(p.k_needed).mean(),
-        "median k there": (np.nanmedian(p.k_needed) if np.isfinite(p.k_needed).any()
-                           else np.nan),
-        "median 1-R^2, all others (in sample)": np.median(p.r_in),
-        "k where accuracy is kept (median)": p.k_functional,
-        "unmodified acc. (%)": 100 * p.acc_base} for m, p in ps.items()]).set_index("model")
+        "model": s.short[m], "max relative gap": f"{np.nanmax(p.gap):.1e}",
+        f"share reaching 1-R² <= {th}": f"{100 * reached[m].mean():.1f}%",
+        "median k there": (f"{np.median(p.k_needed[reached[m]]):.0f}" if reached[m].any()
+                           else "none reached"),
+        "median 1-R², all others (in sample)": f"{np.median(p.r_in):.3f}",
+        "k where accuracy is kept (median)": (f"{p.k_functional:.0f}"
+                                              if np.isfinite(p.k_functional)
+                                              else "not on the path"),
+        "unmodified acc. (%)": f"{100 * p.acc_base:.1f}"} for m, p in ps.items()]
+    ).set_index("model")
 
 
 def lasso_agreement(data0: LogitData, fold0: Fold, target: int, ratio: float = 0.2) -> dict:
@@ -425,7 +429,7 @@ def acc_at_support(k_median: np.ndarray, acc: np.ndarray, k: float) -> float:
 
 
 def numbers(s: Settings, r: Results):
-    """The results file's numbers (:class:`~neudep_utils.report.results.Numbers`), each with
+    """The results file's numbers (:class:`~neudep_utils.record.Numbers`), each with
     its definition."""
     nums, m0 = Numbers(), s.models[0]
     th = s.fidelity_threshold
@@ -455,7 +459,9 @@ def numbers(s: Settings, r: Results):
             nums.add(f"{sm}_gaussian_null_median_rr_in_sample", pr["gaussian_r_in_median"],
                      f"{m}: the same under the Gaussian-rows null used until 2026-12-05")
             nums.add(f"{sm}_redundancy_rho_beyond_null", pr["diff"], f"{m}: rho minus the "
-                     "null's rho; 95% bootstrap CI (targets resampled)", ci=pr["ci"])
+                     "null's rho; 95% bootstrap CI (targets resampled)", ci=pr["ci"],
+                     short=f"{sm}: rank correlation of redundancy and support needed, "
+                     "beyond its null")
         nums.add(f"{sm}_frac_reaching_threshold", float(np.isfinite(p.k_needed).mean()),
                  f"{m}: share of the {n} categories whose CovLasso path reaches held-out "
                  f"1-R^2 <= {th}",
@@ -467,17 +473,20 @@ def numbers(s: Settings, r: Results):
         nums.add(f"{sm}_acc_replaced_at_k{s.sparse_k}",
                  acc_at_support(p.k_median, p.acc_replaced, s.sparse_k), f"{m}: pooled held-out "
                  f"target-class accuracy after replacement at a median support of {s.sparse_k} "
-                 f"(interpolated along the path; unmodified {p.acc_base:.3f})", unit="fraction")
+                 f"(interpolated along the path; unmodified {p.acc_base:.3f})", unit="fraction",
+                 short=f"accuracy kept at a median support of {s.sparse_k}")
     for m, v in r.exact_rr.items():
         nums.add(f"{s.short[m]}_exact_dense_rr", v, f"{m}: median held-out 1-R^2 with more "
                  f"than rank-many ({r.ranks[m]}) random partners (an exact, dense dependency)")
     nums.add("cov_lasso_max_rel_gap", r.max_gap, "max relative duality gap over every path")
     nums.add("cov_lasso_vs_sklearn", r.agree["agreement"], "max relative coefficient "
-             "difference, CovLasso vs sklearn Lasso on the rows (macaw, lam = 0.2 lam_max)")
+             "difference, CovLasso vs sklearn Lasso on the rows (macaw, lam = 0.2 lam_max)",
+             short="CovLasso vs the Lasso on the rows, largest relative difference")
     nums.add("oos_gain_K_small_to_full", r.sub["gain"], f"{m0}: median over the categories "
              f"of the oracle held-out 1-R^2 at K={r.sub['k_small']} minus at "
              f"K={r.sub['k_full']} (mean over subset seeds); 95% bootstrap CI over categories",
-             ci=r.sub["ci"])
+             ci=r.sub["ci"], short=f"fall of held-out 1-R² from K = {r.sub['k_small']} to "
+             f"{r.sub['k_full']} categories")
     nums.add("bootstrap_jaccard_median", r.bs["jaccard_median"], "median Jaccard of bootstrap "
              f"supports vs the full-sample support at lam = {s.boot_lam_ratio} lam_max")
     return nums
@@ -514,7 +523,7 @@ def verdicts(s: Settings, r: Results) -> dict[str, tuple[Verdict, str, list[dict
 
 
 def claims(s: Settings, r: Results, judged: dict) -> dict:
-    """The claim records of the results file (:func:`~neudep_utils.report.results.claim`)."""
+    """The claim records of the results file (:func:`~neudep_utils.record.claim`)."""
     m0 = s.models[0]
     sm0 = s.short[m0]
     tested4 = [m for m in s.models if r.full_rank[m]]

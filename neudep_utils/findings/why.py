@@ -29,7 +29,8 @@ from ..metrics import evaluate
 from ..metrics.readings import original_readings, readings
 from ..moments import second_moment_from_sums
 
-__all__ = ["READ_METHODS", "failure_sentence", "reading_rows", "without_positives"]
+__all__ = ["READ_METHODS", "failure_sentence", "reading_rows", "reading_table",
+           "without_positives"]
 
 #: What the readings compare, in table order.
 READ_METHODS = ("CovLasso support + LS", "random + LS", "dense LS", "original")
@@ -103,6 +104,40 @@ def reading_rows(label: str, data: LogitData, folds: Sequence[Fold],
             if base else {})
     add("original", "all", original_readings(data, folds, targets), orig)
     return rows, objs
+
+
+def reading_table(rows: Sequence[dict]):
+    """The readings of :func:`reading_rows` (of any number of models or pairs) as the book's
+    table: one row per model and k; for AP, the separation d', the target-class top-1 kept once
+    re-levelled on the fit side (%) and the false positives per target that costs, the refitted
+    dependency (dense least squares at k = "all"), random partners at the same k and the
+    unmodified model side by side; an empty cell: not measured (no random partners for "all",
+    no fit side to re-level on)."""
+    import pandas as pd
+
+    orig = {r["model"]: r for r in rows if r["method"] == "original"}
+    rnd = {(r["model"], str(r["k"])): r for r in rows if r["method"] == "random + LS"}
+
+    def cell(r: dict | None, col: str, scale: float, digits: int) -> str:
+        v = None if r is None else r.get(col)
+        return "" if v is None or not np.isfinite(v) else f"{scale * v:.{digits}f}"
+
+    out = []
+    for r in rows:
+        if r["method"] not in ("CovLasso support + LS", "dense LS"):
+            continue
+        o, rr = orig.get(r["model"]), rnd.get((r["model"], str(r["k"])))
+        row = {("", "model"): r["model"].replace("_from_", " from "), ("", "k"): str(r["k"])}
+        for col, name, scale, digits in (("ap", "AP", 1, 2), ("separation", "d'", 1, 2),
+                                         ("level_top1", "re-levelled top-1 %", 100, 1),
+                                         ("level_fp", "its FP / target", 1, 2)):
+            row[(name, "dep.")] = cell(r, col, scale, digits)
+            row[(name, "rand.")] = cell(rr, col, scale, digits)
+            row[(name, "orig.")] = cell(o, col, scale, digits)
+        out.append(row)
+    frame = pd.DataFrame(out)
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    return frame
 
 
 def without_positives(data: LogitData, folds: Sequence[Fold], with_deps: Sequence[DepSet],

@@ -14,6 +14,7 @@ then filters and sorts the table in the browser, offline. :func:`atlas_page` is 
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ def write_atlas(results: dict[str, dict[str, Any]], directory: str | Path) -> li
         names, separators=(",", ":")) + ");\n").encode())
     for m, rr in rows.items():
         p = d / f"atlas_{_safe(m)}.js"
-        payload = {"model": m, "fields": list(FIELDS), "rows": rr}
+        payload = {"model": _safe(m), "fields": list(FIELDS), "rows": rr}
         atomic_write_bytes(p, ("window.neudepAtlasAdd(" + json.dumps(
             payload, separators=(",", ":")) + ");\n").encode())
         written.append(p)
@@ -75,8 +76,9 @@ def atlas_page(results: dict[str, dict[str, Any]], profile: str, note: str = "")
     models = list(rows)
     ks = sorted({row[1] for rr in rows.values() for row in rr})
     n_classes = {m: len({row[0] for row in rr}) for m, rr in rows.items()}
-    fitted = ", ".join(f"{m} ({n} categories)" for m, n in n_classes.items()) or "none"
-    files = " ".join(f"atlas_{_safe(m)}.js" for m in models)
+    fitted = ", ".join(f"`{_safe(m)}` ({n} categories)" for m, n in n_classes.items()) or "none"
+    files = html.escape(" ".join(f"atlas_{_safe(m)}.js" for m in models), quote=True)
+    esc = {m: html.escape(_safe(m), quote=True) for m in models}
     lines = [note, "(atlas)=", "# Dependency atlas", "",
              "Look up any category of any model: type a name, a WordNet id (`n01818515`) or a "
              "class index in the box; click a column header to sort. Each row is one dependency "
@@ -91,13 +93,14 @@ def atlas_page(results: dict[str, dict[str, Any]], profile: str, note: str = "")
              "that this profile did not fit is listed as such. The data (one script per "
              "model) load when the search box is first used; everything works offline.", "",
              "```{raw} html",
-             f'<div id="neudep-atlas" data-models="{" ".join(_safe(m) for m in models)}" '
+             f'<div id="neudep-atlas" data-models="{" ".join(esc.values())}" '
              f'data-files="{files}">',
              '<div class="atlas-controls">',
              '<label>Category <input id="atlas-q" type="search" '
              'placeholder="e.g. macaw, n01818515, 88" size="28"></label>',
              '<label>Model <select id="atlas-model"><option value="">all</option>'
-             + "".join(f'<option value="{m}">{m}</option>' for m in models) + "</select></label>",
+             + "".join(f'<option value="{esc[m]}">{esc[m]}</option>' for m in models)
+             + "</select></label>",
              '<label>k <select id="atlas-k"><option value="">all</option>'
              + "".join(f'<option value="{k}">{k}</option>' for k in ks) + "</select></label>",
              '<span id="atlas-status">loading the atlas...</span></div>',

@@ -30,9 +30,13 @@ VERDICT_COLOURS = {"reproduced": "#1b9e77", "partly reproduced": "#e6ab02",
 assert set(VERDICT_COLOURS) == set(LEVELS)
 
 
-def _pooled(ax: Any, by: dict, models: list[str]) -> None:
-    """Many models (pairs): the mean over them per k, with their range as a band."""
+def _pooled(ax: Any, by: dict, models: list[str]) -> list[tuple[Any, str]]:
+    """Many models (pairs): the mean over them per k, with their range as a band; returns the
+    legend entries of the references (the unmodified models' range and mean, and the band of
+    'similar' below that mean), each drawn in its own style."""
     import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     for meth, ls, col, lab in (("CovLasso support + LS", "o-", "C0", "CovLasso dependency"),
                                ("random + LS", "s--", "C3", "random partners")):
@@ -50,11 +54,18 @@ def _pooled(ax: Any, by: dict, models: list[str]) -> None:
                 label=f"{lab}: mean of {len(models)}, band: range")
     base = [100 * r["acc_base"] for m in models for rows in (by.get((m, meth), [])
             for meth in curve_methods) for r in rows if r.get("acc_base") is not None]
-    if base:
-        b_lo, b_hi = min(base), max(base)
-        ax.axhspan(b_lo, b_hi, color="k", alpha=0.15, lw=0)
-        ax.axhline(sum(base) / len(base), color="k", ls=":", lw=1.2)
-        ax.axhspan(b_lo - 100 * SIMILAR.tolerance, b_lo, color="k", alpha=0.06, lw=0)
+    if not base:
+        return []
+    b_lo, b_hi, b_mean = min(base), max(base), sum(base) / len(base)
+    tol = 100 * SIMILAR.tolerance
+    ax.axhspan(b_lo, b_hi, color="0.5", alpha=0.12, lw=0)
+    ax.axhline(b_mean, color="k", ls=":", lw=1.2)
+    ax.axhspan(b_mean - tol, b_mean, facecolor="none", edgecolor="k", hatch="///", lw=0,
+               alpha=0.5)
+    return [(Line2D([], [], color="k", ls=":"), "unmodified models: mean"),
+            (Patch(color="0.5", alpha=0.12), f"unmodified models: range, {b_lo:.0f}-{b_hi:.0f}%"),
+            (Patch(facecolor="none", edgecolor="k", hatch="///", alpha=0.5),
+             f"'similar': up to {tol:g} points below the mean")]
 
 
 def _curve_panel(ax: Any, rows: list[dict[str, Any]], title: str, what: str,
@@ -69,8 +80,9 @@ def _curve_panel(ax: Any, rows: list[dict[str, Any]], title: str, what: str,
             by[(r["model"], r["method"])].append(r)
     models = sorted({m for m, _ in by})
     colours = plt.get_cmap("tab10")
+    extras: list[tuple[Any, str]] = []
     if len(models) > max_lines:
-        _pooled(ax, by, models)
+        extras = _pooled(ax, by, models)
         models = []
     for i, m in enumerate(models):
         col = colours(i % 10)
@@ -107,10 +119,12 @@ def _curve_panel(ax: Any, rows: list[dict[str, Any]], title: str, what: str,
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles += [Line2D([], [], color="k", ls=":"),
-                Patch(color="k", alpha=0.12)]
-    labels += ["unmodified model (the paper: 'similar')",
-               f"within {100 * SIMILAR.tolerance:g} points of it"]
+    if not extras:
+        extras = [(Line2D([], [], color="k", ls=":"), "unmodified model"),
+                  (Patch(color="k", alpha=0.12),
+                   f"'similar': up to {100 * SIMILAR.tolerance:g} points below it")]
+    handles += [h for h, _ in extras]
+    labels += [lab for _, lab in extras]
     ax.legend(handles, labels, fontsize=8, ncol=2, loc="upper left",
               bbox_to_anchor=(0.0, -0.2), frameon=False)
 

@@ -96,6 +96,11 @@ def redundancy_scatter(ps: Mapping, pred: Mapping[str, dict], short: Mapping[str
                ylabel=f"k for 1-R^2 <= {threshold:g}", title=f"{short[m]}: rho = "
                f"{pred[m]['rho']:.2f}, null {pred[m]['rho_null']:.2f}")
         ax.legend(fontsize=9)
+    if not tested:  # every covariance singular (d < n): nothing to rank, said in the panel
+        axes[0, 0].text(0.5, 0.5, "no model with a full-rank covariance in this profile:\n"
+                        "r_i = 0 for every category, no ranking to test", ha="center",
+                        va="center", transform=axes[0, 0].transAxes)
+        axes[0, 0].set_axis_off()
     tidy_figure(fig)
     fig.tight_layout()
     return fig
@@ -177,6 +182,10 @@ def robustness_panels(avg: pd.DataFrame, delta: pd.DataFrame, title: str) -> plt
     axes[1].set(ylabel="top-1 minus cross-entropy only", xlabel="corruption type",
                 title="difference to plain fine-tuning")
     axes[1].tick_params(axis="x", rotation=30)
+    for ax in axes:  # legends beside the panels, never over the bars or lines
+        if ax.get_legend() is not None:
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8,
+                            title_fontsize=8, frameon=False)
     tidy_figure(fig)
     fig.tight_layout()
     return fig
@@ -191,7 +200,8 @@ def sixteen_class(summ: pd.DataFrame, cols: list[str], label: Mapping[str, str])
     sns.barplot(m16, x="metric", y="value", hue="method", errorbar=("pi", 100), ax=ax)
     ax.set(xlabel="", ylabel="fraction", title="16-category sets: accuracy and shape bias")
     ax.tick_params(axis="x", rotation=20)
-    ax.legend(fontsize=8)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title=None,
+                    frameon=False)
     tidy_figure(fig)
     fig.tight_layout()
     return fig

@@ -7,7 +7,8 @@
 
 Chromium gets a time budget to run the page's scripts (MathJax typesets the formulas, from the
 book's own ``_static/mathjax/``) before printing; the print style sheet
-(``book/_static/neudep.css``) wraps wide tables, hides the navigation and shows the title page.
+(``book/_static/neudep.css``) keeps tables and figures whole, hides the navigation and the
+all-numbers appendix (left to the HTML) and shows the title page.
 """
 
 from __future__ import annotations

@@ -93,28 +93,34 @@ def metric_panels(tab: pd.DataFrame, dense: pd.DataFrame, methods: Sequence[str]
 def cross_model_panels(tab: pd.DataFrame, configs: Sequence[str], methods: Sequence[str],
                        title: str) -> plt.Figure:
     """Cross-model version of :func:`metric_panels`: one row per candidate configuration, bands
-    spanning the ordered pairs (min to max); black: unmodified model A."""
+    spanning the ordered pairs (min to max); black: unmodified model A (mean over the pairs). The
+    weak metric is drawn as its change from each pair's unmodified overall top-1 (points): its
+    level differs between pairs by more than any dependency moves it, so a band over the pairs'
+    levels would cover the whole panel."""
     # one panel per row (configuration-major): each is read at the full column width
     fig, axes = plt.subplots(4 * len(configs), 1, figsize=(7.5, 3.4 * 4 * len(configs)),
-                             sharex=True, squeeze=False)
+                             sharex=True, squeeze=False, layout="constrained")
     for r, cfg in enumerate(configs):
         sub = tab[tab.candidates == cfg]
         for c, (col, label, scale, base) in enumerate(METRIC_PANELS):
             ax = axes[4 * r + c, 0]
-            sns.lineplot(data=sub.assign(v=sub[col] * scale), x="k_requested", y="v",
+            weak = col == "weak_top1"
+            y = (sub[col] - sub[base]) * scale if weak else sub[col] * scale
+            sns.lineplot(data=sub.assign(v=y), x="k_requested", y="v",
                          hue="method", hue_order=methods, marker="o", errorbar=("pi", 100),
                          ax=ax, legend=(r == 0 and c == 0))
-            if base:
+            if weak:
+                ax.axhline(0, color="k", lw=1)
+                label = "WEAK: change in overall top-1 after one replacement (points)"
+            elif base:
                 ax.axhline(sub[base].mean() * scale, color="k", lw=1)
             ax.set_xscale("log")
             ax.set(xlabel="requested support size k (partners from B, log scale)", ylabel=label)
-            weak = col == "weak_top1"
             ax.set_title(("WEAK metric; " if weak else "") + cfg, fontsize=10,
                          color="tab:red" if weak else "k")
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=11)
     tidy_figure(fig)
-    fig.tight_layout()
     return fig
 
 
@@ -152,6 +158,7 @@ def learning_curve(lc: pd.DataFrame, fits: dict, title: str) -> plt.Figure:
     :func:`neudep_utils.findings.scaling.fit_saturating`."""
     fig, axes = plt.subplots(2, 1, figsize=(7.5, 8.6))
     n_max = lc["n_fit"].max()
+    floor = 1e-3  # 1 - R^2 on the log axis: an oracle that interpolates its fit set reaches 0
     grid = np.geomspace(lc["n_fit"].min(), 10 * n_max, 60)
     methods = list(dict.fromkeys(lc["method"]))
     colours = dict(zip(methods, sns.color_palette(n_colors=len(methods)), strict=True))
@@ -159,19 +166,27 @@ def learning_curve(lc: pd.DataFrame, fits: dict, title: str) -> plt.Figure:
             ("relres_median", "1 - R^2 (median over targets)", 1.0),
             ("acc_replaced", "target-class accuracy after replacement (%)", 100.0)),
             strict=True):
-        sns.lineplot(data=lc.assign(v=lc[col] * scale), x="n_fit", y="v", hue="method",
+        v = lc[col] * scale
+        if col == "relres_median":
+            v = v.clip(lower=floor)
+        sns.lineplot(data=lc.assign(v=v), x="n_fit", y="v", hue="method",
                      style="judged on", palette=colours, marker="o", errorbar=("pi", 100),
                      ax=ax)
         for m in methods:
             f = fits.get((m, col))
             if f is not None and np.isfinite(f["a"]):
-                ax.plot(grid, f["predict"](grid) * scale, ls=":", color=colours[m], lw=1.5)
+                pred = f["predict"](grid) * scale
+                if col == "relres_median":
+                    pred = np.clip(pred, floor, None)
+                ax.plot(grid, pred, ls=":", color=colours[m], lw=1.5)
         if col == "acc_replaced":
             ax.axhline(lc["acc_base"].mean() * scale, color="k", lw=1, label="unmodified")
         ax.axvline(n_max, color="grey", lw=0.8, ls="--")
         ax.set(xscale="log", xlabel="fit images (x views), log scale", ylabel=label)
         ax.legend(fontsize=7)
     axes[0].set_yscale("log")
+    axes[0].set_ylim(bottom=floor / 1.5)
+    axes[0].set_ylabel(f"1 - R^2 (median over targets; below {floor:g} drawn at {floor:g})")
     fig.suptitle(title)
     tidy_figure(fig)
     fig.tight_layout()
@@ -263,14 +278,16 @@ def readings_panels(rows: pd.DataFrame, title: str, all_k: int = 999) -> plt.Fig
             rnd = g[g.method == "random + LS"].sort_values("kx")
             orig = g[g.method == "original"]
             ax.plot(dep.kx, dep[col], "-o", color=colours[m], ms=4, label=m)
-            ax.plot(rnd.kx, rnd[col], ":", color=colours[m], lw=1.2)
+            # markers too: a single k of random partners is a point, not a line
+            ax.plot(rnd.kx, rnd[col], ":s", color=colours[m], lw=1.2, ms=3)
             if len(orig):
                 ax.plot([all_k * 1.6], orig[col].iloc[:1], "*", color=colours[m], ms=10)
         ax.set_xscale("log")
         ax.set(xlabel="support size k (log; 999 = all other logits)", ylabel=label)
         ax.tick_params(labelsize=9)
     handles = [Line2D([], [], color=c, marker="o", label=m) for m, c in colours.items()]
-    handles += [Line2D([], [], color="grey", ls=":", label="random partners, same k"),
+    handles += [Line2D([], [], color="grey", ls=":", marker="s", ms=3,
+                       label="random partners, same k"),
                 Line2D([], [], color="grey", marker="*", ls="", ms=10,
                        label="unmodified model")]
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8,

@@ -1,7 +1,9 @@
-"""Headline results of a notebook, written as JSON for the book's summary pages.
+"""The results record: what each notebook writes for the book's summary pages.
 
-Each notebook calls :func:`write_results` once at its end; the file
-``<output_dir>/<notebook stem>.json`` has this shape::
+This stage sits between the verdicts and the findings: the findings fill :class:`Numbers` and
+:func:`claim` records, the notebooks call :func:`write_results` once at their end, and the report
+stage (:mod:`neudep_utils.report`) reads the files back; nothing here imports the findings or the
+report. The file ``<output_dir>/<notebook stem>.json`` has this shape::
 
     {
       "notebook": "01_single_model", "title": "...", "profile": "default",
@@ -9,12 +11,20 @@ Each notebook calls :func:`write_results` once at its end; the file
       "verdict": "partly reproduced",         # overall verdict of the notebook
       "claims": {"C1": {"verdict": "...", "summary": "one sentence", "rule": "...",
                         "why": "...", "headline": "name of the headline number",
+                        "reference": "name of the number it is read against" | null,
+                        "second": "name of the other half's number" | null,  # a two-part rule
+                        "reads": ["every number the rule reads", ...] | null,
                         "tested_on": ["efficientnet_lite0", ...], "label": "verdict-01"}, ...},
-      "numbers": {"name": {"value": 0.12, "ci": [0.10, 0.14] | null,
-                           "definition": "what it measures, on which images"}, ...},
+      "numbers": {"name": {"value": 0.12, "ci": [0.10, 0.14] | null, "unit": "fraction",
+                           "definition": "what it measures, on which images",
+                           "short": "a few words for tables" (optional)}, ...},
       "parameters": {...}, "runtime_s": 12.3, "created": "...",
       "provenance": {"cache_entries": [...]}   # the cache entries of the inputs it was handed
     }
+
+The claims table of the book and the README reads, for each claim, ``headline`` beside
+``reference`` (and, for a two-part rule, ``second`` after them), each number named by its
+``short`` label (else the first clause of its definition).
 """
 
 from __future__ import annotations
@@ -28,19 +38,23 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cache import LogitSet, provenance_record
-from ..verdicts import CLAIMS, LEVELS, Verdict, notebook_verdict
+from .cache import LogitSet, provenance_record
+from .verdicts import CLAIMS, LEVELS, Verdict, notebook_verdict
 
 
 def number(value: float, definition: str, ci: tuple[float, float] | None = None,
-           unit: str = "", seeds: Sequence[float] | None = None) -> dict[str, Any]:
+           unit: str = "", seeds: Sequence[float] | None = None,
+           short: str | None = None) -> dict[str, Any]:
     """One headline number with its definition, an optional (e.g. 95% bootstrap) interval and,
     for pipeline-level uncertainty, its values under other split seeds (``seeds``: summarised as
-    min, max and standard deviation next to the values)."""
+    min, max and standard deviation next to the values); ``short``: a few words naming it in
+    the claims table (e.g. ``"kept at k = 10"``; else the definition's first clause)."""
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"headline number {definition!r} is not finite: {value}")
     out: dict[str, Any] = {"value": v, "definition": definition, "ci": None, "unit": unit}
+    if short:
+        out["short"] = str(short)
     if ci is not None:
         out["ci"] = [float(ci[0]), float(ci[1])]
     if seeds is not None:
