@@ -98,6 +98,11 @@ class Extraction:
                 "corruption": self.corruption, "subset": self.subset}
 
 
+def _reading_ks(ks: tuple[int, ...], k_headline: int) -> tuple[int, ...]:
+    """The readings' support sizes: the usual four where fitted, and always the headline k."""
+    return tuple(sorted({k for k in (10, 50, 100, 300) if k in ks} | {k_headline}))
+
+
 def _union_k(ks: tuple[int, ...], k: int) -> tuple[int, ...]:
     return tuple(sorted({int(x) for x in ks} | {int(k)}))
 
@@ -158,8 +163,8 @@ class SingleModelSettings(NotebookSettings):
 
     @property
     def reading_ks(self) -> tuple[int, ...]:
-        """The support sizes of the secondary readings (10, 50, 100, 300 where fitted)."""
-        return tuple(k for k in (10, 50, 100, 300) if k in self.ks)
+        """The support sizes of the secondary readings (10, 50, 100, 300 where fitted, and k_headline)."""
+        return _reading_ks(self.ks, self.k_headline)
 
     @property
     def moment(self) -> str:
@@ -233,8 +238,8 @@ class CrossModelSettings(NotebookSettings):
 
     @property
     def reading_ks(self) -> tuple[int, ...]:
-        """The support sizes of the secondary readings."""
-        return tuple(k for k in (10, 50, 100, 300) if k in self.ks)
+        """The support sizes of the secondary readings (10, 50, 100, 300 where fitted, and k_headline)."""
+        return _reading_ks(self.ks, self.k_headline)
 
     @property
     def moment(self) -> str:

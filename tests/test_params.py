@@ -105,3 +105,11 @@ def test_runner_checks_against_the_declaration(capsys):
         with pytest.raises(SystemExit, match=f"-p {name}"):
             rn.check_parameters(nb, {name: value})
     rn.check_parameters(REPO / "notebooks" / "02_cross_model.ipynb", {"pairs": [["a", "b"]]})
+
+
+@pytest.mark.parametrize("nb", ["01_single_model", "02_cross_model"])
+def test_the_readings_include_the_headline_k(nb: str) -> None:
+    s = profiles.get_profile("smoke").notebook(nb).with_params(k_headline=20)
+    assert 20 in s.reading_ks
+    assert s.with_params(k_headline=10).reading_ks == tuple(
+        k for k in (10, 50, 100, 300) if k in s.ks)

@@ -252,3 +252,10 @@ def test_deviations_are_logged_with_old_outcomes() -> None:
     assert D.old_c6b_without_random(0.0, (0.0, 0.0), 0.8, 0.68).level == P
     g = _gain(0.01, -0.001, 0.0)
     assert D.old_c6c_vs_generic({"a": g}).level == P
+
+
+def test_c2_why_names_the_rule_k_and_the_pair_counts() -> None:
+    rule = dataclasses.replace(rules.C2, k_headline=20)
+    v, _ = rules.c2_cross_model({"p": True, "q": False}, {"p": True, "q": True}, False, rule)
+    assert "1 of 2 ordered pairs reach similar performance at k = 20" in v.why
+    assert f"2 of 2 at some k <= {rule.k_sparse}" in v.why

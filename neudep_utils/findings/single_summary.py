@@ -193,7 +193,7 @@ def c6a_record(s: Settings, nears: dict, far: dict, counter: dict, n_far_strong:
         f"{s.short[m]} {100 * c['share']:.1f}% [{100 * c['share_ci'][0]:.1f}, "
         f"{100 * c['share_ci'][1]:.1f}] of {c['n_well_fitted']} (chance "
         f"{100 * c['chance']:.2f}%; far top partner {100 * far[m]['share']:.0f}%)"
-        for m in s.models for c in [counter[m]] if c["n_well_fitted"])
+        for m in s.models for c in [counter[m]] if c["n_well_fitted"] and np.isfinite(c["share"]))
     ex = [e for m in s.models for e in counter[m]["examples"][:1]][:3]
     ex_txt = ", ".join(f"{name(t)} <- {name(p)}" for t, p in ex)
     summary = (f"Partners within WordNet distance {s.near_distance} of the target at k = "
@@ -268,8 +268,8 @@ def counter_numbers(nums: Numbers, s: Settings, counter: dict) -> None:
     """Add C6a's counter-intuitive share (with interval) and its chance level per model."""
     K = f"k{s.k_headline}"
     for m, c in counter.items():
-        if not c["n_well_fitted"]:
-            continue
+        if not c["n_well_fitted"] or not np.isfinite(c["share"]):
+            continue  # no well-fitted target, or one fold only (nothing to re-choose on)
         nums.add(f"{s.short[m]}_counter_share_{K}", c["share"],
                  f"{m}: share of the {c['n_well_fitted']} well-fitted targets whose top partner "
                  f"is counter-intuitive (WordNet distance > {s.near_distance}, not among the "

@@ -209,7 +209,12 @@ def c2_cross_model(pair_headline: Mapping[tuple[str, str], bool],
     by_fav = [p for p, ok in head.items() if ok and not pair_headline.get(p)]
     carried = (f"; by the most favourable linear reading only for {len(by_fav)} pair(s) "
                "(CovLasso does not find the combination there)" if by_fav else "")
-    return Verdict("C2", level, text, f"the tested pairs: {state}; {arch}{carried}"), state
+    n = len(head)
+    counts = (f"{sum(head.values())} of {n} ordered pairs reach similar performance at "
+              f"k = {rule.k_headline}, {sum(sparse.values())} of {n} at some "
+              f"k <= {rule.k_sparse}")
+    return (Verdict("C2", level, text, f"the tested pairs: {state} ({counts}); {arch}{carried}"),
+            state)
 
 
 # --------------------------------------------------------------------------------------------
