@@ -34,6 +34,7 @@ from ..models import architecture, get_spec, label, recipe, short_name
 from ..record import Numbers
 from ..verdicts import rules
 from . import crossmodel
+from .redundancy import k_at_fidelity
 
 __all__ = ["REFIT", "Comparison", "architecture_rows", "compare", "display_rows", "numbers",
            "overlap_pairs", "reading_contrast", "summary_text", "support_needed"]
@@ -64,8 +65,6 @@ def support_needed(k: np.ndarray, relres: np.ndarray,
         the smallest ``k`` reaching it, over the targets that do; NaN if none does) and
         ``k_needed`` (T,) per target (NaN: never).
     """
-    from .redundancy import k_at_fidelity
-
     kk = k_at_fidelity(np.asarray(k, float), np.nan_to_num(np.asarray(relres, float),
                                                            nan=np.inf), threshold)
     ok = np.isfinite(kk)

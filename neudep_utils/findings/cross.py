@@ -17,11 +17,14 @@ from .. import cache, dependencies, profiles
 from ..dependencies import DepSet, favourable
 from ..images import imagenet_classes
 from ..metrics import METRIC_DEFINITIONS, bootstrap, evaluate, metric_ci
+from ..models import get_spec, label
+from ..models.hub import hub_reachable
 from ..record import Numbers
 from ..verdicts import deviations, rules
 from . import crossmodel
-from .single import METHODS, Checks
-from .why import READ_METHODS, reading_rows
+from .single import METHODS, SHORT_METHOD, Checks
+from .single_summary import FAVOURABLE_KEYS, reading_numbers
+from .why import READ_METHODS, failure_sentence, reading_rows
 
 __all__ = ["CONFIGS", "PARAMETERS", "VARIANTS", "WITH", "WITHOUT", "CrossSettings",
            "claim_keys", "favourable_ks", "favourable_pairs", "favourable_rows",
@@ -72,8 +75,6 @@ def pair_table(s: CrossSettings, data: dict) -> list[dict]:
     """Per ordered pair: its kind (:func:`.crossmodel.pair_kind`), both models (with the note of
     a model that has one, e.g. the ViT's recipe), their top-1 and how often they predict the
     same class."""
-    from ..models import label
-
     return [{"A": label(a), "B": label(b), "kind": crossmodel.pair_kind(a, b),
              "top-1 A": data[a].top1(),
              "top-1 B": data[b].top1(), "top-1 agreement A vs B": float(
@@ -105,9 +106,6 @@ def cnn_transformer(s: CrossSettings) -> tuple[bool, str, str]:
     """Whether a CNN-transformer pair is among the ordered pairs (each model's declared
     architecture, :func:`.crossmodel.pair_kind`), what that means here, and the commands that run
     the full profile's hub pair (``s.cnn_transformer``) with hub access."""
-    from ..models import label
-    from ..models.hub import hub_reachable
-
     mixed = crossmodel.pair_kinds(s.pairs).get(crossmodel.CNN_TRANSFORMER, [])
     tested = bool(mixed)
     cmd = ("export NEUDEP_IMAGENET=/path/to/imagenet  # train/, val/ in <wnid>/<image>\n"
@@ -245,8 +243,6 @@ def headline_rows(s: CrossSettings, checks: Checks) -> list[dict]:
     """Per pair, candidates and method at the headline k: 1 - R^2, target-class accuracy after
     replacement beside unmodified A's, the drop and the gain over random partners with
     intervals, the rule (columns short enough for the book's column)."""
-    from .single import SHORT_METHOD
-
     def fmt(v, ci):
         return f"{100 * v:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
@@ -357,9 +353,6 @@ def c2_record(s: CrossSettings, checks: Checks, xm: dict, overlap_rows: list[dic
     """C2's verdict, its summary (per family group, with B's own category, partner overlap,
     the most favourable reading, the readings of the first pair), its scope note and its
     deviations."""
-    from ..models import get_spec, label
-    from .why import failure_sentence
-
     dep_methods = METHODS[:2]
     head = {p: checks.any_holds([p + (WITHOUT, m, s.k_headline) for m in dep_methods])
             for p in s.pairs}
@@ -498,8 +491,6 @@ def numbers(s: CrossSettings, xm: dict, overlap_rows: list[dict], u: dict, seeds
             reads: dict, fav_mets: dict | None = None) -> Numbers:
     """Notebook 02's headline numbers (pair keys ``<a>_from_<b>_...``; the most favourable
     reading's ``<a>_from_<b>_<stem>_{top1,fp,overall}_k<k>``, stems as in notebook 01)."""
-    from .single_summary import FAVOURABLE_KEYS, reading_numbers
-
     nums, frac, K = Numbers(), {"unit": "fraction"}, f"k{s.k_headline}"
     p0 = s.pairs[0]
     for a, b in s.pairs:
@@ -644,8 +635,6 @@ def claim_keys(s: CrossSettings, nums: Numbers) -> dict[str, dict]:
     """For C2 and C6b: the headline, its reference, the second half's number and every number
     the rule reads (keys of ``nums``), as :func:`~neudep_utils.record.claim` takes
     them."""
-    from .single_summary import FAVOURABLE_KEYS
-
     K = f"k{s.k_headline}"
     p0 = s.label(*s.pairs[0])
     c2 = [k for a, b in s.pairs for k in (

@@ -26,6 +26,7 @@ from ..dependencies import (
     random_support,
 )
 from ..metrics import bootstrap_ci
+from ..models import architecture, recipe, same_family
 
 __all__ = ["CNN_TRANSFORMER", "PAIR_KINDS", "pair_kind", "pair_kinds", "scale_calibration",
            "support_overlap", "unseen_categories"]
@@ -47,8 +48,6 @@ def pair_kind(a: str, b: str) -> str:
     family`` for one family and one recipe, ``... across families`` otherwise. A model whose kind
     is not declared counts as ``unknown``.
     """
-    from ..models import architecture, recipe, same_family
-
     kinds = {"cnn": "CNN", "transformer": "transformer"}
     ka, kb = (kinds.get(architecture(m), "unknown") for m in (a, b))
     if {ka, kb} == {"CNN", "transformer"}:

@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.linalg
+from scipy.stats import rankdata
+from tqdm.auto import tqdm
 
 from .. import covlasso
 from ..dependencies import Fold, dense_least_squares, depset_from_coef
@@ -246,8 +249,6 @@ class SubsetResult:
 
     def frame(self):
         """As a pandas DataFrame."""
-        import pandas as pd
-
         return pd.DataFrame({f: getattr(self, f) for f in self.__dataclass_fields__})
 
 
@@ -264,8 +265,6 @@ def subset_experiment(X_fit: np.ndarray, X_eval: np.ndarray, sizes: Sequence[int
     out-of-sample residual and the smallest support reaching ``threshold``. With K = n there is
     one subset (all categories), computed once and shared by the seeds.
     """
-    from tqdm.auto import tqdm
-
     n = X_fit.shape[1]
     mu_all = X_fit.mean(axis=0)
     C_all = second_moment(X_fit, center=True)
@@ -314,9 +313,6 @@ def redundancy_predicts_support(redundancy: np.ndarray, k_needed: np.ndarray,
     bootstrap interval (targets resampled), the number of targets, and how many reached the
     fidelity.
     """
-    from scipy.stats import rankdata
-
-
     r = np.asarray(redundancy, float)
     k = np.where(np.isfinite(np.asarray(k_needed, float)), k_needed, np.inf)
     ok = np.isfinite(r)
@@ -360,8 +356,6 @@ def bootstrap_supports(logits: np.ndarray, targets: np.ndarray, lam_ratio: float
     ``freq`` (T, n) selection frequency over resamples and ``jaccard`` (n_boot, T) against the
     full-sample support.
     """
-    from tqdm.auto import tqdm
-
     n_img, _, n = logits.shape
     C = second_moment(logits.reshape(-1, n), center=True)
     full = covlasso.solve(C, covlasso.relative_lams(C, lam_ratio, targets)[0], targets,

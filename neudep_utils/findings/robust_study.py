@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import cache, profiles
@@ -239,8 +240,6 @@ def evaluate_all(inp: Inputs, trained: Mapping) -> tuple[dict, object]:
     """Every trained head and the pretrained head (key ``("pretrained", -1)``) evaluated:
     per-image correctness by head, and a frame with one row per head (means, the corruption
     mean and the 16-category numbers)."""
-    import pandas as pd
-
     per_image, rows = {}, []
     for (kind, sd), (W, b) in [*trained.items(), (("pretrained", -1), (inp.W0, inp.b0))]:
         res, extra = evaluate_head(inp, W, b)
@@ -255,8 +254,6 @@ def evaluate_all(inp: Inputs, trained: Mapping) -> tuple[dict, object]:
 def long_frames(summ, corr_names: Sequence[str]):
     """For the figures: accuracy by severity (clean = 0; mean over corruption types) per head
     and seed, and each head's difference to plain fine-tuning per corruption type."""
-    import pandas as pd
-
     long = []
     for _, r in summ.iterrows():
         long += [{"method": LABEL[r["method"]], "seed": r["seed"], "corruption": kind,
@@ -327,8 +324,6 @@ def c6c_record(s: Settings, g: Mapping[str, dict], strongest: str
 def gains_table(g: Mapping[str, dict], strongest: str):
     """One row per regularizer: its paired gains (percentage points with 95% intervals)
     against cross-entropy, L2-SP and the strongest baseline, and the clean difference."""
-    import pandas as pd
-
     cols = (("vs_strongest", f"vs strongest ({LABEL[strongest]})"),
             ("clean_vs_strongest", "clean vs strongest"), ("vs_ce", "vs cross-entropy"),
             ("vs_generic", "vs L2-SP"))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .. import covlasso, moments
 from ..cache import LogitSet, read_entry
@@ -117,8 +118,6 @@ class RegContext:
 
 def _penalty(kind: str, W, b, f_centre, f_aug, ctx_t: dict):
     """Dimensionless regularizer value (torch scalar); see the notebook for the definitions."""
-    import torch
-
     if kind == "l2sp":
         return (((W - ctx_t["W0"]) ** 2).sum() + ((b - ctx_t["b0"]) ** 2).sum()) / ctx_t["norm0"]
     theta = ctx_t["theta"]
@@ -148,8 +147,6 @@ def finetune_head(H: np.ndarray, y: np.ndarray, ctx: RegContext, kind: str = "no
     centre view of its image. Adam, minibatches of ``batch`` images drawn by a ``seed``-ed
     generator; starts from ``ctx.W0, ctx.b0``. Returns the new ``(W, b)``.
     """
-    import torch
-
     if kind not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {kind!r}; expected one of {REGULARIZERS}")
     g = torch.Generator().manual_seed(int(seed))

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
+from scipy.optimize import curve_fit
+from tqdm.auto import tqdm
 
 from ..cache import LogitData
 from ..dependencies import (
@@ -51,8 +53,6 @@ def learning_curve(data: LogitData, sizes: Sequence[int], seeds: Sequence[int], 
     ``sizes`` (all views of a fit image). Returns one record per (seed, size, method, judged on)
     with ``n_fit``, ``relres_median``, ``acc_replaced``, ``acc_base`` and ``k``.
     """
-    from tqdm.auto import tqdm
-
     t = np.arange(data.n_classes) if targets is None else np.asarray(targets)
     rows = []
     jobs = [(s, n) for s in seeds for n in sorted(sizes)]
@@ -88,8 +88,6 @@ def split_seeds(data: LogitData, seeds: Sequence[int], k: int, targets: np.ndarr
     folds, the CovLasso dependency, its least-squares refit and dense least squares, judged out
     of sample. ``known``: ``{seed: (folds, [{k: DepSet} per fold])}`` already fitted (reused).
     Returns one record per (seed, method)."""
-    from tqdm.auto import tqdm
-
     t = np.arange(data.n_classes) if targets is None else np.asarray(targets)
     rows = []
     for seed in tqdm(seeds, disable=not progress, desc="split seeds"):
@@ -112,8 +110,6 @@ def fit_saturating(n: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Least-squares fit of ``y = a + b n^-c`` (``c > 0``; ``a`` is the level the curve tends to
     with unlimited fit images). Returns ``a``, ``b``, ``c`` and ``predict`` (a callable); when the
     fit fails (too few points, no curvature) ``a`` is NaN."""
-    from scipy.optimize import curve_fit
-
     n = np.asarray(n, float)
     y = np.asarray(y, float)
     ok = np.isfinite(y) & (n > 0)
@@ -161,8 +157,6 @@ def width_curve(model: str, features: np.ndarray, labels: np.ndarray, image_ids:
     acc_replaced, relres_median, acc_base, top1}`` (``d``: the rank of the truncated layer, at
     most ``min(n, feature_width)`` for the untouched one; ``k``: the mean support size reached).
     """
-    from tqdm.auto import tqdm
-
     n = W.shape[0]
     H = np.asarray(features, np.float32)
     full = int(np.linalg.matrix_rank(W))

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import networkx as nx
 import numpy as np
+import pandas as pd
 
 from ..cache import LogitData
 from ..dependencies import DepSet
@@ -194,8 +196,6 @@ def family_graph(dep: DepSet, family: np.ndarray):
     (networkx.DiGraph, dict)
         The graph (nodes are class names) and ``{target name: share}``.
     """
-    import networkx as nx
-
     name = imagenet_classes().short_name
     pos_of = {int(t): i for i, t in enumerate(dep.targets)}
     fam_set = {int(c) for c in family}
@@ -231,8 +231,6 @@ def distance_frame(by_model: dict[str, Sequence[DepSet]], distance: np.ndarray,
                    targets: np.ndarray, short: dict[str, str]):
     """WordNet distances target -> partner of every fitted partner, per model, and of every
     candidate (chance), as a tidy DataFrame ``(distance, set)`` for the cumulative plot."""
-    import pandas as pd
-
     parts = []
     for m, deps in by_model.items():
         for d in deps:

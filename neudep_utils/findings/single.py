@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import cache, dependencies, profiles
@@ -32,7 +33,10 @@ from ..metrics import (
     similarity_inputs,
     target_outcomes,
 )
+from ..models import architecture, get_spec, load_model, recipe
 from ..verdicts.rules import SimilarCheck, similar_performance
+from .scaling import fit_saturating, learning_curve, split_seeds, width_curve
+from .why import READ_METHODS, reading_rows
 
 __all__ = ["DEP_METHODS", "METHODS", "PARAMETERS", "Checks", "Fits", "Settings",
            "evaluate_favourable", "favourable_fits", "favourable_ks", "favourable_outcomes",
@@ -418,8 +422,6 @@ def certificate_table(s: Settings, fits: Fits):
     """Per model (rows): the mean achieved support size at each requested k (columns), the
     smallest share of targets with exactly k partners over the ks, and the largest relative
     duality gap over the ks."""
-    import pandas as pd
-
     rows = []
     for m in s.models:
         row: dict = {"model": s.short[m]}
@@ -438,10 +440,6 @@ def certificate_table(s: Settings, fits: Fits):
 def data_table(s: Settings, data: dict, folds: dict):
     """Per model: its penultimate width d, architecture and training recipe, images, views,
     classes present, centre-view top-1 and fit rows per fold."""
-    import pandas as pd
-
-    from ..models import architecture, get_spec, recipe
-
     return pd.DataFrame([{"model": s.short[m], "d": getattr(get_spec(m), "width", None),
                           "architecture": architecture(m) or "n/a",
                           "recipe": recipe(m) or "n/a",
@@ -467,8 +465,6 @@ def macaw_panels(s: Settings, data: dict, folds: dict, fits: Fits) -> list[tuple
 
 def metric_tables(s: Settings, mets: dict, dense: dict):
     """Tidy DataFrames of every (model, method, k)'s summary and of dense least squares."""
-    import pandas as pd
-
     tab = pd.DataFrame([{"model": s.short[m], "method": meth, "k_requested": k, **v.summary()}
                         for (m, meth, k), v in mets.items()])
     return tab, pd.DataFrame([{"model": s.short[m], **v.summary()} for m, v in dense.items()])
@@ -487,8 +483,6 @@ def reading_tables(s: Settings, data: dict, folds: dict, fits: Fits, progress: b
     """The secondary readings (:func:`neudep_utils.findings.why.reading_rows`) of every model at
     the settings' reading ks: ``(rows by model, Readings objects by model)``; ``mets``/``dense``
     (:func:`evaluate_methods`) spare re-measuring the dependencies' own top-1."""
-    from .why import READ_METHODS, reading_rows
-
     reads, objs = {}, {}
     for m in tqdm(s.models, desc="secondary readings", disable=not progress):
         by_k = {k: {meth: fits.by_method[(m, meth, k)] for meth in READ_METHODS[:2]}
@@ -505,10 +499,6 @@ def reading_tables(s: Settings, data: dict, folds: dict, fits: Fits, progress: b
 def learning(s: Settings, data: dict, folds: dict, cache_dir) -> tuple:
     """The first model's learning curve (:func:`.scaling.learning_curve`) as a DataFrame, and
     the saturating fits ``a + b n^-c`` of its sparse held-out curves by (method, metric)."""
-    import pandas as pd
-
-    from .scaling import fit_saturating, learning_curve
-
     m0 = s.models[0]
     if folds[m0][0].fit_idx is None or not s.learning_sizes:
         return pd.DataFrame(), {}
@@ -523,10 +513,6 @@ def learning(s: Settings, data: dict, folds: dict, cache_dir) -> tuple:
 def split_seed_table(s: Settings, data: dict, folds: dict, fits: Fits, cache_dir):
     """The headline metrics under every split seed (:func:`.scaling.split_seeds`; the main
     split's fits reused), one row per (model, seed, method)."""
-    import pandas as pd
-
-    from .scaling import split_seeds
-
     rows = []
     for m in s.models:
         if folds[m][0].fit_idx is None:
@@ -541,9 +527,6 @@ def split_seed_table(s: Settings, data: dict, folds: dict, fits: Fits, cache_dir
 def width_rows(s: Settings, data: dict, folds: dict, cache_dir) -> list[dict]:
     """The width curve (:func:`.scaling.width_curve`) of every width model: its logit layer
     truncated to each rank of the settings, the C1 metrics of the logits it produces."""
-    from ..models import load_model
-    from .scaling import width_curve
-
     rows = []
     for m in s.width_models:
         if folds[m][0].fit_idx is None:
@@ -567,8 +550,6 @@ def trained_width_rows(s: Settings, data: dict, mets: dict, dense: dict) -> list
     feature width, read from its head) and the C1 metrics of its own CovLasso dependencies at
     each width k (``mets``/``dense`` of :func:`evaluate_methods`), under the model label
     ``"MobileNet v1 int8 (trained widths)"``."""
-    from ..models import load_model
-
     rows = []
     for m in (m for m in TRAINED_WIDTHS if m in s.models):
         W, _ = load_model(m).classifier_weights()

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..dependencies import favourable
 from ..images import imagenet_classes
-from ..metrics import METRIC_DEFINITIONS, metric_ci
+from ..metrics import METRIC_DEFINITIONS, metric_ci, target_outcomes
 from ..metrics.readings import READING_DEFINITIONS
 from ..record import Numbers
 from ..verdicts import deviations, rules
@@ -422,8 +422,6 @@ def atlas_records(s: Settings, fits, mets: dict, per_target_reads: dict,
 
     ``per_target_reads[(model, k)]``: ``(refit Readings, original Readings)`` per target.
     """
-    from ..metrics import target_outcomes
-
     cls = imagenet_classes()
     out = []
     for m in s.models:

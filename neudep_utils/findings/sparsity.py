@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 from scipy.stats import rankdata
 from sklearn.linear_model import Lasso
 
@@ -74,8 +75,6 @@ def fold_rows(logits: np.ndarray, idx: np.ndarray, all_views: bool = True) -> np
 def spectra_table(s: Settings, fold: Mapping[str, Fold]):
     """Per model: the spectrum of the centred fit covariance, whether it is full rank, and a
     table of its ranks (numerical, entropy, participation, 99% variance) and lambda_min."""
-    import pandas as pd
-
     spectra = {m: red.spectrum(f.S) for m, f in fold.items()}
     n = next(iter(spectra.values())).size
     full = {m: red.numerical_rank(e, 1e-10) == n for m, e in spectra.items()}
@@ -103,8 +102,6 @@ def path_table(s: Settings, ps: Mapping[str, red.PathStudy]):
     """One row per model: the path's largest relative gap, the share of targets reaching the
     fidelity threshold and the median k there, the in-sample residual, C5's functional k and the
     unmodified accuracy."""
-    import pandas as pd
-
     th = s.fidelity_threshold
     reached = {m: np.isfinite(p.k_needed) for m, p in ps.items()}
     return pd.DataFrame([{
@@ -319,8 +316,6 @@ def dense_contrast(s: Settings, data: Mapping[str, LogitData], fold: Mapping[str
     """Held-out 1 - R^2 of least squares on ``m`` random partners for every model (three
     targets), and per d < n model the median with more than rank-many partners (exact, dense).
     Returns the frame and that dict."""
-    import pandas as pd
-
     n = next(iter(data.values())).n_classes
     ms = sorted({16, 64, 256, 512, 700, 760, 780, 900, n - 1} & set(range(1, n)))
     rng = np.random.default_rng(seed)
@@ -344,8 +339,6 @@ def dense_contrast(s: Settings, data: Mapping[str, LogitData], fold: Mapping[str
 def seed_runs(s: Settings, data0: LogitData, p0: red.PathStudy):
     """The first model's path study under every split seed: rho (against the support needed),
     C5's functional k and the share reaching the fidelity, one row per seed."""
-    import pandas as pd
-
     rows = []
     for seed in s.split_seeds:
         p = p0 if seed == s.split_seed else red.path_study(

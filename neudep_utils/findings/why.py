@@ -16,11 +16,16 @@ and the small-data objection.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
+from .. import covlasso as cl
 from .. import dependencies
 from ..cache import LogitData
 from ..dependencies import DepSet, Fold
@@ -113,8 +118,6 @@ def reading_table(rows: Sequence[dict]):
     dependency (dense least squares at k = "all"), random partners at the same k and the
     unmodified model side by side; an empty cell: not measured (no random partners for "all",
     no fit side to re-level on)."""
-    import pandas as pd
-
     orig = {r["model"]: r for r in rows if r["method"] == "original"}
     rnd = {(r["model"], str(r["k"])): r for r in rows if r["method"] == "random + LS"}
 
@@ -204,9 +207,6 @@ def without_positives(data: LogitData, folds: Sequence[Fold], with_deps: Sequenc
 def _ahead(fn, items: np.ndarray, progress: bool, workers: int = 2):
     """``(i, item, fn(item))`` in order, ``fn`` computed up to ``workers`` items ahead in a
     thread pool (each result is held until its turn; at most ``2 workers`` in flight)."""
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
     bar = tqdm(total=len(items), desc="fits without the target's images", disable=not progress,
                leave=False)
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -228,8 +228,6 @@ def _support_at_k(S: np.ndarray, t: int, k: int, lam0: float, warm: np.ndarray,
     (the lam that gave ``k`` partners on the undowndated moments), then, while the size is more
     than ``slack`` from ``k``, lam is doubled/halved or bisected geometrically (at most
     ``steps`` solves); the size closest to ``k`` is kept (ties: the smaller)."""
-    from .. import covlasso as cl
-
     lam, lo, hi = lam0, 0.0, np.inf
     best, best_d = np.array([], dtype=np.int64), np.inf
     for _ in range(steps):
@@ -253,8 +251,6 @@ def _support_at_k(S: np.ndarray, t: int, k: int, lam0: float, warm: np.ndarray,
 
 def replace_fold(fold: Fold, S: np.ndarray, mu: np.ndarray, n_fit_rows: int) -> Fold:
     """``fold`` with other fit moments (same eval images)."""
-    from dataclasses import replace
-
     return replace(fold, S=S, mu=mu, n_fit_rows=int(n_fit_rows))
 
 
