@@ -22,13 +22,13 @@ root.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 __all__ = ["CovLasso", "__version__"]
 
 
 def _version() -> str:
     """The installed distribution's version (package metadata), else the source tree's."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("neudep-utils")
     except PackageNotFoundError:  # a source checkout that was never installed
@@ -42,7 +42,7 @@ def __getattr__(name: str):
     # ``from neudep_utils import CovLasso`` without importing scikit-learn and numba at
     # ``import neudep_utils``
     if name == "CovLasso":
-        from .covlasso.estimator import CovLasso
+        from .covlasso.estimator import CovLasso  # noqa: PLC0415 - scikit-learn, numba
 
         return CovLasso
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,6 +23,8 @@ import os
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+import platformdirs
+
 __all__ = ["ENV", "Location", "data_dir", "find", "home", "models_dir", "not_found",
            "shared_beside", "verified_kinds"]
 
@@ -55,8 +57,6 @@ def home() -> Path:
     env = os.environ.get("NEUDEP_HOME")
     if env:
         return Path(env).expanduser().absolute()
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("neudep", appauthor=False))
 
 

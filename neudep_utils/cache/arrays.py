@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 __all__ = ["load_array", "load_sidecar"]
 
@@ -128,8 +129,6 @@ def _npz(p: Path, what: str, path, key: str) -> np.ndarray:
 
 
 def _torch(p: Path, what: str, path, key: str) -> np.ndarray:
-    import torch
-
     obj = torch.load(p, map_location="cpu", weights_only=True)
     if isinstance(obj, dict) and key in obj:
         obj = obj[key]

@@ -17,21 +17,26 @@ one record per entry, in the profile's order) so a build can say where its extra
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Sequence
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from .._io import atomic_write_bytes
+from ..errors import CacheError
 from ..timing import count
+from .logits import read_entry
 
 __all__ = ["extract_all", "print_record", "read_timings"]
 
 
 def _one(kw: dict, cache_dir: str | None, progress: bool, single_thread: bool) -> dict:
     """Read or compute one entry; its record (no arrays)."""
-    from .logits import read_entry
-
     now, t0, c0 = time.time(), time.perf_counter(), time.process_time()
     extra = {"num_workers": 0} if single_thread else {}
     ls = read_entry(**kw, cache_dir=cache_dir, progress=progress, **extra)
@@ -54,8 +59,6 @@ def _one(kw: dict, cache_dir: str | None, progress: bool, single_thread: bool) -
 def _worker(conn, cache_dir: str | None) -> None:  # pragma: no cover - runs in a child process
     """A worker process: one compute thread; runs the entries it is sent until told to stop."""
     os.environ["NEUDEP_LITERT_THREADS"] = "1"
-    import torch
-
     torch.set_num_threads(1)
     while True:
         task = conn.recv()
@@ -141,11 +144,6 @@ def _parallel(entries: list[dict], jobs: int, cdir: str | None,
               done: Callable[[int, dict], None], on_start: Callable[[dict], None] | None
               ) -> None:
     """Run ``entries`` on ``jobs`` worker processes (see :func:`extract_all`)."""
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
-
-    from ..errors import CacheError
-
     ctx = mp.get_context("spawn")  # no fork of a process holding torch / ORT thread pools
     workers = []
     for _ in range(jobs):
@@ -198,8 +196,6 @@ def _parallel(entries: list[dict], jobs: int, cdir: str | None,
 
 def _write(path: Path, records: list[dict], jobs: int, wall: float) -> None:
     """The timings file: ``{"jobs", "wall_s", "entries": [...]}``, written atomically."""
-    from .._io import atomic_write_bytes
-
     atomic_write_bytes(path, json.dumps({"jobs": jobs, "wall_s": round(wall, 3),
                                          "entries": records}, indent=1).encode(),
                        hint="choose --timings in")

@@ -9,12 +9,16 @@ as a placeholder with the reason instead of ending the run) and the engine's run
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
-from .._io import atomic_save_npz, load_npz_checked
+from .._io import atomic_save_npz, atomic_write_bytes, load_npz_checked
 from ..errors import DataError, ModelError
 from ..images import Manifest, ViewDataset
 from ..images.folders import TRANSIENT_PREFIXES
@@ -43,10 +47,6 @@ def _chunk_done(ci: int, on_chunk) -> None:
         on_chunk(ci)
     marker = os.environ.get(CHUNK_MARKER_ENV)
     if marker:
-        import time
-
-        from .._io import atomic_write_bytes
-
         atomic_write_bytes(Path(marker), str(ci).encode())
         end = time.monotonic() + float(os.environ.get("NEUDEP_PAUSE_AFTER_CHUNK_S", "60"))
         while Path(marker).exists() and time.monotonic() < end:
@@ -86,8 +86,6 @@ class _SafeViews:
         return len(self.ds)
 
     def __getitem__(self, k: int):
-        import torch
-
         try:
             x, img_i, view_i = self.ds[k]
             return x, img_i, view_i, ""
@@ -114,9 +112,6 @@ class Extractor:
     def run(self, dataset: ViewDataset, n_total: int, done: int):
         """Yield ``(logits, features, image_index, view_index, errors)`` numpy batches; ``errors``
         holds '' or the reason an image could not be read (its row is then meaningless)."""
-        from torch.utils.data import DataLoader
-        from tqdm.auto import tqdm
-
         safe = _SafeViews(dataset, self.loaded.preprocess.input_size)
         loader = DataLoader(safe, batch_size=self.batch_size, shuffle=False,
                             num_workers=self.num_workers, persistent_workers=False,
@@ -287,8 +282,6 @@ def extract_moments(ex: Extractor, spec: ExtractSpec, manifest: Manifest, idx: n
     if mom is None and ex.loaded.kind != "torch":  # empty block of a model file
         mom = Moments.zeros(int(ex.loaded.num_classes))
     if mom is None:  # nothing to do (empty block): the model's number of classes
-        import torch
-
         size = ex.loaded.preprocess.input_size
         out = ex.runner(torch.zeros(1, 3, size, size))[0]  # any engine, any model kind
         mom = Moments.zeros(out.shape[-1])

@@ -17,6 +17,7 @@ from .. import _dist as distributed
 from .._io import atomic_write_bytes
 from ..cache import extract
 from ..images import resolve_folder
+from ..models.onnxfile import load_onnx, onnx_preprocess
 from ._common import add_source_options, int_at_least, out_path, report
 
 HELP = """Extract (or read cached) logits of a model on an image folder.
@@ -110,8 +111,6 @@ def _model(args: argparse.Namespace):
     if args.shard:
         raise ValueError("--shard is not available with --onnx (merge needs a registered "
                          "model); extract the whole folder, or use --mode moments")
-    from ..models.onnxfile import load_onnx, onnx_preprocess
-
     pre = onnx_preprocess(args.preset, **{name: given[opt] for opt, name in ONNX_OPTIONS.items()})
     # without --input-size a model with a fixed input size sets it
     return load_onnx(args.onnx, pre, adapt_size=args.input_size is None)

@@ -78,7 +78,7 @@ __all__ = [
 def __getattr__(name: str):
     # the estimator imports scikit-learn: loaded on first use, not with the solver
     if name == "CovLasso":
-        from .estimator import CovLasso
+        from .estimator import CovLasso  # noqa: PLC0415 - scikit-learn on first use
 
         return CovLasso
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,9 +15,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_save_npz
 from . import _validate as V
 from ._kernels import lam_max_rows
 from .api import CovLassoResult, _solve_valid
@@ -76,10 +78,6 @@ class SparseCovLassoResult:
 
     def to_npz(self, path) -> None:
         """Write the result to ``path`` (``.npz``, atomically)."""
-        from pathlib import Path
-
-        from .._io import atomic_save_npz
-
         atomic_save_npz(Path(path), **{k: np.asarray(v) for k, v in self.__dict__.items()})
 
     @classmethod

@@ -25,6 +25,8 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.metrics import r2_score
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import moments as _moments
 from . import _validate as V
@@ -255,8 +257,6 @@ class CovLasso(BaseEstimator):
     # using the fit
 
     def _check_fitted_X(self, X) -> np.ndarray:
-        from sklearn.utils.validation import check_is_fitted
-
         check_is_fitted(self, "coef_")
         return _check_logits(self, X, reset=False)
 
@@ -297,8 +297,6 @@ class CovLasso(BaseEstimator):
         float
             Mean R^2 over the targets.
         """
-        from sklearn.metrics import r2_score
-
         X = self._check_fitted_X(X)
         if X.shape[0] < 2:
             raise ValueError("score needs at least 2 rows of X (R^2 of one sample is undefined)")
@@ -318,8 +316,6 @@ class CovLasso(BaseEstimator):
         ndarray, shape (n_targets,)
             R^2 per target (``r2_score`` with ``multioutput="raw_values"``).
         """
-        from sklearn.metrics import r2_score
-
         X = self._check_fitted_X(X)
         if X.shape[0] < 2:
             raise ValueError("R^2 needs at least 2 rows of X")
@@ -339,8 +335,6 @@ class CovLasso(BaseEstimator):
         list of (int, float)
             ``(partner category, coefficient)`` pairs.
         """
-        from sklearn.utils.validation import check_is_fitted
-
         check_is_fitted(self, "coef_")
         rows = np.flatnonzero(self.targets_ == int(target))
         if rows.size == 0:
@@ -426,8 +420,6 @@ def _check_logits(est: CovLasso, X, reset: bool) -> np.ndarray:
     NumPy array is named by its first bad row), or a ``ValueError`` naming it. ``reset``: a fit
     (at least 2 rows and 2 columns; sets ``n_features_in_``), else a check against the fitted
     number of classes."""
-    from sklearn.utils.validation import validate_data
-
     if hasattr(X, "detach"):  # a torch tensor
         X = X.detach().cpu().numpy()
     shape = getattr(X, "shape", None)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm as plain_tqdm
 
 from ..timing import count
 from ._validate import allowed_mask, check_psd, check_S, check_targets
@@ -194,10 +195,9 @@ def solve_k(S: np.ndarray, ks: Sequence[int],
         One :class:`KSolution` per distinct requested k (the coefficients are the CovLasso
         solution itself, shrunk; refit with :func:`~neudep_utils.covlasso.lstsq_on_support`).
     """
+    bar_type = plain_tqdm  # tqdm.auto warns at its import in a kernel without ipywidgets
     if progress:
-        from tqdm.auto import tqdm
-    else:  # the plain module: tqdm.auto warns in a kernel without ipywidgets, even disabled
-        from tqdm import tqdm
+        from tqdm.auto import tqdm as bar_type  # noqa: PLC0415 - only when a bar is asked for
 
     S = check_S(S)  # once: every solve below gets the validated matrix
     n = S.shape[0]
@@ -233,8 +233,8 @@ def solve_k(S: np.ndarray, ks: Sequence[int],
     count("covlasso k-searches (targets)", T)
     warm = np.zeros((T, n))
     active = np.ones(T, dtype=bool)
-    bar = tqdm(total=len(ratios) + refine, desc=f"CovLasso path ({T} targets)",
-               disable=not progress, leave=False)
+    bar = bar_type(total=len(ratios) + refine, desc=f"CovLasso path ({T} targets)",
+                   disable=not progress, leave=False)
     for r in ratios:
         bar.update()
         rows = np.flatnonzero(active)

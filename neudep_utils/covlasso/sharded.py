@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _dist
 from .blocked import SparseCovLassoResult, solve_blocks
 
 
@@ -87,8 +88,6 @@ def solve_torchrun(S: np.ndarray, lam_ratio: float, targets: np.ndarray | None =
 
     Without a process group (a plain ``python`` process) this is one shard of one.
     """
-    from .. import _dist
-
     ctx = _dist.init_from_env("cpu")
     if ctx is None:
         return solve_shard(S, lam_ratio, 0, 1, targets, **kw)
@@ -141,8 +140,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:
-        from .. import _dist
-
         _dist.shutdown()
 
 

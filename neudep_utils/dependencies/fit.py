@@ -66,8 +66,6 @@ def fit_covlasso_k(fold: Fold, ks: Sequence[int],
 
 
 def _digest(*parts) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for p in parts:
         if p is None:

@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from .folders import Manifest, resolve_folder, scan_folder
 
@@ -83,8 +84,6 @@ class Corruption:
         return corruption_name(self.kind, self.severity)
 
     def __call__(self, img, seed: int):
-        from PIL import Image
-
         _ensure_pkg_resources()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -11,6 +11,7 @@ holds the contents): an image replaced after the scan is never computed under th
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
 from .. import locations
 from ..errors import DataError
@@ -182,8 +184,6 @@ def _shown(name: str) -> str:
 
 
 def _os_reason(exc: OSError) -> str:
-    import errno
-
     if exc.errno == errno.ELOOP:
         return "unreadable: symbolic link loop (too many levels of symbolic links); remove the link"
     return f"unreadable: {exc.strerror or type(exc).__name__}"
@@ -274,8 +274,6 @@ def _to_rgb(im):
     scaled by 255/65535 (rounded: a value ``v * 257`` maps back to exactly ``v``) instead of
     clipped."""
     if im.mode in _WIDE_GREY_MODES:
-        from PIL import Image
-
         a = np.asarray(im, dtype=np.int64)
         if a.size and (a.min() < 0 or a.max() > 65535):
             raise DataError(f"{im.mode} image with values outside 0..65535 (min {a.min()}, max "
@@ -297,8 +295,6 @@ def open_image(path: str | os.PathLike[str], data: bytes | None = None):
     error is an :class:`ImageReadError`, which the cache never records as "unreadable". 16-bit
     greyscale images are scaled to 8 bits (not clipped).
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with warnings.catch_warnings():  # our own caps decide (checked before decoding)
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -325,8 +321,6 @@ def open_image(path: str | os.PathLike[str], data: bytes | None = None):
 def _size_cap_reason(src: str | os.PathLike[str] | bytes, exc: Exception) -> str:
     """The :data:`MAX_PIXELS` message of an image PIL refused as a decompression bomb (its size
     read from the header by the JPEG or PNG plugin itself, which does not apply PIL's cap)."""
-    from PIL import JpegImagePlugin, PngImagePlugin
-
     for plugin in (JpegImagePlugin.JpegImageFile, PngImagePlugin.PngImageFile):
         try:
             fp = io.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")  # noqa: SIM115
@@ -484,8 +478,6 @@ def scan_folder(
 def _verify_images(
     root: Path, entries: list[tuple[str, int, int]]
 ) -> tuple[list[tuple[str, int, int]], list[tuple[str, str]]]:
-    from PIL import Image, UnidentifiedImageError
-
     good, bad = [], []
     for e in entries:
         try:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..cache import LogitData
 from ..dependencies import DepSet, Fold
@@ -188,10 +189,8 @@ def evaluate(data: LogitData, folds: Sequence[Fold], deps: Sequence[DepSet], *,
     return m
 
 
-def metrics_table(rows: Iterable[tuple[dict, Metrics]]) -> pd.DataFrame:  # noqa: F821
+def metrics_table(rows: Iterable[tuple[dict, Metrics]]) -> pd.DataFrame:
     """A tidy DataFrame: one row per (labels dict, :class:`Metrics`) with the summary columns."""
-    import pandas as pd
-
     return pd.DataFrame([{**lab, "method": m.method, "k_requested": m.k_requested, **m.summary()}
                          for lab, m in rows])
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .._io import sha256_file  # the package's one checksum of a file (re-exported)
+from .litert import litert_head
 
 __all__ = ["KINDS", "LoadedModel", "Preprocess", "sha256_file"]
 
@@ -135,15 +138,11 @@ class LoadedModel:
         """The logit layer as float64 ``(W, b)``, ``W`` of shape ``(num_classes,
         num_features)``: ``logits = features @ W.T + b`` (exactly for a PyTorch model; for a
         TFLite model the dequantized int8 weights, up to the rounding of the logits)."""
-        import numpy as np
-
         if self.kind == "torch":
             head = self.model.get_classifier()
             return (head.weight.detach().cpu().double().numpy(),
                     head.bias.detach().cpu().double().numpy())
         if self.kind == "tflite":
-            from .litert import litert_head
-
             W, b = litert_head(Path(self.file).read_bytes(), str(self.file))
             drop = W.shape[0] - self.num_classes
             return np.ascontiguousarray(W[drop:]), b[drop:].copy()

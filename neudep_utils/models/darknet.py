@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..images.classes import imagenet_classes
 from . import tfjs
 from ._base import LoadedModel, Preprocess
 from .registry import ModelSpec, register
@@ -210,8 +211,6 @@ def keras_to_torch(keras_name: str, arr: np.ndarray) -> np.ndarray:
 def read_class_order(folder: Path) -> list[str]:
     """The wnid of every output channel (``class_order.txt``, one wnid a line): 1000 distinct
     ImageNet-1k wnids."""
-    from ..images.classes import imagenet_classes
-
     path = folder / CLASS_ORDER_FILE
     if not path.is_file():
         raise ModelError(f"{path} is missing (the class of each output channel); {_RESTORE}")
@@ -229,8 +228,6 @@ def read_class_order(folder: Path) -> list[str]:
 def class_permutation(order: list[str]) -> np.ndarray:
     """``perm`` with ``perm[i]`` = the output channel of the study's class ``i`` (sorted wnids):
     ``logits_study = logits_darknet[..., perm]``."""
-    from ..images.classes import imagenet_classes
-
     pos = {w: j for j, w in enumerate(order)}
     return np.array([pos[w] for w in imagenet_classes().wnids], dtype=np.int64)
 

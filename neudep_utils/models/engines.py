@@ -36,13 +36,16 @@ probe disagreement), ``auto`` falls back to ``torch`` with a warning and records
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import platform
 import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .._io import atomic_write_bytes
 from ..errors import EngineError, WriteError
@@ -66,6 +69,7 @@ from .litert import (  # noqa: F401 - re-exported: the engines' one namespace
     litert_threads,
     litert_version,
 )
+from .onnxfile import onnx_key_label, onnx_runner
 
 #: Whether ONNX Runtime's threads busy-wait between operators. Off: on a few cores the spinning
 #: threads take the cores from the DataLoader workers decoding the next batch
@@ -107,8 +111,6 @@ def resolve_engine(engine: str | None, device: str) -> str:
 
 def export_tag() -> str:
     """What determines the exported ONNX graph besides the weights: opset, exporter, torch."""
-    import torch
-
     version = torch.__version__.split("+")[0]  # the build tag (cpu, cu130) does not change it
     return f"opset {ONNX_OPSET}, torch.export exporter of torch {version}, recipe {EXPORT_VERSION}"
 
@@ -138,8 +140,6 @@ def default_key_label(engine: str | None = None, device: str | None = None, load
         check_litert_request(loaded, engine)
         return litert_label()
     if device is None:
-        import torch
-
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return key_label(resolve_engine(engine, device), device)
 
@@ -148,16 +148,12 @@ def model_key_label(loaded, engine: str | None = None, device: str | None = None
     """:func:`default_key_label` for a loaded model: a user's ONNX file (``kind == "onnx"``) is
     always run by ONNX Runtime as it is (no export), with its own label."""
     if getattr(loaded, "kind", "torch") == "onnx":
-        from .onnxfile import onnx_key_label
-
         return onnx_key_label(loaded)
     return default_key_label(engine, device, loaded=loaded)
 
 
 def best_device() -> str:
     """``cuda`` when a GPU is present, else ``cpu``."""
-    import torch
-
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -166,8 +162,6 @@ def resolve_device(device: str | None) -> str:
 
     Raises ``ValueError`` naming the device and what to use instead.
     """
-    import torch
-
     if device is None:
         return best_device()
     d = str(device).strip().lower()
@@ -203,8 +197,6 @@ class TorchRunner(Runner):
     """Eager PyTorch; channels-last on the CPU (oneDNN)."""
 
     def __init__(self, loaded, device: str, meta: dict | None = None):
-        import torch
-
         super().__init__("torch", key_label("torch", device), device,
                          {"name": "torch", "torch": torch.__version__, "device": device,
                           "channels_last": device == "cpu", **(meta or {})})
@@ -218,8 +210,6 @@ class TorchRunner(Runner):
         return self.device == "cpu"
 
     def __call__(self, x):
-        import torch
-
         with torch.inference_mode():
             x = x.to(self.device, non_blocking=True)
             if self.device == "cpu":
@@ -253,8 +243,6 @@ class OrtRunner(Runner):
 
 
 def _wrapper(loaded):
-    import torch
-
     class LogitsAndFeatures(torch.nn.Module):
         def __init__(self, model):
             super().__init__()
@@ -278,11 +266,6 @@ def onnx_path(loaded, cache_dir: Path) -> Path:
 
 def export_onnx(loaded) -> bytes:
     """``loaded`` exported to ONNX (outputs ``logits`` and ``features``, dynamic batch size)."""
-    import contextlib
-    import io
-
-    import torch
-
     size = loaded.preprocess.input_size
     x = torch.zeros(2, 3, size, size)
     model = _wrapper(loaded)
@@ -319,8 +302,6 @@ def _read_checked(path: Path) -> tuple[bytes, str] | None:
 def probe_input(loaded, n: int = PROBE_BATCH):
     """A seeded batch of ``n`` normalised-looking images (uniform pixels through the model's
     normalisation)."""
-    import torch
-
     size = loaded.preprocess.input_size
     g = torch.Generator().manual_seed(20230601)
     x = torch.rand(n, 3, size, size, generator=g)
@@ -338,8 +319,6 @@ def max_rel_diff(a: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _torch_reference(loaded, x):
-    import torch
-
     with torch.inference_mode():
         model = loaded.model
         fmt = torch.channels_last if next(model.parameters()).is_contiguous(
@@ -354,8 +333,6 @@ def build_ort_runner(loaded, cache_dir: Path, threads: int | None = None) -> Ort
 
     Raises :class:`EngineError` naming what failed (export, session, probe disagreement).
     """
-    import torch
-
     loaded.model.to("cpu")  # in place (a PyTorch run on a GPU may have moved it)
     path = onnx_path(loaded, cache_dir)
     got = _read_checked(path)
@@ -411,8 +388,6 @@ def make_runner(loaded, engine: str | None, device: str, cache_dir: Path) -> Run
     :class:`EngineError`.
     """
     if getattr(loaded, "kind", "torch") == "onnx":  # a user's ONNX file: ONNX Runtime only
-        from .onnxfile import onnx_runner
-
         return onnx_runner(loaded, engine, device)
     if getattr(loaded, "kind", "torch") == "tflite":
         check_litert_request(loaded, engine)
@@ -447,8 +422,6 @@ _ORT_RUNNERS: dict[tuple, OrtRunner] = {}
 def _cached_ort_runner(loaded, cache_dir: Path) -> OrtRunner:
     """One checked session per (model, weights, export, threads, ONNX Runtime) in a process,
     whichever cache folder asked first (its ``.onnx`` file has the same content in any folder)."""
-    import torch
-
     k = (loaded.name, loaded.weights_sha256, loaded.preprocess.input_size, export_tag(),
          torch.get_num_threads(), onnxruntime_version(), ORT_SPINNING)
     runner = _ORT_RUNNERS.get(k)

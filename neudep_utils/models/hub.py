@@ -55,7 +55,6 @@ def _hf_offline():
 def load_hub(name: str, hub_timeout: float = 3.0) -> LoadedModel:
     """A timm model with pretrained weights from the hub (or its local cache)."""
     import timm
-    import torch
 
     timeout = hub_timeout
     if name not in timm.list_models(pretrained=True) and name.split(".")[0] not in timm.list_models():
@@ -87,7 +86,6 @@ def load_hub(name: str, hub_timeout: float = 3.0) -> LoadedModel:
     for k, v in model.state_dict().items():
         digest.update(k.encode())
         digest.update(v.detach().cpu().contiguous().numpy().tobytes())
-    del torch
     return LoadedModel(name=name, timm_name=name, model=model,
                        preprocess=preprocess_from_timm(model), weights_sha256=digest.hexdigest(),
                        weights_source=f"timm hub: {model.pretrained_cfg.get('hf_hub_id', name)}",

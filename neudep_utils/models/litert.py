@@ -11,9 +11,11 @@ import os
 import platform
 import warnings
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import EngineError
 from ._runner import Runner, requested_engine
@@ -26,8 +28,6 @@ def litert_version() -> str | None:
         from ai_edge_litert import interpreter  # noqa: F401
     except Exception:  # noqa: BLE001 - ImportError, or a broken native library
         return None
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("ai-edge-litert")
     except PackageNotFoundError:  # pragma: no cover - imported but not installed as a package
@@ -274,8 +274,6 @@ def litert_threads() -> int:
         if n < 1:
             raise ValueError(f"NEUDEP_LITERT_THREADS={env!r}: expected a positive integer")
         return n
-    import torch
-
     return int(torch.get_num_threads())
 
 

@@ -41,6 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import EngineError, ModelError
 from ._base import LoadedModel, Preprocess, sha256_file
@@ -135,8 +136,6 @@ def onnx_preprocess(preset: str = "imagenet", *, input_size: int | None = None,
 
 
 def _session(data: bytes | str, threads: int | None = None):
-    import torch
-
     return _ort_session(data, int(threads or torch.get_num_threads()))
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .. import locations
 from ..errors import ModelError
@@ -189,8 +190,6 @@ def fill_state(model, weights: dict[str, np.ndarray],
     array)`` turns a Keras array into the PyTorch layout. Every tensor must be consumed exactly
     once with its Keras shape, and every parameter and BatchNorm buffer must be filled.
     """
-    import torch
-
     unknown = sorted(set(weights) - set(wanted))
     if unknown:
         raise ModelError(f"{source}: tensor(s) {', '.join(unknown)} in weightsManifest have no "

@@ -47,9 +47,11 @@ from functools import partial
 from pathlib import Path
 
 from ..errors import EngineError, ModelError
+from ..images.classes import imagenet_classes
 from ._base import LoadedModel, Preprocess, sha256_file
+from .engines import litert_graph
 from .registry import ModelSpec, register
-from .tfjs import default_models_dir
+from .tfjs import default_models_dir, read_sha256sums
 
 __all__ = ["MODELS", "TfliteModel", "load_tflite", "logit_scale", "model_file",
            "weights_checksum"]
@@ -111,8 +113,6 @@ def folder_path(models_dir: str | os.PathLike[str] | None = None) -> Path:
 
 def _verify(folder: Path, names: tuple[str, ...]) -> dict[str, str]:
     """sha256 of each of ``names``, checked against ``SHA256SUMS``."""
-    from .tfjs import read_sha256sums
-
     sums = read_sha256sums(folder, _RESTORE)
     unlisted = [n for n in names if n not in sums]
     if unlisted:
@@ -145,8 +145,6 @@ def weights_checksum(name: str, models_dir: str | os.PathLike[str] | None = None
 
 def check_labels(folder: Path) -> None:
     """``imagenet_labels.txt`` is ``background`` then the study's 1000 class names, in order."""
-    from ..images.classes import imagenet_classes
-
     path = folder / LABELS_FILE
     lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
     names = [n.strip() for n in imagenet_classes().names]
@@ -163,8 +161,6 @@ def check_labels(folder: Path) -> None:
 
 def load_tflite(name: str, models_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
     """A verified int8 model as a :class:`LoadedModel` of kind ``tflite``."""
-    from .engines import litert_graph
-
     m = MODELS[name]
     folder = folder_path(models_dir)
     sha = _verify(folder, (m.file, LABELS_FILE))[m.file]
@@ -198,8 +194,6 @@ def load_tflite(name: str, models_dir: str | os.PathLike[str] | None = None) -> 
 
 def logit_scale(name: str, models_dir: str | os.PathLike[str] | None = None) -> float:
     """The quantization step of a model's logits: the scale of its SOFTMAX input tensor."""
-    from .engines import litert_graph
-
     path = model_file(name, models_dir)
     weights_checksum(name, models_dir)
     return litert_graph(path.read_bytes(), str(path)).logits_quant[0]

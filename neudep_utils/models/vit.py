@@ -35,9 +35,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import ModelError
 from ._base import LoadedModel, Preprocess, sha256_file
+from .efficientnet import preprocess_from_timm
 from .registry import ModelSpec, register
 from .tfjs import default_models_dir, read_sha256sums
 
@@ -151,8 +153,6 @@ def load_vit(models_dir: str | os.PathLike[str] | None = None):
         timm's ``VisionTransformer`` with the folder's weights, the sha256 of the verified
         ``SHA256SUMS``, the folder.
     """
-    import torch
-
     folder = weights_folder(models_dir)
     model = _build()
     expected = expected_tensors()
@@ -177,8 +177,6 @@ def weights_checksum(models_dir: str | os.PathLike[str] | None = None) -> str:
 def preprocess_of(model) -> Preprocess:
     """timm's resolved evaluation preprocessing of the model (``resolve_data_config``:
     bicubic, crop fraction 0.9, mean = std = 0.5 for this checkpoint)."""
-    from .efficientnet import preprocess_from_timm
-
     return preprocess_from_timm(model)
 
 

@@ -31,6 +31,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import PIL
+import pooch
+import requests
+from PIL import Image
+from tqdm.auto import tqdm
+
 from .._io import _alive, _host, atomic_write_bytes, make_dirs, write_error
 from ..errors import FetchError
 from .registry import GITHUB_RAW, REGISTRY, Row, shipped_file
@@ -62,8 +68,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def png_to_jpeg(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
     """The registry's ``png-to-jpeg-q95``: ``Image.open(src).convert("RGB").save(dst, "JPEG",
     quality=95)`` (bit-identical to the registry's files with Pillow 13.0.0)."""
-    from PIL import Image
-
     with Image.open(src) as im:
         im.convert("RGB").save(dst, "JPEG", quality=95)
 
@@ -132,8 +136,6 @@ class _Downloader:
     mismatch: pooch deletes the file); with ``fail_fast`` a connection failure is not retried."""
 
     def __init__(self, timeout: float, fail_fast: bool = False):
-        import pooch
-
         self._http = pooch.HTTPDownloader(progressbar=False, timeout=timeout)
         self.fail_fast = fail_fast
         self.actual: dict[str, str] = {}
@@ -162,15 +164,11 @@ def _staging(home: Path) -> Path:
 
 
 def _unreachable(exc: BaseException) -> bool:
-    import requests
-
     return isinstance(exc, (_Unreachable, requests.ConnectionError, requests.Timeout))
 
 
 def _reason(exc: BaseException) -> str:
     """A short cause: the HTTP status, or the innermost connection error."""
-    import requests
-
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return f"HTTP {exc.response.status_code} {exc.response.reason or ''}".strip()
     if isinstance(exc, _Unreachable) and exc.__cause__ is not None:
@@ -215,9 +213,6 @@ def fetch(rows: Iterable[Row], home: Path, base: str | None = None, workers: int
         The origin cannot be reached, or some files failed (missing at the origin, checksum
         mismatch); every verified file stays in place, so rerunning resumes.
     """
-    import pooch
-    from tqdm.auto import tqdm
-
     base = (base or origin_base()).rstrip("/")
     home = Path(home)
     rows = list(rows)
@@ -348,8 +343,6 @@ def _copy_shipped(row: Row, final: Path) -> None:
 
 def _convert(row: Row, png: Path, final: Path, url: str) -> str | None:
     """Re-encode a downloaded PNG, check the JPEG's sha256, move it into place."""
-    import PIL
-
     tmp = png.with_suffix(".jpg")
     try:
         try:

@@ -24,6 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
+from ..profiles import get_profile
+
 __all__ = ["FILES", "GITHUB_RAW", "MODEL_FOLDERS", "PYPI_MODELS", "REGISTRY", "Row",
            "load_registry", "manifest_text", "profile_rows", "registry_sha256", "shipped_file"]
 
@@ -193,8 +195,6 @@ def profile_rows(profile: str, rows: list[Row] | None = None) -> list[Row]:
     list of Row
         In registry order.
     """
-    from ..profiles import get_profile
-
     prof = get_profile(profile)
     wanted = ({f"data/{f}" for f in _needed_data_folders(prof)}
               | {f"models/{f}" for f in _needed_model_folders(prof)})

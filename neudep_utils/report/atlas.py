@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_bytes
+from ..images import imagenet_classes
 
 __all__ = ["FIELDS", "atlas_page", "atlas_rows", "write_atlas"]
 
@@ -47,8 +48,6 @@ def _safe(model: str) -> str:
 def write_atlas(results: dict[str, dict[str, Any]], directory: str | Path) -> list[Path]:
     """Write ``atlas_classes.js`` and one ``atlas_<model>.js`` per model into ``directory``
     (stale ``atlas_*.js`` removed); returns the files written."""
-    from ..images import imagenet_classes
-
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     rows = atlas_rows(results)

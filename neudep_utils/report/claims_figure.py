@@ -18,6 +18,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
 from ..verdicts import LEVELS
 from ..verdicts.rules import SIMILAR
 from .readme import curve_methods
@@ -34,10 +40,6 @@ def _pooled(ax: Any, by: dict, models: list[str]) -> list[tuple[Any, str]]:
     """Many models (pairs): the mean over them per k, with their range as a band; returns the
     legend entries of the references (the unmodified models' range and mean, and the band of
     'similar' below that mean), each drawn in its own style."""
-    import numpy as np
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     for meth, ls, col, lab in (("CovLasso support + LS", "o-", "C0", "CovLasso dependency"),
                                ("random + LS", "s--", "C3", "random partners")):
         per_k: dict[int, list[float]] = defaultdict(list)
@@ -72,8 +74,6 @@ def _curve_panel(ax: Any, rows: list[dict[str, Any]], title: str, what: str,
                  max_lines: int = 6) -> None:
     """Accuracy kept vs k per model (solid), random partners (dashed), unmodified (dotted);
     more than ``max_lines`` models (e.g. 12 ordered pairs) are pooled: mean and range."""
-    import matplotlib.pyplot as plt
-
     by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         if r.get("k_requested") is not None and r.get("acc_replaced") is not None:
@@ -116,9 +116,6 @@ def _curve_panel(ax: Any, rows: list[dict[str, Any]], title: str, what: str,
                 transform=ax.transAxes)
         return
     handles, labels = ax.get_legend_handles_labels()
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     if not extras:
         extras = [(Line2D([], [], color="k", ls=":"), "unmodified model"),
                   (Patch(color="k", alpha=0.12),
@@ -156,11 +153,7 @@ def claims_figure(summary: dict[str, Any]) -> Any:
     summary : dict
         :func:`neudep_utils.report.readme.summarize`'s output.
     """
-    import matplotlib
-
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     claims = summary["claims"]
     n1 = min(len({r["model"] for r in summary["curves"].get("C1", [])}), 6)
     n2 = min(len({r["model"] for r in summary["curves"].get("C2", [])}), 6)

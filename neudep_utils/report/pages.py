@@ -34,7 +34,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
+
 from ..errors import ResultsError
+from ..images import default_data_root
 from ..models import registry
 from ..profiles import get_profile
 from ..verdicts import CLAIMS
@@ -284,8 +287,6 @@ def write_binary_if_changed(path: Path, data: bytes) -> bool:
 
 def figure_png(summary: dict[str, Any]) -> bytes:
     """The headline figure as PNG bytes (no timestamp in the metadata: same input, same bytes)."""
-    import matplotlib.pyplot as plt
-
     fig = claims_figure(summary)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
@@ -320,8 +321,6 @@ def build(profile: str, output_dir: Path, book: Path = REPO / "book",
     """Write every generated page of ``book`` from the results files in ``output_dir``;
     returns the messages to print. Raises :class:`~neudep_utils.errors.ResultsError` (via
     :func:`~neudep_utils.report.readme.load_results`) for a damaged results file."""
-    from ..images import default_data_root
-
     notebooks = [p.stem for p in sorted((repo / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
     results = load_results(output_dir)
     msgs = [] if results else [f"warning: no notebook results files in {output_dir}"]

@@ -6,13 +6,16 @@ matplotlib Figure; the notebooks call them and show the result. Nothing here com
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import networkx as nx
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 __all__ = ["METRIC_PANELS", "READING_PANELS", "cross_model_panels", "learning_curve", "tidy_figure",
            "family_graph", "metric_panels", "nearness_panels", "overlap", "readings_panels",
@@ -36,10 +39,6 @@ def tidy_figure(fig: plt.Figure, label_width: int = 34, title_width: int = 80) -
     ``4x10^-1`` on axes spanning less than a decade, and they overlap); axis labels wrapped at
     ``label_width`` characters (a long y-label ran into the next panel) and the figure title at
     ``title_width``."""
-    import textwrap
-
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     if fig._suptitle is not None:
         fig._suptitle.set_text(textwrap.fill(fig._suptitle.get_text(), title_width))
@@ -302,8 +301,6 @@ def family_graph(G, share: dict[str, float], family: str, title: str) -> plt.Fig
     """A family's dependency graph (:func:`neudep_utils.findings.semantics.family_graph`):
     arrows partner -> target, width ~ |coefficient|, red positive / blue negative; node colour:
     the share of the target's partners inside the family."""
-    import networkx as nx
-
     fig, ax = plt.subplots(figsize=(11, 9))
     if G.number_of_edges():
         posn = nx.spring_layout(G, seed=0, k=2.5 / np.sqrt(max(G.number_of_nodes(), 1)),

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ResultsError
+from ..profiles import get_profile
 from ..verdicts import CLAIMS
 
 __all__ = ["END", "START", "answer", "curve_methods", "deciding_text", "fmt", "format_number",
@@ -77,7 +78,7 @@ def format_number(num: dict[str, Any] | None) -> str:
 
 def short(model: str) -> str:
     """``efficientnet_lite0`` -> ``lite0``, ``mobilenet_v1_075`` -> ``mobilenet``."""
-    from ..models import short_name
+    from ..models import short_name  # noqa: PLC0415 - the models package loads torch
 
     return short_name(model)
 
@@ -124,8 +125,7 @@ def scope(results: dict[str, dict[str, Any]], profile: str) -> dict[str, Any]:
     """What the results cover: the profile's models (with their kind: CNN or transformer) and
     the labelled images the notebooks read (per folder of the profile, from the results'
     provenance), with images per class."""
-    from ..models import registry
-    from ..profiles import get_profile
+    from ..models import registry  # noqa: PLC0415 - the models package loads torch
 
     try:
         prof = get_profile(profile)
@@ -154,7 +154,7 @@ def model_kind(name: str, registry: Any = None) -> str:
     (:func:`neudep_utils.models.registry.architecture`; hub names from timm's module), ``"model"``
     when it is not known."""
     if registry is None:
-        from ..models import registry
+        from ..models import registry  # noqa: PLC0415 - the models package loads torch
     kind = registry.architecture(name)
     return {"cnn": "CNN", "transformer": "transformer"}.get(kind, "model")
 
