@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -107,8 +108,6 @@ def sections_from_executed(folder: Path) -> dict[str, list[dict]]:
 def extraction_from_log(path: Path) -> dict:
     """For a build whose ``logits`` stage wrote no timings file: its entries from the stage's
     own output (``== <model> on <folder> (views=V, mode)`` then ``... time: <s>s``)."""
-    import re
-
     try:
         text = path.read_text(errors="replace").replace("\r", "\n")
     except OSError:

@@ -38,12 +38,16 @@ import atexit
 import functools
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
+import multiprocessing as mp
 import os
 import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
 from pathlib import Path
 from typing import Any
 
@@ -203,8 +207,6 @@ def fingerprint(notebook: Path, parameters: dict[str, Any], shared: str) -> str:
 
 def shared_fingerprint() -> str:
     """Fingerprint of everything every notebook depends on besides its own source."""
-    import importlib.util
-
     h = hashlib.sha256()
     spec = importlib.util.find_spec("neudep_utils")  # the copy the kernel imports
     pkg = Path(spec.origin).parent if spec and spec.origin else REPO / "neudep_utils"
@@ -444,10 +446,6 @@ def _run_side_by_side(todo: list, jobs: int, parameters: dict[str, Any], timeout
     """Run the notebooks of ``todo`` (``(notebook, fingerprint, executed copy)``) ``jobs`` at a
     time, each in its own process (its own kernel), in order, a notebook of :data:`AFTER`
     starting once those it reads from have finished."""
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
-    from concurrent.futures import wait as wait_futures
-
     queue = list(todo)
     running: dict = {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,7 +56,7 @@ def tiny_folder(tmp_path: Path, data_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def lite0():
     """The embedded EfficientNet-Lite0, loaded once per session."""
-    from neudep_utils.models import load_model
+    from neudep_utils.models import load_model  # noqa: PLC0415 - loads torch
 
     return load_model("efficientnet_lite0")
 
@@ -72,7 +74,7 @@ def models_copy(tmp_path: Path) -> Callable[[str], Path]:
     """``models_copy(folder_name)``: a writable copy of the shared weights folder
     ``../shared/models/<folder_name>`` (TF.js MobileNet and Darknet, the LiteRT files) in a
     temporary models dir; returns that dir (for ``NEUDEP_MODELS_DIR``)."""
-    from neudep_utils.models.tfjs import default_models_dir
+    from neudep_utils.models.tfjs import default_models_dir  # noqa: PLC0415 - loads torch
 
     def copy(folder_name: str) -> Path:
         root = tmp_path / "models"
@@ -94,8 +96,6 @@ _CPU_TIMES: list[tuple[str, float, float]] = []
 
 
 def _cpu_now() -> float:
-    import resource
-
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
@@ -105,8 +105,6 @@ def pytest_runtest_protocol(item, nextitem):
     if not os.environ.get("NEUDEP_TEST_CPU"):
         yield
         return
-    import time
-
     c0, t0 = _cpu_now(), time.perf_counter()
     yield
     row = (item.nodeid, _cpu_now() - c0, time.perf_counter() - t0)

@@ -4,18 +4,23 @@ model's declared architecture, family and recipe."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from neudep_utils import dependencies
+from neudep_utils import dependencies, profiles
 from neudep_utils.cache import LogitData
 from neudep_utils.dependencies import DepSet
 from neudep_utils.findings import architecture as arch
-from neudep_utils.findings import crossmodel
+from neudep_utils.findings import cross, crossmodel, single, sparsity
 from neudep_utils.findings.why import reading_rows
 from neudep_utils.metrics import evaluate
 from neudep_utils.metrics.readings import Readings
+from neudep_utils.models import registry
 from neudep_utils.record import Numbers
+from neudep_utils.verdicts import rules
 
 VIT, LITE0, LITE1, MOBILE = ("vit_tiny_patch16_224", "efficientnet_lite0", "efficientnet_lite1",
                              "mobilenet_v1_075")
@@ -38,10 +43,6 @@ def test_pair_kinds_come_from_the_declared_architecture_family_and_recipe():
 
 def test_pair_kind_does_not_read_the_name(monkeypatch):
     """A model declared a CNN counts as one whatever its name says."""
-    from dataclasses import replace
-
-    from neudep_utils.models import registry
-
     spec = registry.get_spec(VIT)
     monkeypatch.setitem(registry._REGISTRY, VIT, replace(spec, architecture="cnn"))
     assert crossmodel.pair_kind(VIT, LITE0) == "CNN-CNN across families"
@@ -50,8 +51,6 @@ def test_pair_kind_does_not_read_the_name(monkeypatch):
 def test_cross_model_settings_test_a_cnn_transformer_pair(monkeypatch):
     """Notebook 02 under the default profile: CNN-transformer pairs in both directions, the C2
     rule's input true; without the ViT among the models it is false."""
-    from neudep_utils.findings import cross
-
     s = cross.settings("default")
     kinds = crossmodel.pair_kinds(s.pairs)
     assert {(VIT, LITE0), (LITE0, VIT), (VIT, MOBILE), (MOBILE, VIT)} <= \
@@ -171,8 +170,6 @@ def test_compare_on_planted_dependencies():
     arch.numbers(nums, list(data), comp.needed, comp.contrast, comp.overlaps, k)
     assert nums["vit_ti16_share_reaching_relres0.3"]["value"] == 1.0
     assert "overlap01_vit_ti16_lite0_k2" in nums
-    import json
-
     json.dumps(comp.records())  # the results file can hold it
 
 
@@ -183,8 +180,6 @@ def test_summary_without_a_transformer_says_so():
 def test_c2_kind_headlines_read_the_headline_number_of_every_kind(monkeypatch):
     """C2's record: every kind of pair tested with the number C2's headline reads (refit,
     k = 10, without B's own category) for the kind's first pair, and the range over its pairs."""
-    from neudep_utils.findings import cross
-
     s = cross.settings("default")
 
     class Fake:
@@ -219,9 +214,6 @@ def test_c2_kind_headlines_read_the_headline_number_of_every_kind(monkeypatch):
 def test_c2_record_lists_kinds_and_the_vit_recipe(monkeypatch):
     """The C2 summary names each kind with its headline number and the ViT's recipe; the C2
     rule's input is true with a CNN-transformer pair."""
-    from neudep_utils.findings import cross
-    from neudep_utils.verdicts import rules
-
     s = cross.settings("default", models=[LITE0, VIT], pairs=[(VIT, LITE0), (LITE0, VIT)])
 
     class Fake:
@@ -252,9 +244,6 @@ def test_c2_record_lists_kinds_and_the_vit_recipe(monkeypatch):
 
 
 def test_default_profile_has_the_transformer_in_every_notebook_that_takes_models():
-    from neudep_utils import profiles
-    from neudep_utils.findings import single, sparsity
-
     prof = profiles.get_profile("default")
     assert VIT in prof.models and VIT in prof.cross.models and VIT in prof.single.width_models
     assert {(VIT, LITE0), (LITE0, VIT), (VIT, MOBILE), (MOBILE, VIT)} <= set(prof.cross.pairs)

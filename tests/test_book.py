@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from neudep_utils import verdicts
+from neudep_utils.covlasso import api
+from neudep_utils.profiles import get_profile
 from neudep_utils.record import claim, number, write_results
+from neudep_utils.report import atlas, readme, reproducibility
 from neudep_utils.report import pages as bp
-from neudep_utils.report import readme, reproducibility
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -180,8 +185,6 @@ def test_answer_paragraph_comes_from_the_summary(tmp_path: Path, monkeypatch) ->
 
 def test_models_page_lists_the_profile(monkeypatch) -> None:
     page = bp.models_page("default")
-    from neudep_utils.profiles import get_profile
-
     for m in get_profile("default").models:
         assert f"| `{readme.short(m)}`" in page
     assert "| `lite0` | CNN | efficientnet | 1280 |" in page
@@ -202,8 +205,6 @@ def test_landing_page_places_the_headline_figure(tmp_path: Path, monkeypatch) ->
 
 
 def test_atlas_data_and_page(tmp_path: Path) -> None:
-    from neudep_utils.report import atlas
-
     rec = {"model": "lite0", "class": 88, "wnid": "n01818515", "name": "macaw", "k": 10,
            "partners": [[89, 0.25, 2], [90, -0.1, 3]], "r2": 0.5, "acc_kept": 0.75,
            "acc_original": 1.0, "ap": 0.4, "ap_original": 0.9, "n_images": 4}
@@ -233,8 +234,6 @@ def test_atlas_data_and_page(tmp_path: Path) -> None:
 
 def test_atlas_page_escapes_model_names(tmp_path: Path) -> None:
     """Issue 30 case 29: a model name with HTML in it is not written into the page's HTML."""
-    from neudep_utils.report import atlas
-
     rec = {"model": 'x"><script>alert(1)</script>', "class": 88, "k": 10, "partners": [],
            "r2": 0.5, "acc_kept": 1.0, "acc_original": 1.0, "ap": 0.4, "ap_original": 0.9,
            "n_images": 2}
@@ -336,8 +335,6 @@ def test_truncated_results_file_is_one_error_line(tmp_path: Path, capsys) -> Non
 def test_page_builder_script_is_a_thin_entry_point(tmp_path: Path) -> None:
     """scripts/book_pages.py: under 60 lines, no sys.path edit; it runs the package's pages
     command (here on a damaged results file: the package's error line, exit 2)."""
-    import subprocess
-
     src = (REPO / "scripts" / "book_pages.py").read_text()
     assert len(src.splitlines()) < 60 and "sys.path" not in src and "noqa" not in src
     out = tmp_path / "out"
@@ -353,9 +350,6 @@ def test_page_builder_script_is_a_thin_entry_point(tmp_path: Path) -> None:
 def test_make_pdf_without_chromium_fails_before_building(tmp_path: Path) -> None:
     """Issue 30 case 28: `make pdf` with no usable chromium says so (one error line, naming
     the fix) before it builds anything: no logits, no notebooks, no book."""
-    import shutil
-    import subprocess
-
     make = shutil.which("make")
     if make is None:
         pytest.skip("make not installed")
@@ -433,10 +427,6 @@ def test_runner_executes_skips_and_names_failures(tmp_path: Path, capfd) -> None
 
 
 def test_compile_note_only_before_a_cold_compile(monkeypatch, capsys) -> None:
-    import numpy as np
-
-    from neudep_utils.covlasso import api
-
     for cold, expected in ((True, 1), (False, 0)):
         monkeypatch.setattr(api, "_compile_checked", False)
         monkeypatch.setattr(api, "kernels_cold", lambda cold=cold: cold)
@@ -449,8 +439,6 @@ def test_compile_note_only_before_a_cold_compile(monkeypatch, capsys) -> None:
 
 
 def test_runner_compile_note_follows_the_numba_cache(monkeypatch) -> None:
-    from neudep_utils.covlasso import api
-
     monkeypatch.setattr(api, "kernels_cold", lambda: True)
     assert rn.compile_note() == "compiling the CovLasso kernels (once per install, ~30 s)"
     monkeypatch.setattr(api, "kernels_cold", lambda: False)
@@ -460,10 +448,8 @@ def test_runner_compile_note_follows_the_numba_cache(monkeypatch) -> None:
 def test_executed_copies_show_each_progress_bar_once(tmp_path: Path) -> None:
     """tqdm redraws with carriage returns, one stream output per redraw; the book's copy keeps
     the final state of each line, and drops bars that cleared themselves."""
-    import nbformat
-
     sys.path.insert(0, str(REPO / "scripts"))
-    import run_notebooks
+    import run_notebooks  # noqa: PLC0415 - after sys.path
 
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("x")
@@ -485,8 +471,6 @@ def test_executed_copies_show_each_progress_bar_once(tmp_path: Path) -> None:
 def test_runner_jobs_side_by_side_and_02_after_01(tmp_path: Path) -> None:
     """With --jobs 2, notebook 03 runs beside 01 (01 waits for a file 03 writes: with one job
     it would never see it) and 02 starts only after 01 has finished (it reads 01's marker)."""
-    import subprocess
-
     nbdir, out = tmp_path / "notebooks", tmp_path / "out"
     nbdir.mkdir()
     head = ("import pathlib, time\nfrom neudep_utils.record import write_results\n"

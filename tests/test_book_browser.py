@@ -22,6 +22,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -34,6 +35,9 @@ from typing import Any
 from urllib.parse import unquote, urldefrag, urlparse
 
 import pytest
+
+from neudep_utils.report.pdf import count_pages
+from neudep_utils.verdicts import CLAIMS, LEVELS
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "book" / "_build" / "html"
@@ -429,8 +433,6 @@ def test_formulas_are_typeset_offline(site: Path, server: str, browser: Chromium
 
 
 def _atlas_models(site: Path) -> list[str]:
-    import re
-
     html = (site / "generated" / "atlas.html").read_text()
     m = re.search(r'id="neudep-atlas" data-models="([^"]*)"', html)
     assert m, "the atlas page has no #neudep-atlas element"
@@ -512,8 +514,6 @@ def _pdf_or_skip() -> Path:
 
 def test_pdf_has_the_book() -> None:
     """`make pdf` (after `make book`) gives a PDF of at least 20 pages."""
-    from neudep_utils.report.pdf import count_pages
-
     pdf = _pdf_or_skip()
     pages = count_pages(pdf)
     assert pages >= 20, f"{pdf} has {pages} pages"
@@ -576,8 +576,6 @@ def test_broken_words_and_blank_pages_are_detected() -> None:
 def test_pdf_has_no_blank_page_and_no_broken_word_in_the_claims_table() -> None:
     """The PDF of the book (``make pdf``): no page is blank (no text and no image), and no word
     of the claims tables (claim names, verdicts) is split across lines."""
-    from neudep_utils.verdicts import CLAIMS, LEVELS
-
     pdf = _pdf_or_skip()
     if not (shutil.which("pdftotext") and shutil.which("pdfimages")):
         _skip("pdftotext / pdfimages not found: `apt-get install -y poppler-utils` "
@@ -598,8 +596,6 @@ def test_pdf_has_no_blank_page_and_no_broken_word_in_the_claims_table() -> None:
 def test_notebook_figures_carry_captions(visited: dict[str, dict[str, Any]], site: Path) -> None:
     """At least 80% of the notebook pages' figures are numbered, captioned figures with alt
     text (myst-nb cell metadata ``mystnb.figure`` / ``mystnb.image``, or ``{glue:figure}``)."""
-    import re
-
     total = captioned = 0
     for rel in visited:
         if not rel.startswith("executed/"):

@@ -4,6 +4,7 @@ errors (exit code 2) for bad files; ``--help`` and ``--version``."""
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import json
@@ -212,8 +213,6 @@ def test_stratified_holdout_with_one_image_per_class(tmp_path):
 def test_cli_is_thin():
     """Issue 25: the command line is one module per command, each under 300 lines, no function
     over 60 lines (the work is in the package's stages)."""
-    import ast
-
     folder = REPO / "neudep_utils" / "cli"
     modules = sorted(folder.glob("*.py"))
     assert {m.stem for m in modules} >= {"__init__", "extract", "fit", "covariance", "merge",

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import neudep_utils.covlasso as pkg
 from neudep_utils import covlasso as cl
 from neudep_utils import moments
 
@@ -214,8 +215,6 @@ def test_second_moment_and_sums():
 
 def test_public_names_and_one_second_moment():
     """Every public name stays importable from the package; the moments have one home."""
-    import neudep_utils.covlasso as pkg
-
     for name in pkg.__all__:
         assert name == "PSD_RTOL" or callable(getattr(pkg, name)), name
     # one home for the moment matrix: covlasso takes S, it does not build it

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import rewrite_sums  # noqa: I001 - the shared test helper (tests/conftest.py)
+from PIL import Image
 
+from neudep_utils import cache
 from neudep_utils.errors import ModelError
 from neudep_utils.images import ViewDataset, scan_folder
 from neudep_utils.images.classes import imagenet_classes
@@ -109,8 +111,6 @@ def test_real_images_and_interface(darknet, data_root):
 
 
 def test_full_resize_preprocessing_keeps_the_whole_image():
-    from PIL import Image
-
     img = np.zeros((100, 300, 3), np.uint8)
     img[:, :150, 0] = 255  # left half red, right half blue
     img[:, 150:, 2] = 255
@@ -194,8 +194,6 @@ def test_missing_models_dir(monkeypatch, tmp_path):
 def test_top1_on_all_of_imagenet_sample(tmp_path, data_root):
     """All 1000 images of imagenet-sample through the cache's extraction path: top-1 about 0.59
     (the folder's README: 0.593 for a plain port; published Darknet-tiny on val: 58.7%)."""
-    from neudep_utils import cache
-
     ls = cache.extract("darknet_tiny", data_root / "imagenet-sample", cache_dir=tmp_path,
                        progress=False)
     assert len(ls) == 1000 and ls.features.shape == (1000, 1, 128)

@@ -15,7 +15,7 @@ from conftest import copy_images
 from neudep_utils.cache import CacheKey, extract, merge_shards
 from neudep_utils.cache.key import ExtractSpec, make_key
 from neudep_utils.images import ViewDataset, ViewSpec, scan_folder
-from neudep_utils.models import engines
+from neudep_utils.models import engines, load_model
 
 KW = {"progress": False, "num_workers": 0, "batch_size": 8}
 ORT_LABEL = engines.key_label("onnxruntime", "cpu") if engines.onnxruntime_version() else None
@@ -76,8 +76,6 @@ def test_onnxruntime_matches_torch_on_real_images(model, mixed_folder: Path, tmp
 def test_onnxruntime_is_deterministic_across_batch_size_and_threads(mixed_folder: Path,
                                                                    tmp_path: Path):
     """Bitwise the same logits whatever the batch split and the number of threads."""
-    from neudep_utils.models import load_model
-
     loaded = load_model("efficientnet_lite0")
     ds = ViewDataset(scan_folder(mixed_folder), loaded.preprocess, ViewSpec(n_aug=1))
     x = torch.stack([ds[k][0] for k in range(len(ds))])
@@ -200,8 +198,6 @@ def test_probe_rejects_a_disagreeing_session(tmp_path: Path, monkeypatch):
     """A cached .onnx file that does not compute the loaded model (its checksum file intact, the
     weights changed under the same name) is caught by the probe; so is any disagreement above
     the tolerance."""
-    from neudep_utils.models import load_model
-
     loaded = load_model("efficientnet_lite0")
     engines.build_ort_runner(loaded, tmp_path)  # exported and kept
     with torch.no_grad():
@@ -216,8 +212,6 @@ def test_probe_rejects_a_disagreeing_session(tmp_path: Path, monkeypatch):
 @pytest.mark.slow  # ~27 CPU-s (a fresh ONNX export): CI's make test-slow
 @needs_ort
 def test_damaged_onnx_file_is_exported_again(tmp_path: Path):
-    from neudep_utils.models import load_model
-
     loaded = load_model("efficientnet_lite0")
     first = engines.build_ort_runner(loaded, tmp_path)
     path = engines.onnx_path(loaded, tmp_path)

@@ -11,6 +11,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import r2_score
+from sklearn.utils.estimator_checks import check_estimator
 
 from neudep_utils import CovLasso
 from neudep_utils import covlasso as cl
@@ -275,8 +276,6 @@ def test_solve_lam_ratio_and_refit_of_a_result():
 def test_sklearn_check_estimator():
     """scikit-learn's own estimator checks (clone, pickling, input validation messages, fit
     idempotence, n_features_in_, ...): none fails."""
-    from sklearn.utils.estimator_checks import check_estimator
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = check_estimator(CovLasso(k=1), on_fail=None)

@@ -13,17 +13,22 @@ import contextlib
 import io
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from conftest import copy_images
+from PIL import EpsImagePlugin, Image
 
-from neudep_utils.cache import extract
+from neudep_utils.cache import extract, load_logits
+from neudep_utils.cache.run import CHUNK_MARKER_ENV, _chunk_done
 from neudep_utils.cli import main as cli
 from neudep_utils.images import scan_folder
 
@@ -115,8 +120,6 @@ def test_edited_meta_is_detected(tiny_folder: Path, tmp_path: Path):
 @contextlib.contextmanager
 def warnings_ok():
     """Allow (but do not require) warnings, e.g. 'chunk layout differs; restarting'."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
@@ -147,8 +150,6 @@ def test_postscript_never_reaches_a_decoder_at_extraction(tiny_folder: Path, tmp
                                                           monkeypatch):
     """Even without the up-front check (verify=False, as for huge folders), the EPS plugin is
     never used: the file is skipped and recorded."""
-    from PIL import EpsImagePlugin
-
     def boom(*a, **k):
         raise AssertionError("the EPS decoder (Ghostscript) was reached")
 
@@ -221,8 +222,6 @@ def test_truncated_image_is_skipped_and_recorded(tiny_folder: Path, tmp_path: Pa
 
 
 def test_consumers_exclude_skipped_images_and_say_so(tiny_folder: Path, tmp_path: Path):
-    from neudep_utils.cache import load_logits
-
     bad = _truncate_one(tiny_folder)
     with pytest.warns(UserWarning, match=r"1 unreadable image.*excluded"):
         data = load_logits("lite0", [tiny_folder], cache_dir=tmp_path)
@@ -360,8 +359,6 @@ def test_cli_disk_full_leaves_no_partial_file(tiny_folder: Path, tmp_path: Path,
 @pytest.mark.slow  # ~19 CPU-s (a CLI extraction in a subprocess): CI's make test-slow
 def test_cli_write_limit_leaves_no_partial_file(tiny_folder: Path, tmp_path: Path):
     """The same with a real failed write in a child process: RLIMIT_FSIZE of 1 MB (EFBIG)."""
-    import resource
-
     def limit() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
@@ -407,8 +404,6 @@ def test_cli_ctrl_c(tmp_path: Path, data_root: Path):
     NEUDEP_CHUNK_MARKER test hook), so SIGINT arrives after chunk 0 is on disk and before chunk 1
     starts. The test itself ends the pause once the signal is delivered: were SIGINT ignored, the
     run would finish (exit 0, a failure here) instead of leaving the test waiting on the pause."""
-    from conftest import copy_images
-
     folder = copy_images(data_root / "imagenet-val", tmp_path / "imgs", n_classes=4)
     marker = tmp_path / "chunk-done"
     env = {**os.environ, "PYTHONPATH": str(REPO), "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
@@ -443,10 +438,6 @@ def test_cli_ctrl_c(tmp_path: Path, data_root: Path):
 def test_chunk_pause_ends_when_the_marker_is_removed(tmp_path: Path, monkeypatch):
     """The NEUDEP_CHUNK_MARKER pause is ended by its test (removing the marker), not only by a
     signal or its bound: a test never waits on a pause a signal may not end."""
-    import threading
-
-    from neudep_utils.cache.run import CHUNK_MARKER_ENV, _chunk_done
-
     marker = tmp_path / "m"
     monkeypatch.setenv(CHUNK_MARKER_ENV, str(marker))
     monkeypatch.setenv("NEUDEP_PAUSE_AFTER_CHUNK_S", "3600")

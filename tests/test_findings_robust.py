@@ -3,10 +3,13 @@ the strongest baseline and the C6c record with its deviation."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from neudep_utils.findings import robust_study as study
+from neudep_utils.findings import robustness as rob
 from neudep_utils.verdicts.claims import NOT_REPRODUCED, PARTLY, REPRODUCED
 
 
@@ -111,10 +114,6 @@ def test_load_reads_every_entry_of_the_notebooks_model(monkeypatch):
     """Notebook 04 run with `model` = another model than the profile's (e.g. the ViT) reads that
     model's corrupted copies too (they were the profile model's: a 1280-wide feature against the
     ViT's 192-wide head)."""
-    from types import SimpleNamespace
-
-    from neudep_utils.findings import robustness as rob
-
     s = study.settings("smoke", model="vit_tiny_patch16_224")
     asked = []
 

@@ -3,12 +3,15 @@ the readings rows, and the far-partner share of C6a."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from neudep_utils import dependencies
 from neudep_utils.cache import logits
 from neudep_utils.findings import semantics, why
+from neudep_utils.metrics import evaluate
 
 
 def synthetic(n_img=300, n=24, views=2, seed=0, bump=4.0):
@@ -42,7 +45,6 @@ def test_without_positives_downdates_only_the_targets_rows(fitted):
     # the fit with positives refits exactly the CovLasso support: identical to the refit
     refit = [dependencies.least_squares_on_support(f, d.targets, d.cols)
              for f, d in zip(folds, deps, strict=True)]
-    from neudep_utils.metrics import evaluate
     assert res["acc_with"] == evaluate(data, folds, refit).summary()["acc_replaced"]
 
 
@@ -58,7 +60,6 @@ def test_without_positives_matters_when_the_positives_carry_the_signal():
 
 def test_without_positives_refuses_streamed_moments(fitted):
     data, folds, deps = fitted
-    from dataclasses import replace
     with pytest.raises(ValueError, match="per-image fit folds"):
         why.without_positives(data, [replace(folds[0], fit_idx=None)], deps[:1], 4)
 

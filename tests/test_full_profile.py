@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from neudep_utils.images import scan_folder
+from neudep_utils.profiles import get_profile
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = "efficientnet_lite0,efficientnet_lite1"
 
@@ -49,8 +52,6 @@ def build_imagenet_layout(data_root: Path, dst: Path, n_classes: int) -> Path:
 def test_profile_settings_cover_every_notebook(monkeypatch, tmp_path: Path):
     """Every profile has settings for every notebook (notebook 04 failed with KeyError 'full'),
     and `make logits PROFILE=full` lists the entries the notebooks read."""
-    from neudep_utils.profiles import get_profile
-
     monkeypatch.setenv("NEUDEP_IMAGENET", str(tmp_path))
     monkeypatch.setenv("NEUDEP_MODELS", MODELS)
     for p in ("smoke", "default", "full"):
@@ -90,8 +91,6 @@ def test_full_profile_end_to_end(tmp_path: Path, data_root: Path):
     # 1. every cache entry of the profile, train moments streamed
     log = run("-m", "neudep_utils", "logits", "--profile", "full", "--quiet")
     assert log.count("(views=1, moments)") == 2, log
-    from neudep_utils.images import scan_folder
-
     train_manifest = scan_folder(imagenet / "train")  # entries are keyed by content, not path
     n_train = len(train_manifest)
     metas = [json.loads(p.read_text()) for p in cache.glob("*/*/meta.json")]

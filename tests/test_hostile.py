@@ -26,6 +26,7 @@ profile.
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import os
@@ -39,13 +40,23 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 from PIL import Image
+from test_faults import _sigint_default, _wait_delivered
+from test_onnx_extract import expected
 
+from neudep_utils import CovLasso, covlasso
+from neudep_utils._io import _host, remove_stale_temporaries
 from neudep_utils.cache import extract
 from neudep_utils.cli import main as cli
+from neudep_utils.dependencies.fit import fit_covlasso_k
+from neudep_utils.dependencies.folds import Fold
 from neudep_utils.errors import DataError
 from neudep_utils.images import open_image, scan_folder
+from neudep_utils.models.onnxfile import load_onnx, onnx_preprocess
+from neudep_utils.moments import second_moment
 
 REPO = Path(__file__).resolve().parents[1]
 KW = {"progress": False, "num_workers": 0, "batch_size": 8}
@@ -238,8 +249,6 @@ def _dead_pid() -> int:
 
 
 def test_stale_temporaries_are_cleaned_on_the_next_run(tiny_folder: Path, tmp_path: Path):
-    from neudep_utils._io import _host
-
     ls = extract("lite0", tiny_folder, cache_dir=tmp_path, **KW)
     host = _host()
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # exits, never reaped: a zombie
@@ -281,8 +290,6 @@ def _kill_after_last_chunk(n_chunks: int):
 def test_rerun_after_a_kill_with_every_chunk_done(tiny_folder: Path, tmp_path: Path, mode: str):
     """Killed after the last chunk, before data.npz was renamed: the rerun finishes the entry
     from the chunks alone and removes the dead writer's temporary file."""
-    from neudep_utils._io import _host
-
     with pytest.raises(_Killed):
         extract("lite0", tiny_folder, mode=mode, cache_dir=tmp_path, chunk_images=4,
                 on_chunk=_kill_after_last_chunk(3), **KW)
@@ -297,8 +304,6 @@ def test_rerun_after_a_kill_with_every_chunk_done(tiny_folder: Path, tmp_path: P
 
 
 def test_running_writers_temporaries_are_kept(tmp_path: Path):
-    from neudep_utils._io import _host, remove_stale_temporaries
-
     mine = tmp_path / f".data.npz.{_host()}-{os.getpid()}.tmp"
     mine.write_bytes(b"x")  # written now by this running process
     foreign = tmp_path / f".data.npz.otherhost-{_dead_pid()}.tmp"  # another machine, fresh
@@ -336,8 +341,6 @@ def test_transient_read_error_is_not_cached(tiny_folder: Path, tmp_path: Path, m
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1e-3, "0.1"])
 def test_psd_tol_must_be_a_finite_number(bad):
-    from neudep_utils import covlasso
-
     S_bad = np.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # eigenvalues -1, 1, 3
     with pytest.raises(ValueError, match="eigenvalue"):
         covlasso.solve(S_bad, 0.1)  # the default check catches it
@@ -552,8 +555,6 @@ def test_workers_must_not_be_negative(tiny_folder: Path, tmp_path: Path, run_cli
 
 
 def test_second_moment_overflow_raises():
-    from neudep_utils.moments import second_moment
-
     x = np.array([[1e200, 1.0], [2.0, 3.0]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow warning either
@@ -565,9 +566,6 @@ def test_second_moment_overflow_raises():
 
 
 def test_fit_covlasso_k_refuses_float_targets():
-    from neudep_utils.dependencies.fit import fit_covlasso_k
-    from neudep_utils.dependencies.folds import Fold
-
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 6))
     fold = Fold(np.cov(X.T, bias=True), X.mean(0), True, np.arange(10), None, 200)
@@ -589,8 +587,8 @@ def _onnx(path: Path, *, n_classes: int = 10, seed: int = 0, tail: str | None = 
     ``"features"`` (a second output before the logits), ``"topk"`` (int64 indices),
     ``"nan_on_dark"`` (NaN when a channel's mean is below -1.5, e.g. a black image); its tensors
     in ``<name>.data`` when ``external``."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    import onnx  # noqa: PLC0415 - one test
+    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415 - one test
 
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((6, n_classes)).astype(np.float32)
@@ -652,8 +650,6 @@ def _first_class(folder: Path) -> Path:
 
 
 def _rows(path: Path) -> list[dict]:
-    import csv
-
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
 
@@ -661,10 +657,6 @@ def _rows(path: Path) -> list[dict]:
 def test_i30_01_onnx_external_data_enters_the_key(tiny_folder: Path, tmp_path: Path, run_cli):
     """New weights in ``model.onnx.data`` beside a byte-identical ``model.onnx`` are new logits,
     not the old entry; a missing ``.data`` file is named."""
-    from test_onnx_extract import expected
-
-    from neudep_utils.models.onnxfile import onnx_preprocess
-
     cache = tmp_path / "c"
     f, _, _ = _onnx(tmp_path / "m.onnx", seed=0, external=True)
     graph = f.read_bytes()
@@ -688,8 +680,6 @@ def test_i30_01_onnx_external_data_enters_the_key(tiny_folder: Path, tmp_path: P
 def test_i30_02_image_replaced_after_the_scan(tiny_folder: Path, tmp_path: Path, how: str):
     """An image replaced between the scan and the decode is refused (transient: rerun), never
     cached under the key of its old bytes; the rerun scans and keys the new file."""
-    from neudep_utils.models.onnxfile import load_onnx
-
     model = load_onnx(_onnx(tmp_path / "m.onnx")[0])
     m = scan_folder(tiny_folder)
     victim, donor = tiny_folder / m.relpaths[3], tiny_folder / m.relpaths[7]
@@ -819,10 +809,6 @@ def test_i30_07_onnx_integer_outputs_are_refused(tiny_folder: Path, tmp_path: Pa
 def test_i30_08_onnx_1001_way_drops_the_background(tiny_folder: Path, tmp_path: Path, run_cli):
     """A 1001-way head (background first): the first output is dropped, with a warning line, so
     that logit j is ImageNet class j and top-1 compares like with like."""
-    from test_onnx_extract import expected
-
-    from neudep_utils.models.onnxfile import onnx_preprocess
-
     f, W, b = _onnx(tmp_path / "m1001.onnx", n_classes=1001)
     out = tmp_path / "X.npy"
     rc, stdout, err = run_cli(_onnx_args(f, tiny_folder, tmp_path / "c", "--out", str(out)))
@@ -952,8 +938,6 @@ def test_i30_16_notebook_runner_ctrl_c(tmp_path: Path):
     """SIGINT to ``run_notebooks.py`` while a cell runs: exit 130 and one error line (were a
     traceback of the runner and one of its kernel). The cell waits on a marker the test
     removes once the signal is delivered, so a lost signal ends in a finished run, not a hang."""
-    from test_faults import _sigint_default, _wait_delivered
-
     nbdir, marker = tmp_path / "nb", tmp_path / "cell-running"
     nbdir.mkdir()
     _param_notebook(nbdir / "01_probe.ipynb", 'marker = ""',
@@ -1086,8 +1070,6 @@ def test_i30_20_relative_data_and_cache_paths(tmp_path: Path, monkeypatch):
 
 def _fit_tensor(tmp_path: Path, run_cli, tensor) -> tuple[list[dict], list[dict]]:
     """Fit a ``.pt`` file and the same numbers as float32 ``.npy``: both partner lists."""
-    import torch
-
     torch.save(tensor, tmp_path / "X.pt")
     dense = tensor.to_dense() if tensor.layout != torch.strided else tensor
     if dense.dtype in (torch.bfloat16, torch.float16):
@@ -1110,15 +1092,11 @@ def _planted(n: int = 400, c: int = 8, seed: int = 0) -> np.ndarray:
 
 
 def test_i30_21_bfloat16_tensor(tmp_path: Path, run_cli):
-    import torch
-
     pt, npy = _fit_tensor(tmp_path, run_cli, torch.from_numpy(_planted()).to(torch.bfloat16))
     assert pt == npy and {r["partner"] for r in pt} == {"1", "2"}
 
 
 def test_i30_22_sparse_tensor(tmp_path: Path, run_cli):
-    import torch
-
     X = _planted()
     X[np.abs(X) < 0.5] = 0.0
     X[:, 0] = 2 * X[:, 1] - X[:, 2]
@@ -1129,10 +1107,6 @@ def test_i30_22_sparse_tensor(tmp_path: Path, run_cli):
 def test_i30_23_fit_moments_forgets_the_dataframe_columns():
     """``fit(DataFrame)`` then ``fit_moments(S)``: the new fit has no column names, so
     ``predict`` takes any valid input, without the old fit's names."""
-    import pandas as pd
-
-    from neudep_utils import CovLasso
-
     X = _planted()
     est = CovLasso(k=2, targets=[0]).fit(pd.DataFrame(X, columns=list("abcdefgh")))
     est.fit_moments(np.cov(X.T, bias=True), X.mean(0), len(X))

@@ -3,6 +3,7 @@ every manifest tensor consumed, damaged folders named, rank of the logit layer, 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import rewrite_sums  # noqa: I001 - the shared test helper (tests/conftest.py)
+from PIL import Image
 
+from neudep_utils import cache, locations, models
 from neudep_utils.errors import ModelError
 from neudep_utils.images import ViewDataset, scan_folder
 from neudep_utils.models import canonical_name, load_model, weights_checksum
@@ -85,8 +88,6 @@ def test_metadata_and_aliases(mobilenet):
     assert (p.input_size, p.resize_size, p.crop_pct, p.interpolation) == (224, 256, 0.875,
                                                                           "bilinear")
     # x / 127.5 - 1: 0 -> -1, 255 -> 1
-    from PIL import Image
-
     t = p.to_tensor(Image.fromarray(np.array([[[0, 255, 51]]], dtype=np.uint8)))
     np.testing.assert_allclose(t[:, 0, 0].numpy(), [-1, 1, 51 / 127.5 - 1], atol=1e-6)
     assert mobilenet.weights_sha256 == weights_checksum("mobilenet")
@@ -97,7 +98,7 @@ def test_matches_timm_reference_implementation(mobilenet, real_batch, real_out):
     """timm's independent MobileNet v1 builder with TF "same" padding (its own Conv2dSame) and BN
     eps 1e-3, given the same tensors, gives the same logits on real images."""
     try:
-        from timm.models.efficientnet import _gen_mobilenet_v1
+        from timm.models.efficientnet import _gen_mobilenet_v1  # noqa: PLC0415 - timm: ~2 s
     except ImportError:  # pragma: no cover - timm moved its builder
         pytest.skip("timm.models.efficientnet._gen_mobilenet_v1 is not available in this timm")
     ref = _gen_mobilenet_v1("mobilenetv1_075", 0.75, pad_type="same", bn_eps=1e-3,
@@ -115,8 +116,6 @@ def test_matches_timm_reference_implementation(mobilenet, real_batch, real_out):
 def test_symmetric_padding_would_be_wrong(mobilenet, real_batch, real_out):
     """PyTorch's symmetric padding=1 on the stride-2 convs shifts every feature map: the logits
     change, so the comparison above can tell the two apart."""
-    import copy
-
     sym = copy.deepcopy(mobilenet.model)
     for m in sym.modules():
         if isinstance(m, mn.SameConv2d) and m.tf_stride == 2:
@@ -142,7 +141,7 @@ def test_tf_same_pad(size, k, s, pads):
     assert col[:top].sum() == 0 and (bottom == 0 or col[-bottom:].sum() == 0)
     assert col[top:len(col) - bottom].min() == 1
     # the same as timm's independent implementation
-    from timm.layers.padding import pad_same
+    from timm.layers.padding import pad_same  # noqa: PLC0415 - timm: ~2 s
 
     assert torch.equal(y, pad_same(x, [k, k], [s, s]))
     # output size is ceil(size / s), as in TensorFlow
@@ -240,8 +239,6 @@ def test_missing_models_dir(monkeypatch, tmp_path):
 
 def test_default_models_dir(monkeypatch):
     """The one resolution of neudep_utils.locations (its order: tests/test_origins.py)."""
-    from neudep_utils import locations
-
     monkeypatch.delenv("NEUDEP_MODELS_DIR", raising=False)
     assert mn.default_models_dir() == locations.models_dir()
     beside = Path(mn.__file__).resolve().parents[3] / "shared" / "models"
@@ -328,8 +325,6 @@ def test_damaged_folder_names_the_file(tmp_path, models_copy, monkeypatch, case,
 def test_changed_weight_file_changes_the_cache_key(tmp_path, models_copy, monkeypatch, tiny_folder):
     """A weight file changed (and SHA256SUMS updated) gives a new checksum, a new cache entry and
     new logits; the shared weights give back the old entry."""
-    from neudep_utils import cache, models
-
     cdir = tmp_path / "cache"
     monkeypatch.setenv("NEUDEP_MODELS_DIR", str(mn.default_models_dir()))
     models.load_model_cached.cache_clear()
@@ -367,8 +362,6 @@ def test_changed_weight_file_changes_the_cache_key(tmp_path, models_copy, monkey
 def test_top1_on_all_of_imagenet_val(tmp_path, data_root):
     """All 1000 shared validation images through the cache's extraction path: top-1 about 0.78
     (0.778 measured; full ImageNet val gives about 0.68, these images are easier)."""
-
-    from neudep_utils import cache
 
     ls = cache.extract("mobilenet_v1_075", data_root / "imagenet-val", cache_dir=tmp_path,
                        progress=False)

@@ -8,13 +8,18 @@ torchvision ResNet-18 with ``torch.onnx.export`` (the documented recipe) and run
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+import torch
+import yaml
 from conftest import copy_images
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
@@ -233,10 +238,6 @@ def test_torch_engine_refused(folder, tmp_path, monkeypatch):
 def resnet18_onnx(tmp_path_factory):
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
-    import contextlib
-    import io
-    import warnings
-
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None).eval()
     path = tmp_path_factory.mktemp("r18") / "resnet18.onnx"
@@ -251,8 +252,6 @@ def resnet18_onnx(tmp_path_factory):
 
 @pytest.mark.slow  # ~40 s export + ~70 s for 300 images on 2 busy cores
 def test_acceptance_resnet18_onnx_300_images(resnet18_onnx, data_root, tmp_path, capsys):
-    import torch
-
     path, model = resnet18_onnx
     folder = copy_images(data_root / "imagenet-val", tmp_path / "img300", n_classes=300,
                          per_class=1)
@@ -282,8 +281,6 @@ PAGE = Path(__file__).resolve().parents[1] / "book" / "own_model.md"
 
 
 def test_book_page_is_in_the_toc_and_executed_by_the_build():
-    import yaml
-
     toc = yaml.safe_load(PAGE.with_name("_toc.yml").read_text())
     files = [c.get("file") for part in toc["parts"] for c in part["chapters"]]
     assert "own_model" in files
@@ -295,8 +292,8 @@ def test_book_page_is_in_the_toc_and_executed_by_the_build():
 
 @pytest.mark.slow  # ~2 min: exports a ResNet-18 and extracts 64 images
 def test_book_page_runs(tmp_path):
-    from myst_nb.core.read import read_myst_markdown_notebook
-    from nbclient import NotebookClient
+    from myst_nb.core.read import read_myst_markdown_notebook  # noqa: PLC0415 - slow test
+    from nbclient import NotebookClient  # noqa: PLC0415 - slow test
 
     nb = read_myst_markdown_notebook(PAGE.read_text())
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={

@@ -14,19 +14,24 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import tomllib
 from pathlib import Path
 
 import numpy as np
+import PIL
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from neudep_utils import locations
 from neudep_utils.cli import main
 from neudep_utils.errors import DataError, FetchError
+from neudep_utils.images import data_root
+from neudep_utils.models import darknet, mobilenet, tflite
 from neudep_utils.origins import command
 from neudep_utils.origins.fetch import PILLOW_VERSION, fetch, png_to_jpeg, sha256_file
 from neudep_utils.origins.mirror import Mirror
@@ -170,8 +175,6 @@ def test_profile_rows_follow_the_profiles():
             if m in MODEL_FOLDERS:
                 assert f"models/{MODEL_FOLDERS[m]}" in folders
     assert {f"models/{f}" for f in MODEL_FOLDERS.values()} <= registry_folders
-    from neudep_utils.models import darknet, mobilenet, tflite
-
     assert MODEL_FOLDERS["mobilenet_v1_075"] == mobilenet.FOLDER_NAME
     assert MODEL_FOLDERS["darknet_tiny"] == darknet.FOLDER_NAME
     assert {MODEL_FOLDERS[m] for m in tflite.MODELS} == {tflite.FOLDER_NAME}
@@ -187,9 +190,6 @@ def test_row_url_is_the_raw_content_layout():
 def test_png_to_jpeg_recipe_matches_the_stimuli(data_root: Path):
     """The documented re-encoding is the one that made the stimuli: the same JPEG quantization
     tables (quality 95) and chroma subsampling as Pillow's; and the pinned Pillow is installed."""
-    import PIL
-    from PIL import JpegImagePlugin
-
     stim = next((data_root / "cue-conflict/cue-conflict").rglob("*.jpg"))
     out = io.BytesIO()
     Image.new("RGB", (224, 224), (120, 30, 200)).save(out, "JPEG", quality=95)
@@ -342,8 +342,6 @@ def test_truncated_transfer_is_retried(tmp_path: Path, tiny):
 def test_killed_run_resumes(tmp_path: Path, tiny):
     """A `make data` killed (SIGKILL) mid-download: the files it finished are in place and
     verified, its staging folder is removed by the next run, which downloads only the rest."""
-    import threading
-
     rows, files = tiny
     home = tmp_path / "home"
     spec = tmp_path / "rows.json"
@@ -392,8 +390,6 @@ def no_folders(tmp_path: Path, monkeypatch):
 
 def test_resolution_order(tmp_path: Path, monkeypatch, no_folders):
     """NEUDEP_DATA, then ../shared, then a verified NEUDEP_HOME, then the instruction."""
-    from neudep_utils.images import data_root
-
     loc = locations.find("data")
     assert loc.source == "missing" and loc.path == no_folders / "data"
     with pytest.raises(DataError, match="run `make data`"):
@@ -474,8 +470,6 @@ def test_cli_data_local_mismatch(tmp_path: Path, tiny, monkeypatch, capsys, data
 
 def test_data_readme_table_is_the_registry():
     """DATA.md's table names every folder of the registry with its file count."""
-    import re
-
     text = (REPO / "DATA.md").read_text()
     table = re.findall(r"^\| `((?:data|models)/[^`]+)` \| (\d+) \|", text, re.M)
     reg = load_registry()

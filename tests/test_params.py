@@ -95,7 +95,7 @@ def test_record_is_the_values_used():
 def test_runner_checks_against_the_declaration(capsys):
     sys.path.insert(0, str(REPO / "scripts"))
     try:
-        import run_notebooks as rn
+        import run_notebooks as rn  # noqa: PLC0415 - after sys.path
     finally:
         sys.path.pop(0)
     nb = REPO / "notebooks" / "01_single_model.ipynb"

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from neudep_utils import verdicts
 from neudep_utils.record import claim, number, write_results
@@ -165,8 +166,6 @@ def test_claims_figure_pools_many_pairs() -> None:
 def test_licence_and_citation() -> None:
     """The code's licence is the one pyproject declares; CITATION.cff cites the study with the
     paper as its reference, linked; the book links the paper too."""
-    import yaml
-
     assert (REPO / "LICENSE").read_text().startswith("MIT License")
     assert 'license = { text = "MIT" }' in (REPO / "pyproject.toml").read_text()
     cff = yaml.safe_load((REPO / "CITATION.cff").read_text())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neudep_utils.dependencies import Fold, dense_least_squares
+from neudep_utils.cache import LogitData
+from neudep_utils.dependencies import Fold, crossfit, dense_least_squares
 from neudep_utils.findings import redundancy as R
 from neudep_utils.moments import second_moment
 
@@ -125,9 +126,6 @@ def test_redundancy_predicts_support_can_fail() -> None:
 
 
 def test_path_study_on_a_planted_sparse_dependency() -> None:
-    from neudep_utils.cache import LogitData
-    from neudep_utils.dependencies import crossfit
-
     rng = np.random.default_rng(8)
     n_img, n = 400, 12
     labels = np.arange(n_img) % n

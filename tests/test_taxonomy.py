@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from neudep_utils.errors import WordNetError
+from neudep_utils.images import imagenet_classes
 from neudep_utils.images import taxonomy as tx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,8 +113,6 @@ def test_find_wordnet_env(monkeypatch, wn_dir):
 
 
 def imagenet_wnids() -> tuple[str, ...]:
-    from neudep_utils.images import imagenet_classes
-
     return imagenet_classes().wnids
 
 

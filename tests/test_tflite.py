@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import rewrite_sums  # noqa: I001 - the shared test helper (tests/conftest.py)
 
+from neudep_utils import cache, models
 from neudep_utils.errors import EngineError, ModelError
 from neudep_utils.images import ViewDataset, scan_folder
 from neudep_utils.models import engines, get_spec, load_model, registered, weights_checksum
@@ -137,8 +138,6 @@ def test_engine_requests(loaded, lite0):
 def test_cache_key_has_the_files_sha256(tmp_path, models_copy, monkeypatch, tiny_folder):
     """Extraction through the cache: the key carries the .tflite's sha256 and LiteRT's label;
     the same bytes give the same entry, other bytes (same network) a new one."""
-    from neudep_utils import cache, models
-
     name = "mobilenet_v1_025_int8"
     cdir = tmp_path / "cache"
     models.load_model_cached.cache_clear()
@@ -216,8 +215,6 @@ FULL_TOP1 = {(n, f): (v - 0.02, v + 0.02) for f, vals in _MEASURED.items()
 @pytest.mark.parametrize("folder", ["imagenet-val", "imagenet-sample"])
 @pytest.mark.parametrize("name", NAMES)
 def test_top1_on_full_folders(tmp_path, data_root, name, folder):
-    from neudep_utils import cache
-
     ls = cache.extract(name, data_root / folder, cache_dir=tmp_path, progress=False)
     assert len(ls) == 1000 and ls.features.shape == (1000, 1, tfl.MODELS[name].width)
     lo, hi = FULL_TOP1[(name, folder)]

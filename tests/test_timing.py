@@ -44,7 +44,7 @@ def test_clock_sections_counters_and_shared_file(tmp_path):
 
 
 def test_notebook_clock_names_sections_by_heading(tmp_path, monkeypatch):
-    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.interactiveshell import InteractiveShell  # noqa: PLC0415 - IPython
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1"),

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from neudep_utils import cache
 from neudep_utils.errors import ModelError
 from neudep_utils.images import ViewDataset, scan_folder
 from neudep_utils.models import (
@@ -79,7 +80,7 @@ def test_real_images_head_and_features(vit_model, data_root):
     np.testing.assert_allclose(feats.numpy(), tokens[:, 0].numpy(), rtol=1e-6, atol=1e-6)
     top1 = float((logits.argmax(1).numpy() == sub.labels).mean())
     assert top1 >= 0.7, top1  # about 0.83 expected; a wrong normalisation gives about 0.54
-    import timm
+    import timm  # noqa: PLC0415 - timm: ~2 s
 
     torch.manual_seed(0)
     rand = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()
@@ -89,7 +90,7 @@ def test_real_images_head_and_features(vit_model, data_root):
 
 
 def test_metadata_and_preprocessing_from_timm(vit_model):
-    from timm.data import resolve_data_config
+    from timm.data import resolve_data_config  # noqa: PLC0415 - timm: ~2 s
 
     cfg = resolve_data_config({}, model=vit_model.model)
     p = vit_model.preprocess
@@ -264,8 +265,6 @@ def test_missing_models_dir(monkeypatch, tmp_path):
 def test_top1_on_whole_folders(tmp_path, data_root, folder, expected):
     """All 1000 images through the cache's extraction path (ONNX Runtime, its probe against
     PyTorch passed): top-1 within 0.01 of the numpy forward of ../shared/models/README.md."""
-    from neudep_utils import cache
-
     ls = cache.extract("vit_tiny_patch16_224", data_root / folder, cache_dir=tmp_path,
                        progress=False)
     assert len(ls) == 1000 and ls.features.shape == (1000, 1, 192)
