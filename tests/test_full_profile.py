@@ -69,6 +69,7 @@ def test_profile_settings_cover_every_notebook(monkeypatch, tmp_path: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # every notebook and the book; each step has its own 3000 s limit
 def test_full_profile_end_to_end(tmp_path: Path, data_root: Path):
     n_classes = int(os.environ.get("NEUDEP_FULL_CLASSES", "30"))
     imagenet = build_imagenet_layout(data_root, tmp_path / "imagenet", n_classes)
