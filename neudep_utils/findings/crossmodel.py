@@ -28,8 +28,11 @@ from ..dependencies import (
 from ..metrics import bootstrap_ci
 from ..models import architecture, recipe, same_family
 
-__all__ = ["CNN_TRANSFORMER", "PAIR_KINDS", "pair_kind", "pair_kinds", "scale_calibration",
+__all__ = ["CNN_TRANSFORMER", "FIT_KW", "PAIR_KINDS", "pair_kind", "pair_kinds", "scale_calibration",
            "support_overlap", "unseen_categories"]
+
+#: A coarser CovLasso path for the many cross-model fits (time).
+FIT_KW = {"ratios": tuple(np.geomspace(0.995, 0.01, 32)), "refine": 3}
 
 #: The kind of a pair with a CNN and a transformer (C2's "regardless of their architectures").
 CNN_TRANSFORMER = "CNN-transformer"
