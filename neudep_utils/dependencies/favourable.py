@@ -189,9 +189,148 @@ def classification_support(rows: DecisionRows, fold: Fold, targets: np.ndarray, 
     return out
 
 
+@njit(cache=True)
+def _labels(argmax, top1, top2, ti):  # pragma: no cover - numba
+    """Each row's label (the model's own decision on target ``ti``: +1 / -1), its competitor
+    ``M_i(x)`` and the number of positive rows."""
+    N = argmax.shape[0]
+    sg = np.empty(N)
+    M = np.empty(N)
+    n_pos = 0
+    for r in range(N):
+        if argmax[r] == ti:
+            sg[r] = 1.0
+            n_pos += 1
+            M[r] = top2[r]
+        else:
+            sg[r] = -1.0
+            M[r] = top1[r]
+    return sg, M, n_pos
+
+
+@njit(cache=True)
+def _design(X, cols_t, k, sg, n_pos, C, alpha, temp):  # pragma: no cover - numba
+    """One target's class-balanced row weights, its partners' logits ``Z`` and the shrinkage
+    matrix ``Sig`` (``alpha C_SS / temp^2``)."""
+    N = X.shape[0]
+    om = np.empty(N)
+    for r in range(N):
+        om[r] = 0.5 / n_pos if sg[r] > 0 else 0.5 / (N - n_pos)
+    Z = np.empty((N, k))
+    for r in range(N):
+        for m in range(k):
+            Z[r, m] = X[r, cols_t[m]]
+    Sig = np.empty((k, k))
+    for a in range(k):
+        for b in range(k):
+            Sig[a, b] = alpha * C[cols_t[a], cols_t[b]] / (temp * temp)
+    return om, Z, Sig
+
+
+@njit(cache=True)
+def _objective(Z, sg, om, u, w, w0t, Sig, temp):  # pragma: no cover - numba
+    """The objective at the margins ``u`` (the replacement's margin over the competitor, in
+    temperature units) and weights ``w``: its value, the penalty's gradient ``Sig (w - w0)``,
+    the gradient in ``(w, c)`` and the lower triangle of the Hessian (rows whose ``p (1 - p)``
+    is above 1e-3 shape it; the gradient uses all)."""
+    N, k = Z.shape
+    pen = np.empty(k)  # Sig (w - w0)
+    for m in range(k):
+        acc = 0.0
+        for b in range(k):
+            acc += Sig[m, b] * (w[b] - w0t[b])
+        pen[m] = acc
+    g = np.zeros(k + 1)
+    for m in range(k):
+        g[m] = pen[m]
+    H = np.zeros((k + 1, k + 1))
+    for a in range(k):
+        for b in range(k):
+            H[a, b] = Sig[a, b]
+    f = 0.0
+    for m in range(k):
+        f += 0.5 * (w[m] - w0t[m]) * pen[m]
+    for r in range(N):
+        v = -sg[r] * u[r]
+        e = np.exp(-abs(u[r]))  # one exponential serves the loss and p
+        f += om[r] * (max(v, 0.0) + np.log1p(e))
+        p = 1.0 / (1.0 + e) if u[r] >= 0 else e / (1.0 + e)
+        gr = om[r] * (p - (sg[r] > 0)) / temp
+        for m in range(k):
+            g[m] += gr * Z[r, m]
+        g[k] += gr
+        q = p * (1.0 - p)
+        if q > 1e-3:  # the rows that shape the step (the gradient uses all)
+            h = om[r] * q / (temp * temp)
+            for a in range(k):
+                za = h * Z[r, a]
+                for b in range(a + 1):
+                    H[a, b] += za * Z[r, b]
+                H[k, a] += za
+            H[k, k] += h
+    return f, pen, g, H
+
+
+@njit(cache=True)
+def _newton_step(H, g):  # pragma: no cover - numba
+    """The Newton direction from the lower triangle of ``H`` (mirrored, with a relative ridge
+    of 1e-12 of its mean diagonal) and its slope ``g^T d``."""
+    k1 = g.shape[0]
+    tr = 0.0
+    for a in range(k1):
+        for b in range(a):
+            H[b, a] = H[a, b]
+        tr += H[a, a]
+    for a in range(k1):
+        H[a, a] += 1e-12 * tr / k1 + 1e-300
+    d = np.linalg.solve(H, -g)
+    slope = 0.0
+    for a in range(k1):
+        slope += g[a] * d[a]
+    return d, slope
+
+
+@njit(cache=True)
+def _line_search(Z, sg, om, u, d, pen, Sig, w, w0t, f, slope, temp):  # pragma: no cover
+    """Backtracking (Armijo, halving, at most 40 times) along ``d`` from ``f``: the step and
+    the margins' change per unit step ``zd``."""
+    N, k = Z.shape
+    zd = np.empty(N)
+    for r in range(N):
+        v = d[k]
+        for m in range(k):
+            v += Z[r, m] * d[m]
+        zd[r] = v / temp
+    # the penalty along the step: f_pen(s) = f_pen + s b + s^2 a2 / 2
+    b_lin, a2 = 0.0, 0.0
+    for m in range(k):
+        b_lin += d[m] * pen[m]
+        acc = 0.0
+        for b in range(k):
+            acc += Sig[m, b] * d[b]
+        a2 += d[m] * acc
+    f_pen = 0.0
+    for m in range(k):
+        f_pen += 0.5 * (w[m] - w0t[m]) * pen[m]
+    step = 1.0
+    for _ in range(40):
+        ft = f_pen + step * b_lin + 0.5 * step * step * a2
+        for r in range(N):
+            v = -sg[r] * (u[r] + step * zd[r])
+            ft += om[r] * (max(v, 0.0) + np.log1p(np.exp(-abs(v))))
+        if ft <= f + 1e-4 * step * slope:
+            break
+        step *= 0.5
+    return step, zd
+
+
 @njit(parallel=True, cache=True)
 def _disc_kernel(X, cols, w0, c0, C, targets, argmax, top1, top2, alpha, temp, grad_tol,
                  max_iter, W, c_out, iters, gnorm, npos):  # pragma: no cover - numba
+    """Per target (in parallel): Newton's method with a backtracking line search on the
+    class-balanced logistic loss of the replacement's margin over the competitor, shrunk toward
+    ``w0``; writes the weights, level, iterations (-1: no positive or no negative row, or no
+    partner; ``w0``, ``c0`` kept), relative gradient norm and positive rows."""
     N = X.shape[0]
     T = targets.shape[0]
     for t in prange(T):
@@ -200,18 +339,7 @@ def _disc_kernel(X, cols, w0, c0, C, targets, argmax, top1, top2, alpha, temp, g
         for m in range(cols.shape[1]):
             if cols[t, m] >= 0:
                 k += 1
-        # each row's label (the model's own decision: +1 / -1), weight and competitor M_i(x)
-        sg = np.empty(N)
-        M = np.empty(N)
-        n_pos = 0
-        for r in range(N):
-            if argmax[r] == ti:
-                sg[r] = 1.0
-                n_pos += 1
-                M[r] = top2[r]
-            else:
-                sg[r] = -1.0
-                M[r] = top1[r]
+        sg, M, n_pos = _labels(argmax, top1, top2, ti)
         npos[t] = n_pos
         for m in range(k):
             W[t, m] = w0[t, m]
@@ -219,17 +347,8 @@ def _disc_kernel(X, cols, w0, c0, C, targets, argmax, top1, top2, alpha, temp, g
         if n_pos == 0 or n_pos == N or k == 0:
             iters[t] = -1
             continue
-        om = np.empty(N)
-        for r in range(N):
-            om[r] = 0.5 / n_pos if sg[r] > 0 else 0.5 / (N - n_pos)
-        Z = np.empty((N, k))
-        for r in range(N):
-            for m in range(k):
-                Z[r, m] = X[r, cols[t, m]]
-        Sig = np.empty((k, k))
-        for a in range(k):
-            for b in range(k):
-                Sig[a, b] = alpha * C[cols[t, a], cols[t, b]] / (temp * temp)
+        om, Z, Sig = _design(X, cols[t], k, sg, n_pos, C, alpha, temp)
+        w0t = w0[t]
         w = np.empty(k)
         for m in range(k):
             w[m] = w0[t, m]
@@ -241,45 +360,11 @@ def _disc_kernel(X, cols, w0, c0, C, targets, argmax, top1, top2, alpha, temp, g
             for m in range(k):
                 v += Z[r, m] * w[m]
             u[r] = v / temp
-        zd = np.empty(N)
         g0 = -1.0
         it = 0
         gn = 0.0
         while True:
-            pen = np.empty(k)  # Sig (w - w0)
-            for m in range(k):
-                acc = 0.0
-                for b in range(k):
-                    acc += Sig[m, b] * (w[b] - w0[t, b])
-                pen[m] = acc
-            g = np.zeros(k + 1)
-            for m in range(k):
-                g[m] = pen[m]
-            H = np.zeros((k + 1, k + 1))
-            for a in range(k):
-                for b in range(k):
-                    H[a, b] = Sig[a, b]
-            f = 0.0
-            for m in range(k):
-                f += 0.5 * (w[m] - w0[t, m]) * pen[m]
-            for r in range(N):
-                v = -sg[r] * u[r]
-                e = np.exp(-abs(u[r]))  # one exponential serves the loss and p
-                f += om[r] * (max(v, 0.0) + np.log1p(e))
-                p = 1.0 / (1.0 + e) if u[r] >= 0 else e / (1.0 + e)
-                gr = om[r] * (p - (sg[r] > 0)) / temp
-                for m in range(k):
-                    g[m] += gr * Z[r, m]
-                g[k] += gr
-                q = p * (1.0 - p)
-                if q > 1e-3:  # the rows that shape the step (the gradient uses all)
-                    h = om[r] * q / (temp * temp)
-                    for a in range(k):
-                        za = h * Z[r, a]
-                        for b in range(a + 1):
-                            H[a, b] += za * Z[r, b]
-                        H[k, a] += za
-                    H[k, k] += h
+            f, pen, g, H = _objective(Z, sg, om, u, w, w0t, Sig, temp)
             gn = 0.0
             for a in range(k + 1):
                 if abs(g[a]) > gn:
@@ -288,42 +373,8 @@ def _disc_kernel(X, cols, w0, c0, C, targets, argmax, top1, top2, alpha, temp, g
                 g0 = gn
             if gn <= grad_tol * max(g0, 1e-300) or it >= max_iter:
                 break
-            tr = 0.0
-            for a in range(k + 1):
-                for b in range(a):
-                    H[b, a] = H[a, b]
-                tr += H[a, a]
-            for a in range(k + 1):
-                H[a, a] += 1e-12 * tr / (k + 1) + 1e-300
-            d = np.linalg.solve(H, -g)
-            slope = 0.0
-            for a in range(k + 1):
-                slope += g[a] * d[a]
-            for r in range(N):
-                v = d[k]
-                for m in range(k):
-                    v += Z[r, m] * d[m]
-                zd[r] = v / temp
-            # the penalty along the step: f_pen(s) = f_pen + s b + s^2 a2 / 2
-            b_lin, a2 = 0.0, 0.0
-            for m in range(k):
-                b_lin += d[m] * pen[m]
-                acc = 0.0
-                for b in range(k):
-                    acc += Sig[m, b] * d[b]
-                a2 += d[m] * acc
-            f_pen = 0.0
-            for m in range(k):
-                f_pen += 0.5 * (w[m] - w0[t, m]) * pen[m]
-            step = 1.0
-            for _ in range(40):
-                ft = f_pen + step * b_lin + 0.5 * step * step * a2
-                for r in range(N):
-                    v = -sg[r] * (u[r] + step * zd[r])
-                    ft += om[r] * (max(v, 0.0) + np.log1p(np.exp(-abs(v))))
-                if ft <= f + 1e-4 * step * slope:
-                    break
-                step *= 0.5
+            d, slope = _newton_step(H, g)
+            step, zd = _line_search(Z, sg, om, u, d, pen, Sig, w, w0t, f, slope, temp)
             for m in range(k):
                 w[m] += step * d[m]
             c += step * d[k]
