@@ -151,6 +151,41 @@ class _Best:
             self.gap[a, r] = res.gap[better]
             self.obj[a, r] = res.objective[better]
 
+    def bisection(self, n_allowed: np.ndarray, n: int
+                  ) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], np.ndarray, np.ndarray,
+                             np.ndarray]:
+        """One bisection round of every k in one batch: ``parts`` (per k index that needs it,
+        its targets' rows and the geometric mid-points of their brackets), the batch's rows,
+        lams and dense warm starts (the closest solutions so far). The rows of a k depend only
+        on that k's bracket and closest solution, so batching them changes no number."""
+        parts = []
+        for a, k in enumerate(self.ks):
+            hi, lo = self.hi, self.lo
+            need = (self.k[a] != k) & np.isfinite(hi[a]) & (lo[a] > 0) & (lo[a] < hi[a])
+            need &= n_allowed >= k
+            rows = np.flatnonzero(need)
+            if rows.size:
+                parts.append((a, rows, np.sqrt(hi[a, rows] * lo[a, rows])))
+        if not parts:
+            return parts, np.empty(0, np.int64), np.empty(0), np.empty((0, n))
+        rows = np.concatenate([p[1] for p in parts])
+        lam = np.concatenate([p[2] for p in parts])
+        w = np.zeros((rows.size, n))
+        c = np.concatenate([self.cols[a, r] for a, r, _ in parts])
+        v = np.concatenate([self.vals[a, r] for a, r, _ in parts])
+        np.put_along_axis(w, np.maximum(c, 0), np.where(c >= 0, v, 0.0), 1)
+        return parts, rows, lam, w
+
+    def solutions(self, targets: np.ndarray, lmax: np.ndarray) -> dict[int, KSolution]:
+        """The closest solution of every target, one :class:`KSolution` per k."""
+        out = {}
+        for a, k in enumerate(self.ks):
+            m = max(int(self.k[a].max(initial=1)), 1)
+            out[k] = KSolution(k_requested=k, targets=targets, cols=self.cols[a, :, :m],
+                               coef=self.vals[a, :, :m], k=self.k[a], lam=self.lam[a],
+                               lam_max=lmax, gap=self.gap[a], objective=self.obj[a])
+        return out
+
 
 def solve_k(S: np.ndarray, ks: Sequence[int],
             targets: np.ndarray | Sequence[int] | None = None,
@@ -248,25 +283,10 @@ def solve_k(S: np.ndarray, ks: Sequence[int],
         active &= lmax > 0
     bar.n = len(ratios)
     for _ in range(refine):
-        # every k's bisection step in one batched solve: the rows of a k depend only on that
-        # k's bracket and closest solution, so batching them changes no number
         bar.update()
-        parts = []
-        for a, k in enumerate(ks):
-            hi, lo = best.hi, best.lo
-            need = (best.k[a] != k) & np.isfinite(hi[a]) & (lo[a] > 0) & (lo[a] < hi[a])
-            need &= n_allowed >= k
-            rows = np.flatnonzero(need)
-            if rows.size:
-                parts.append((a, rows, np.sqrt(hi[a, rows] * lo[a, rows])))
+        parts, rows, lam, w = best.bisection(n_allowed, n)  # every k's step in one solve
         if not parts:
             continue
-        rows = np.concatenate([p[1] for p in parts])
-        lam = np.concatenate([p[2] for p in parts])
-        w = np.zeros((rows.size, n))
-        c = np.concatenate([best.cols[a, r] for a, r, _ in parts])
-        v = np.concatenate([best.vals[a, r] for a, r, _ in parts])
-        np.put_along_axis(w, np.maximum(c, 0), np.where(c >= 0, v, 0.0), 1)
         res = run(rows, lam, w, "covlasso bisection solves")
         o = 0
         for a, r, la in parts:
@@ -276,10 +296,4 @@ def solve_k(S: np.ndarray, ks: Sequence[int],
                                               la, res.targets[sl], res.n_iter[sl],
                                               res.converged[sl], res.lam_max[sl]), kk=[a])
     bar.close()
-    out = {}
-    for a, k in enumerate(ks):
-        m = max(int(best.k[a].max(initial=1)), 1)
-        out[k] = KSolution(k_requested=k, targets=t, cols=best.cols[a, :, :m],
-                           coef=best.vals[a, :, :m], k=best.k[a], lam=best.lam[a], lam_max=lmax,
-                           gap=best.gap[a], objective=best.obj[a])
-    return out
+    return best.solutions(t, lmax)
