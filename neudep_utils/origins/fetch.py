@@ -181,6 +181,45 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:160]}"
 
 
+def _triage(rows: list[Row], home: Path, report: FetchReport) -> list[Row]:
+    """The rows still to download: a file already verified is kept, one with another checksum
+    is deleted (``report.replaced``), a file shipped with the package is copied; counted in
+    ``report``."""
+    todo: list[Row] = []
+    with ThreadPoolExecutor(2) as pool:
+        states = list(pool.map(lambda r: _state(home / r.path, r.sha256), rows))
+    for row, state in zip(rows, states, strict=True):
+        final = home / row.path
+        if state == "ok":
+            report.kept += 1
+            continue
+        if state == "different":
+            report.replaced.append(str(final))
+            final.unlink()
+        if row.remote:
+            todo.append(row)
+        else:
+            _copy_shipped(row, final)
+            report.copied += 1
+    return todo
+
+
+def _pooch(todo: list[Row], stage: Path, base: str, retries: int
+           ) -> tuple[pooch.Pooch, dict[str, str], dict[str, str]]:
+    """The pooch of the downloads into ``stage``, with flat staging names (one folder: no
+    per-class folders to create and remove; a PNG's checksum is that of its JPEG, checked after
+    conversion), and the names and addresses by row path / name."""
+    keys = {r.path: f"{i:05d}" + (".png" if r.method == "png-to-jpeg-q95" else "")
+            for i, r in enumerate(todo)}
+    registry = {keys[r.path]: (None if r.method == "png-to-jpeg-q95" else f"sha256:{r.sha256}")
+                for r in todo}
+    urls = {keys[r.path]: r.url(base) for r in todo}
+    pooch.get_logger().setLevel("WARNING")
+    pup = pooch.create(path=stage, base_url=base + "/", registry=registry, urls=urls,
+                       retry_if_failed=retries, allow_updates=True)
+    return pup, keys, urls
+
+
 def fetch(rows: Iterable[Row], home: Path, base: str | None = None, workers: int = 8,
           retries: int = 2, timeout: float = 30.0, progress: bool = True) -> FetchReport:
     """Download, convert and verify every row into ``home/<row.path>`` (see the module).
@@ -217,34 +256,13 @@ def fetch(rows: Iterable[Row], home: Path, base: str | None = None, workers: int
     home = Path(home)
     rows = list(rows)
     report = FetchReport()
-    todo: list[Row] = []
-    with ThreadPoolExecutor(2) as pool:
-        states = list(pool.map(lambda r: _state(home / r.path, r.sha256), rows))
-    for row, state in zip(rows, states, strict=True):
-        final = home / row.path
-        if state == "ok":
-            report.kept += 1
-            continue
-        if state == "different":
-            report.replaced.append(str(final))
-            final.unlink()
-        if row.remote:
-            todo.append(row)
-        else:
-            _copy_shipped(row, final)
-            report.copied += 1
+    todo = _triage(rows, home, report)
     if not todo:
         return report
 
     stage = _staging(home)
-    # flat staging names (one folder: no per-class folders to create and remove)
-    keys = {r.path: f"{i:05d}" + (".png" if r.method == "png-to-jpeg-q95" else "")
-            for i, r in enumerate(todo)}
     make_dirs(stage, hint="point NEUDEP_HOME at")
-    registry = {keys[r.path]: (None if r.method == "png-to-jpeg-q95" else f"sha256:{r.sha256}")
-                for r in todo}
-    urls = {keys[r.path]: r.url(base) for r in todo}
-    pooch.get_logger().setLevel("WARNING")
+    pup, keys, urls = _pooch(todo, stage, base, retries)
     download = _Downloader(timeout)
     stop = threading.Event()
 
@@ -287,8 +305,6 @@ def fetch(rows: Iterable[Row], home: Path, base: str | None = None, workers: int
             elif done:
                 report.downloaded += 1
 
-    pup = pooch.create(path=stage, base_url=base + "/", registry=registry, urls=urls,
-                       retry_if_failed=retries, allow_updates=True)
     bar = tqdm(total=len(todo), unit="file", desc="download", disable=not progress,
                dynamic_ncols=True)
     try:
