@@ -349,6 +349,62 @@ def check_image_size(size: tuple[int, int]) -> None:
                         "or remove it")
 
 
+def _class_folders(root: Path, skipped: list[tuple[str, str]]) -> list[str]:
+    """The class folders of ``root``, sorted; hidden entries are ignored, and a folder that
+    cannot be read, a dangling link, an image beside the class folders and a folder name that
+    is not UTF-8 are appended to ``skipped`` with the reason."""
+    class_dirs = []
+    for d in os.scandir(root):
+        if d.name.startswith("."):
+            continue
+        try:
+            is_dir = d.is_dir()
+        except OSError as exc:  # e.g. a symbolic link loop
+            skipped.append((_shown(d.name) + "/", _os_reason(exc)))
+            continue
+        if not is_dir:
+            if _dangling(d):
+                skipped.append((_shown(d.name) + "/", _dangling_reason(d)))
+            elif _is_image(d.name):
+                skipped.append((_shown(d.name), _LOOSE_REASON))
+            continue
+        if not _utf8_ok(d.name):
+            skipped.append((_shown(d.name) + "/", "folder name is not valid UTF-8; rename it"))
+            continue
+        class_dirs.append(d.name)
+    return sorted(class_dirs)
+
+
+def _class_images(root: Path, cname: str, label: int, skipped: list[tuple[str, str]]
+                  ) -> list[tuple[str, int, int]]:
+    """``(relative path, label, size)`` of the image files of the class folder ``cname``, by
+    name; everything else (a dangling link, a subfolder holding images, an unreadable entry, a
+    name that is not UTF-8, a file that is not an image) is appended to ``skipped``."""
+    entries = []
+    for f in sorted(os.scandir(root / cname), key=lambda e: e.name):
+        rel = f"{cname}/{f.name}"
+        try:
+            if not f.is_file():
+                if _dangling(f):
+                    skipped.append((_shown(rel), _dangling_reason(f)))
+                elif f.is_dir() and not f.name.startswith("."):
+                    n_nested = _images_under(Path(f.path))
+                    if n_nested:
+                        skipped.append((_shown(rel) + "/", _nested_reason(n_nested, cname)))
+                continue
+            size = f.stat().st_size
+        except OSError as exc:  # e.g. a symbolic link loop
+            skipped.append((_shown(rel), _os_reason(exc)))
+            continue
+        if not _utf8_ok(f.name):
+            skipped.append((_shown(rel), "file name is not valid UTF-8; rename it"))
+        elif not _is_image(f.name):
+            skipped.append((rel, "not an image file"))
+        else:
+            entries.append((rel, label, size))
+    return entries
+
+
 def scan_folder(
     folder: str | os.PathLike[str],
     label_mode: str = "wnid",
@@ -376,26 +432,7 @@ def scan_folder(
         )
     root = root.resolve()
     skipped: list[tuple[str, str]] = []
-    class_dirs = []
-    for d in os.scandir(root):
-        if d.name.startswith("."):
-            continue
-        try:
-            is_dir = d.is_dir()
-        except OSError as exc:  # e.g. a symbolic link loop
-            skipped.append((_shown(d.name) + "/", _os_reason(exc)))
-            continue
-        if not is_dir:
-            if _dangling(d):
-                skipped.append((_shown(d.name) + "/", _dangling_reason(d)))
-            elif _is_image(d.name):
-                skipped.append((_shown(d.name), _LOOSE_REASON))
-            continue
-        if not _utf8_ok(d.name):
-            skipped.append((_shown(d.name) + "/", "folder name is not valid UTF-8; rename it"))
-            continue
-        class_dirs.append(d.name)
-    class_dirs.sort()
+    class_dirs = _class_folders(root, skipped)
     if not class_dirs:
         raise DataError(f"data folder {root} has no class subfolders; expected <wnid>/<image>")
     classes = imagenet_classes() if label_mode == "wnid" else None
@@ -411,30 +448,10 @@ def scan_folder(
     entries: list[tuple[str, int, int]] = []
     for ci, cname in enumerate(class_dirs):
         label = classes.index(cname) if classes is not None else ci
-        n_before = len(entries)
-        for f in sorted(os.scandir(root / cname), key=lambda e: e.name):
-            rel = f"{cname}/{f.name}"
-            try:
-                if not f.is_file():
-                    if _dangling(f):
-                        skipped.append((_shown(rel), _dangling_reason(f)))
-                    elif f.is_dir() and not f.name.startswith("."):
-                        n_nested = _images_under(Path(f.path))
-                        if n_nested:
-                            skipped.append((_shown(rel) + "/", _nested_reason(n_nested, cname)))
-                    continue
-                size = f.stat().st_size
-            except OSError as exc:  # e.g. a symbolic link loop
-                skipped.append((_shown(rel), _os_reason(exc)))
-                continue
-            if not _utf8_ok(f.name):
-                skipped.append((_shown(rel), "file name is not valid UTF-8; rename it"))
-            elif not _is_image(f.name):
-                skipped.append((rel, "not an image file"))
-            else:
-                entries.append((rel, label, size))
-        if len(entries) == n_before:
+        found = _class_images(root, cname, label, skipped)
+        if not found:
             skipped.append((cname + "/", "empty class folder"))
+        entries += found
     if not entries:
         raise DataError(f"data folder {root} has class subfolders but no images; expected <wnid>/<image>")
     small = len(entries) <= CONTENT_HASH_LIMIT
