@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from neudep_utils import profiles
 from neudep_utils import record as R
+from neudep_utils.findings import single_summary
 from neudep_utils.verdicts import Verdict
 
 
@@ -42,3 +44,14 @@ def test_a_headline_outside_the_rule_inputs_is_refused(tmp_path: Path) -> None:
         R.write_results(tmp_path, "01_single_model", "t",
                         {"C1": _claim(headline="m_acc_replaced_refit_k10",
                                       reference="nope")}, _numbers())
+
+
+def test_c6a_second_half_is_the_deciding_models_share() -> None:
+    """C6a's second half asks for one model: the number shown is that model's, not the first's."""
+    s = profiles.get_profile("default").single
+    a, b, c = (s.short[m] for m in s.models[:3])
+    nums = R.Numbers()
+    for name, val, ci in ((a, 0.0, (0.0, 0.0)), (b, 0.09, (0.07, 0.11)), (c, 0.04, (0.03, 0.06))):
+        nums.add(f"{name}_counter_share_k{s.k_headline}", val, "share", ci=ci)
+    assert single_summary.claim_keys(s, nums)["C6a"]["second"] == (
+        f"{b}_counter_share_k{s.k_headline}")

@@ -386,8 +386,18 @@ def claim_keys(s: Settings, nums: Numbers) -> dict[str, dict]:
     return {"C1": {"headline": f"{sm0}_acc_replaced_refit_{K}", "reference": f"{sm0}_acc_base",
                    "second": second1 if second1 in nums else None, "reads": c1},
             "C6a": {"headline": f"{sm0}_near_ratio_{K}", "reference": None,
-                    "second": (f"{sm0}_counter_share_{K}" if f"{sm0}_counter_share_{K}" in nums
-                               else None), "reads": c6a}}
+                    "second": _deciding_counter(s, nums, K), "reads": c6a}}
+
+
+def _deciding_counter(s: Settings, nums: Numbers, K: str) -> str | None:
+    """C6a's second half is decided by the model whose counter-intuitive share has the highest
+    lower interval end (the rule asks for one model): its key, the first model's on ties."""
+    keys = [f"{s.short[m]}_counter_share_{K}" for m in s.models]
+    keys = [k for k in keys if k in nums]
+    if not keys:
+        return None
+    lo = [(nums[k]["ci"] or [nums[k]["value"]])[0] for k in keys]
+    return keys[max(range(len(keys)), key=lambda i: (lo[i], -i))]
 
 
 def curve_records(s: Settings, mets: dict, dense: dict, reads: dict) -> list[dict]:
