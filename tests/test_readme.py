@@ -178,3 +178,18 @@ def test_licence_and_citation() -> None:
         assert "](https://arxiv.org/abs/2211.12339)" in page.read_text(), page
     assert "url       = {https://arxiv.org/abs/2211.12339}" in (
         REPO / "book" / "references.bib").read_text()
+
+
+def test_deciding_numbers_are_named_by_their_model() -> None:
+    """The claims table names whose number it shows (lite0's 86.1% is not the models' mean)."""
+    models = ["lite0", "lite1", "mobilenet_v1_075", "mobilenet_v1_075_int8"]
+    assert readme.whose({"name": "lite0_acc_base"}, models) == "lite0"
+    assert readme.whose({"name": "mobilenet_v1_075_int8_acc_base"}, models) == (
+        "mobilenet_v1_075_int8")
+    assert readme.whose({"name": "lite0_from_lite1_disc_top1_k10"}, models) == "lite0 from lite1"
+    assert readme.whose({"name": "oos_gain_K_small_to_full"}, models) == ""
+    c = {"tested_on": models,
+         "headline": {"name": "lite1_acc_kept", "short": "accuracy kept", "value": 0.01,
+                      "unit": "fraction", "ci": None},
+         "second": {"name": "lite0_x", "short": "lite0: x", "value": 2.0, "ci": None}}
+    assert readme.deciding_text(c) == "lite1: accuracy kept: **1%** <br> lite0: x: **2**"

@@ -34,8 +34,8 @@ from ..metrics import evaluate
 from ..metrics.readings import original_readings, readings
 from ..moments import second_moment_from_sums
 
-__all__ = ["READ_METHODS", "failure_sentence", "reading_rows", "reading_table",
-           "without_positives"]
+__all__ = ["READ_METHODS", "failure_sentence", "favourable_table", "reading_rows",
+           "reading_table", "without_positives"]
 
 #: What the readings compare, in table order.
 READ_METHODS = ("CovLasso support + LS", "random + LS", "dense LS", "original")
@@ -109,6 +109,22 @@ def reading_rows(label: str, data: LogitData, folds: Sequence[Fold],
             if base else {})
     add("original", "all", original_readings(data, folds, targets), orig)
     return rows, objs
+
+
+#: The favourable-reading table's columns as the book shows them (short, so "similar?" fits).
+_FAV_SHORT = {"top-1 kept (%)": "kept %", "unmodified (%)": "unmod. %", "FP / target": "FP",
+              "FP unmodified": "FP unmod.", "overall top-1 (%)": "overall %",
+              "vs random (points)": "vs random (pts)"}
+
+
+def favourable_table(rows: pd.DataFrame):
+    """The most favourable reading's rows (``single.favourable_rows`` or
+    ``cross.favourable_rows``) as the book shows them: short headers, percentages with one
+    decimal, false positives with two; the rows themselves (and the results file) unchanged."""
+    df = rows.rename(columns=_FAV_SHORT)
+    fmt = {c: "{:.1f}" for c in ("kept %", "unmod. %", "overall %") if c in df}
+    fmt.update({c: "{:.2f}" for c in ("FP", "FP unmod.") if c in df})
+    return df.style.hide(axis="index").format(fmt, na_rep="")
 
 
 def reading_table(rows: Sequence[dict]):

@@ -221,11 +221,13 @@ def claims_page(results: dict[str, dict[str, Any]], summary: dict[str, Any], pro
             if c.get("rule"):
                 lines += [f"*Rule:* {c['rule']}", ""]
     lines += ["## Notebooks", "",
-              "| notebook | claims | overall verdict | run time (s) |", "| --- | --- | --- | --- |"]
+              "| notebook | its claims and their verdicts | run time (s) |", "| --- | --- | --- |"]
     for stem, r in results.items():
         rt = r.get("runtime_s")
+        verdicts = "; ".join(f"{cid} **{md_cell(c.get('verdict'))}**"
+                             for cid, c in r.get("claims", {}).items())
         lines.append(f"| [{md_cell(r.get('title', stem))}](../executed/{stem}.ipynb) | "
-                     f"{md_cell(r.get('claim', ''))} | **{md_cell(r.get('verdict'))}** | "
+                     f"{verdicts or md_cell(r.get('claim', ''))} | "
                      f"{readme.fmt(round(rt)) if rt is not None else 'n/a'} |")
     lines += ["", "Every number each notebook wrote to its results file, with its definition, "
               "is listed in the appendix {ref}`all-numbers`.", ""]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -265,11 +266,36 @@ def value_text(num: dict[str, Any], bold: bool = False) -> str:
     return out
 
 
-def pair_text(head: dict[str, Any] | None, ref: dict[str, Any] | None) -> str:
-    """``label: value [interval] vs label: value``: a deciding number beside its reference."""
+def whose(num: dict[str, Any], models: Sequence[str] = ()) -> str:
+    """The model (``lite0``) or ordered pair (``lite0 from lite1``) a number's key starts with,
+    among ``models`` (short names); ``""`` for a number of no single model."""
+    name = str(num.get("name", ""))
+
+    def lead(text: str) -> str:
+        hits = [m for m in models if text == m or text.startswith(m + "_")]
+        return max(hits, key=len) if hits else ""
+
+    a = lead(name)
+    if not a:
+        return ""
+    rest = name[len(a) + 1:]
+    b = lead(rest[len("from_"):]) if rest.startswith("from_") else ""
+    return f"{a} from {b}" if b else a
+
+
+def _labelled(num: dict[str, Any], models: Sequence[str]) -> str:
+    """The number's label, after its model's name unless the label already names it."""
+    label, who = label_of(num), whose(num, models)
+    return f"{who}: {label}" if who and who.split(" from ")[0] not in label else label
+
+
+def pair_text(head: dict[str, Any] | None, ref: dict[str, Any] | None,
+              models: Sequence[str] = ()) -> str:
+    """``model: label: value [interval] vs label: value``: a deciding number beside its
+    reference, named by its model when ``models`` (short names) holds it."""
     if not head:
         return "n/a"
-    out = f"{label_of(head)}: {value_text(head, bold=True)}"
+    out = f"{_labelled(head, models)}: {value_text(head, bold=True)}"
     if ref:
         out += f" vs {label_of(ref)}: {value_text(ref)}"
     return out
@@ -277,10 +303,12 @@ def pair_text(head: dict[str, Any] | None, ref: dict[str, Any] | None) -> str:
 
 def deciding_text(c: dict[str, Any]) -> str:
     """The claims-table cell of one claim: its headline beside its reference, then, for a rule
-    with two parts, the second part's number after a line break."""
-    out = pair_text(c.get("headline"), c.get("reference"))
+    with two parts, the second part's number after a line break; each named by its model."""
+    models = [str(m) for m in c.get("tested_on") or ()]
+    out = pair_text(c.get("headline"), c.get("reference"), models)
     if c.get("second"):
-        out += f" <br> {label_of(c['second'])}: {value_text(c['second'], bold=True)}"
+        out += (f" <br> {_labelled(c['second'], models)}: "
+                f"{value_text(c['second'], bold=True)}")
     return out
 
 
