@@ -213,6 +213,8 @@ def nearness_panels(near_tab: pd.DataFrame, distances: pd.DataFrame,
     axes[0].legend(fontsize=8)
     sns.ecdfplot(data=distances, x="distance", hue="set", ax=axes[1])
     axes[1].axvline(near_distance, color="k", lw=1, ls=":")
+    if axes[1].get_legend() is not None:  # the curves rise to the right: the legend goes left
+        sns.move_legend(axes[1], "upper left", fontsize=8, title_fontsize=8)
     axes[1].set(xlabel="WordNet distance target-partner (hypernym-path length)",
                 ylabel="cumulative share of pairs", title=f"k = {k_headline}")
     tidy_figure(fig)
@@ -225,7 +227,7 @@ def width_curve(width: pd.DataFrame, title: str) -> plt.Figure:
     """Top-1, target-class accuracy after replacement and 1 - R^2 against d'/n for rank-d' logit
     layers (records of :func:`neudep_utils.findings.scaling.width_curve`), one line per model and
     method (CovLasso at each k, dense least squares)."""
-    w = width.assign(how=[f"{m}, k = {kr}" if m == "CovLasso" else "dense LS"
+    w = width.assign(how=[f"{m}, k = {kr:g}" if m == "CovLasso" else "dense LS"
                           for m, kr in zip(width["method"], width["k_requested"],
                                            strict=True)])
     fig, axes = plt.subplots(3, 1, figsize=(7.5, 12), sharex=True)
