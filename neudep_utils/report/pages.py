@@ -224,7 +224,7 @@ def claims_page(results: dict[str, dict[str, Any]], summary: dict[str, Any], pro
               "| notebook | its claims and their verdicts | run time (s) |", "| --- | --- | --- |"]
     for stem, r in results.items():
         rt = r.get("runtime_s")
-        verdicts = "; ".join(f"{cid} **{md_cell(c.get('verdict'))}**"
+        verdicts = " <br> ".join(f"{cid} **{md_cell(c.get('verdict'))}**"
                              for cid, c in r.get("claims", {}).items())
         lines.append(f"| [{md_cell(r.get('title', stem))}](../executed/{stem}.ipynb) | "
                      f"{verdicts or md_cell(r.get('claim', ''))} | "
